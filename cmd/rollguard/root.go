@@ -1,0 +1,64 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+
+	"github.com/rollguard/rollguard/internal/exitcode"
+	"github.com/rollguard/rollguard/internal/version"
+)
+
+// globals are the flags every command shares. Kubernetes flags come from cli-runtime so kubeconfig exec
+// credential plugins (kubelogin, aws, gke-gcloud-auth-plugin) work exactly as they do for kubectl.
+type globals struct {
+	kube   *genericclioptions.ConfigFlags
+	stdout io.Writer
+	stderr io.Writer
+}
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	g := &globals{kube: genericclioptions.NewConfigFlags(true), stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "rollguard",
+		Short: "Self-healing Kubernetes deployments",
+		Long: `rollguard deploys a release, watches it, detects a failing rollout within seconds and says why,
+rolls it back, proves the rollback healthy and keeps an auditable history.
+
+Exit codes:
+  0  success
+  1  release failed and was rolled back healthy
+  2  release failed and was not recovered (rollback failed, declined or disabled)
+  3  bad input or preflight refused; nothing changed
+  4  could not reach or authenticate to the cluster
+  5  release failed; rollback held for an approval that a later step gives`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	// A flag error is bad input: exit 3, not cobra's default path to exit 2 ("not recovered").
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return exitcode.BadInputf("%v (see --help)", err)
+	})
+	g.kube.AddFlags(root.PersistentFlags())
+
+	root.AddCommand(
+		newVersionCmd(g),
+	)
+	return root
+}
+
+func newVersionCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print rollguard's version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintln(g.stdout, "rollguard", version.String())
+			return err
+		},
+	}
+}

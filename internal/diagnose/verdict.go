@@ -1,0 +1,52 @@
+// Package diagnose decides, from Kubernetes objects alone, whether a workload's rollout is healthy, still
+// progressing, or failed, and why. It is pure: objects in, verdict out. No clients, no clocks (the caller
+// passes Now), so every rule is tested table-driven on objects captured from the sandbox cluster.
+package diagnose
+
+import "time"
+
+// Status is a workload's rollout state.
+type Status string
+
+const (
+	Healthy     Status = "healthy"
+	Progressing Status = "progressing"
+	Failed      Status = "failed"
+)
+
+// Reason identifies why a rollout failed. The string values are part of rollguard's JSON output.
+type Reason string
+
+const (
+	ImagePullFailed          Reason = "ImagePullFailed"
+	CrashLoop                Reason = "CrashLoop"
+	ConfigError              Reason = "ConfigError"
+	ReadinessFailed          Reason = "ReadinessFailed"
+	QuotaExceeded            Reason = "QuotaExceeded"
+	LimitRangeViolation      Reason = "LimitRangeViolation"
+	PermissionDenied         Reason = "PermissionDenied"
+	Unschedulable            Reason = "Unschedulable"
+	ProgressDeadlineExceeded Reason = "ProgressDeadlineExceeded"
+	Timeout                  Reason = "Timeout"
+)
+
+// Evidence is one fact behind a verdict: an event line, a container state, a condition, a log tail.
+type Evidence struct {
+	// Object is kind/name of the object the fact comes from, e.g. "Pod/web-7d9f-abcde".
+	Object string `json:"object"`
+	// Text is the fact as a user would read it, e.g. `Warning Failed: Back-off pulling image "web:v2"`.
+	Text string `json:"text"`
+}
+
+// Verdict is the diagnosis of one workload at one moment.
+type Verdict struct {
+	Status  Status `json:"status"`
+	Reason  Reason `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+	// Progress is a short human line such as "2/3 updated, 1 ready".
+	Progress string     `json:"progress,omitempty"`
+	Evidence []Evidence `json:"evidence,omitempty"`
+	Fix      string     `json:"fix,omitempty"`
+	// Since is when the deciding signal first appeared (for a failure); the tracker reports detection time itself.
+	Since time.Time `json:"-"`
+}

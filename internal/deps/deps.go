@@ -9,6 +9,7 @@ import (
 	_ "github.com/google/go-containerregistry/pkg/v1/remote"
 	_ "github.com/google/go-containerregistry/pkg/v1/random"
 	_ "github.com/google/go-containerregistry/pkg/registry"
+	_ "github.com/rollguard/rollguard/sandbox"
 	_ "github.com/spf13/cobra"
 	_ "k8s.io/cli-runtime/pkg/resource"
 	_ "k8s.io/client-go/dynamic"

@@ -1,22 +1,48 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
 	"github.com/rollguard/rollguard/internal/exitcode"
+	"github.com/rollguard/rollguard/internal/kube"
 	"github.com/rollguard/rollguard/internal/version"
 )
 
 // globals are the flags every command shares. Kubernetes flags come from cli-runtime so kubeconfig exec
 // credential plugins (kubelogin, aws, gke-gcloud-auth-plugin) work exactly as they do for kubectl.
 type globals struct {
-	kube   *genericclioptions.ConfigFlags
-	stdout io.Writer
-	stderr io.Writer
+	kube     *genericclioptions.ConfigFlags
+	logLevel string
+	stdout   io.Writer
+	stderr   io.Writer
+}
+
+// connect opens the cluster connection described by the kubectl flags.
+func (g *globals) connect(ctx context.Context) (*kube.Client, error) {
+	return kube.Connect(ctx, g.kube)
+}
+
+// namespace is -n when given, else empty (the action falls back to the kubeconfig context's namespace).
+func (g *globals) namespace() string {
+	if g.kube.Namespace != nil {
+		return *g.kube.Namespace
+	}
+	return ""
+}
+
+// logger writes structured logs to stderr at --log-level.
+func (g *globals) logger() *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
+		level = slog.LevelWarn
+	}
+	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
 }
 
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -44,9 +70,13 @@ Exit codes:
 		return exitcode.BadInputf("%v (see --help)", err)
 	})
 	g.kube.AddFlags(root.PersistentFlags())
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log detail on stderr: debug, info, warn or error")
 
 	root.AddCommand(
 		newVersionCmd(g),
+		newImagesCmd(g),
+		newDeployCmd(g),
+		newStatusCmd(g),
 	)
 	return root
 }

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/rollguard/rollguard/internal/diagnose"
+	"github.com/rollguard/rollguard/internal/exitcode"
+	"github.com/rollguard/rollguard/internal/report"
+)
+
+// outputFlags are the result encodings every tracking command offers.
+type outputFlags struct {
+	format   string
+	junit    string
+	markdown string
+}
+
+func (o *outputFlags) add(fs *pflag.FlagSet) {
+	fs.StringVarP(&o.format, "output", "o", "text", "result format on stdout: text or json")
+	fs.StringVar(&o.junit, "junit", "", "also write a JUnit XML report to `FILE` (Azure DevOps, GitLab)")
+	fs.StringVar(&o.markdown, "summary-markdown", "", "also write a Markdown summary to `FILE` (e.g. $GITHUB_STEP_SUMMARY)")
+}
+
+func (o *outputFlags) validate() error {
+	if o.format != "text" && o.format != "json" {
+		return exitcode.BadInputf("--output must be text or json, got %q", o.format)
+	}
+	return nil
+}
+
+// write prints the result and writes the report files.
+func (o *outputFlags) write(stdout io.Writer, r *report.Result) error {
+	var err error
+	if o.format == "json" {
+		err = report.JSON(stdout, *r)
+	} else {
+		err = report.Human(stdout, *r)
+	}
+	if err != nil {
+		return fmt.Errorf("writing the result: %w", err)
+	}
+	if o.junit != "" {
+		if err := writeFile(o.junit, func(w io.Writer) error { return report.JUnit(w, *r) }); err != nil {
+			return err
+		}
+	}
+	if o.markdown != "" {
+		// Appending, not truncating: GitHub's step summary file collects every step's output.
+		f, err := os.OpenFile(o.markdown, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			return fmt.Errorf("writing the Markdown summary: %w", err)
+		}
+		defer f.Close()
+		if err := report.Markdown(f, *r); err != nil {
+			return fmt.Errorf("writing the Markdown summary: %w", err)
+		}
+	}
+	return nil
+}
+
+func writeFile(path string, fn func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := fn(f); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// resultError turns a run's outcome into the error that sets the exit code.
+func resultError(r *report.Result) error {
+	switch r.Outcome {
+	case report.Succeeded:
+		return nil
+	case report.RolledBack:
+		return exitcode.New(exitcode.RolledBack, fmt.Errorf("release failed and was rolled back: %s", r.Message))
+	case report.PendingApproval:
+		return exitcode.New(exitcode.PendingApproval, fmt.Errorf("release failed; rollback waits for approval: %s", r.Message))
+	default:
+		return exitcode.New(exitcode.NotRecovered, fmt.Errorf("release failed: %s", r.Message))
+	}
+}
+
+// progressPrinter shows live progress on stderr, so stdout stays clean for -o json.
+func progressPrinter(stderr io.Writer) func([]report.Workload) {
+	tty := false
+	if f, ok := stderr.(*os.File); ok {
+		tty = report.IsTerminal(f)
+	}
+	p := report.NewProgress(stderr, tty, time.Now)
+	return p.Update
+}
+
+// addThresholdFlags exposes the diagnosis' grace windows; the defaults report a broken release within
+// seconds without failing a healthy but slow one.
+func addThresholdFlags(fs *pflag.FlagSet, th *diagnose.Thresholds) {
+	*th = diagnose.DefaultThresholds()
+	fs.DurationVar(&th.ImagePullGrace, "image-pull-grace", th.ImagePullGrace, "tolerate a lone image pull error (a registry flake) this long; back-off fails at once")
+	fs.Int32Var(&th.CrashLoopRestarts, "crash-loop-restarts", th.CrashLoopRestarts, "restarts after which a container is in a crash loop even before CrashLoopBackOff")
+	fs.DurationVar(&th.ReadinessSlack, "readiness-slack", th.ReadinessSlack, "added to the readiness probe's own budget (initialDelay + period × failureThreshold) before readiness fails")
+	fs.DurationVar(&th.UnschedulableGrace, "unschedulable-grace", th.UnschedulableGrace, "how long new pods may stay unschedulable (raise it when a cluster autoscaler adds nodes)")
+	fs.DurationVar(&th.QuotaGrace, "quota-grace", th.QuotaGrace, "how long exceeded quota is tolerated while old pods terminate")
+}

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rollguard/rollguard/internal/action"
+)
+
+func newStatusCmd(g *globals) *cobra.Command {
+	s := &action.Status{}
+	var out outputFlags
+	cmd := &cobra.Command{
+		Use:   "status TYPE/NAME",
+		Short: "Watch a rollout started by anything else, failing as soon as the failure is visible",
+		Long: `Status follows the rollout of a Deployment, StatefulSet or DaemonSet, like kubectl rollout status,
+but reports a failing rollout (image pull errors, crash loops, readiness failures, quota...) with its reason
+and evidence as soon as it is visible instead of waiting for the timeout.`,
+		Example: `  rollguard status deployment/web -n shop --timeout 2m`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.validate(); err != nil {
+				return err
+			}
+			s.Object = args[0]
+			s.Connect = g.connect
+			s.Namespace = g.namespace()
+			s.Log = g.logger()
+			s.OnUpdate = progressPrinter(g.stderr)
+			res, err := s.Run(cmd.Context())
+			if res != nil {
+				if werr := out.write(g.stdout, res); werr != nil {
+					return werr
+				}
+			}
+			if err != nil {
+				return err
+			}
+			return resultError(res)
+		},
+	}
+	f := cmd.Flags()
+	f.DurationVar(&s.Timeout, "timeout", 5*time.Minute, "give up on a rollout that has not finished after this long")
+	out.add(f)
+	addThresholdFlags(f, &s.Thresholds)
+	return cmd
+}

@@ -1,0 +1,220 @@
+package action
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/rollguard/rollguard/internal/exitcode"
+	"github.com/rollguard/rollguard/internal/kube"
+	"github.com/rollguard/rollguard/internal/manifest"
+	"github.com/rollguard/rollguard/internal/report"
+	"github.com/rollguard/rollguard/internal/track"
+)
+
+// Deploy applies a release and follows it until it is healthy or has failed, and says why.
+type Deploy struct {
+	Connect Connector
+	Watch
+	// Files are manifest files, folders (kustomizations included) or "-" for standard input.
+	Files []string
+	Stdin io.Reader
+	// Images are CONTAINER=REF overrides, like `kubectl set image`.
+	Images           []string
+	AllowMutableTags bool
+	ChangeCause      string
+	// Namespace is -n; empty means the kubeconfig context's namespace.
+	Namespace string
+	// Getenv reads CI variables for the change cause; nil means none.
+	Getenv func(string) string
+}
+
+// Run validates everything, applies, tracks and reports. Nothing is applied unless every object passed
+// local checks and a server-side dry-run.
+func (d *Deploy) Run(ctx context.Context) (*report.Result, error) {
+	log := d.logger()
+	if d.Timeout <= 0 {
+		return nil, exitcode.BadInputf("--timeout must be positive, got %s", d.Timeout)
+	}
+	objs, err := manifest.Load(ctx, d.Files, d.Stdin)
+	if err != nil {
+		return nil, err
+	}
+	if err := manifest.SetImages(objs, d.Images); err != nil {
+		return nil, err
+	}
+	if err := manifest.CheckImageTags(objs, d.AllowMutableTags, manifest.DefaultMutableTags()); err != nil {
+		return nil, err
+	}
+	getenv := d.Getenv
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	cause := manifest.ChangeCause(d.ChangeCause, getenv)
+	if err := manifest.SetChangeCause(objs, cause); err != nil {
+		return nil, err
+	}
+
+	c, err := d.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ns := d.Namespace
+	if ns == "" {
+		ns = c.Namespace
+	}
+	crds := crdScopes(objs)
+	namespaced := func(gvk schema.GroupVersionKind) (bool, error) {
+		if scope, ok := crds[gvk.GroupKind()]; ok {
+			return scope, nil
+		}
+		return c.Namespaced(gvk)
+	}
+	if err := manifest.DefaultNamespace(objs, ns, d.Namespace != "", namespaced); err != nil {
+		var unknown *kube.UnknownKindError
+		if errors.As(err, &unknown) {
+			return nil, exitcode.BadInputf("%v", err)
+		}
+		return nil, err
+	}
+	objs = manifest.Order(objs)
+
+	if err := d.validate(ctx, c, objs, crds); err != nil {
+		return nil, err
+	}
+
+	result := &report.Result{Command: "deploy", Namespace: ns, ChangeCause: cause}
+	started := time.Now()
+	for _, o := range objs {
+		if _, err := c.Apply(ctx, o.Unstructured, false); err != nil {
+			return result, fmt.Errorf("%s: %w", o.Source, err)
+		}
+		log.Info("applied", "object", kube.Ref(o.Unstructured))
+		if o.GetKind() == "CustomResourceDefinition" {
+			if err := c.WaitEstablished(ctx, o.GetName()); err != nil {
+				return result, err
+			}
+		}
+	}
+	result.AppliedAt = time.Now()
+
+	var targets []track.Target
+	for _, o := range objs {
+		if track.Trackable(o.GetKind()) {
+			targets = append(targets, track.Target{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()})
+		}
+	}
+	// Events are stamped by the cluster's clock; allow for a little skew so the release's own first
+	// signals are never discarded as stale.
+	ws, err := d.track(ctx, c, targets, started.Add(-2*time.Second), result.AppliedAt)
+	result.FinishedAt = time.Now()
+	result.Workloads = ws
+	for i := range result.Workloads {
+		result.Workloads[i].Images = imagesOf(objs, result.Workloads[i].Kind, result.Workloads[i].Namespace, result.Workloads[i].Name)
+	}
+	if err != nil {
+		return result, err
+	}
+	result.Outcome = outcomeOf(ws)
+	result.Message = summary(ws)
+	return result, nil
+}
+
+// validate checks every object against the cluster without changing anything: namespaces exist (or come
+// with the release), and a server-side dry-run accepts each object (schema, unknown fields, admission,
+// quota, permissions).
+func (d *Deploy) validate(ctx context.Context, c *kube.Client, objs []*manifest.Object, crds map[schema.GroupKind]bool) error {
+	created := map[string]bool{}
+	for _, o := range objs {
+		if o.GetKind() == "Namespace" && o.GroupVersionKind().Group == "" {
+			created[o.GetName()] = true
+		}
+	}
+	exists := map[string]bool{}
+	for _, o := range objs {
+		ns := o.GetNamespace()
+		if ns == "" || created[ns] {
+			continue
+		}
+		ok, seen := exists[ns]
+		if !seen {
+			var err error
+			if ok, err = c.NamespaceExists(ctx, ns); err != nil {
+				return err
+			}
+			exists[ns] = ok
+		}
+		if !ok {
+			return exitcode.BadInputf("%s: namespace %q does not exist: create it, or add a Namespace object to the manifests", o.Source, ns)
+		}
+	}
+	var failed []error
+	for _, o := range objs {
+		// Objects inside a namespace, or of a kind, that the release itself creates cannot be dry-run
+		// before their parent exists; the apiserver validates them when they are applied.
+		if created[o.GetNamespace()] || crds[o.GroupVersionKind().GroupKind()] {
+			continue
+		}
+		if _, err := c.Apply(ctx, o.Unstructured, true); err != nil {
+			failed = append(failed, fmt.Errorf("%s: %w", o.Source, err))
+		}
+	}
+	switch len(failed) {
+	case 0:
+		return nil
+	case 1:
+		return keepCode(failed[0])
+	default:
+		return keepCode(fmt.Errorf("%w (and %d more objects failed validation; nothing was applied)", failed[0], len(failed)-1))
+	}
+}
+
+// keepCode makes sure a validation failure carries an exit code: 3 unless the error already says 4.
+func keepCode(err error) error {
+	var ec *exitcode.Error
+	if errors.As(err, &ec) {
+		return &exitcode.Error{Code: ec.Code, Err: err}
+	}
+	return exitcode.New(exitcode.BadInput, err)
+}
+
+// crdScopes maps each group/kind defined by a CRD in the release to whether it is namespaced.
+func crdScopes(objs []*manifest.Object) map[schema.GroupKind]bool {
+	out := map[schema.GroupKind]bool{}
+	for _, o := range objs {
+		if o.GetKind() != "CustomResourceDefinition" {
+			continue
+		}
+		group, _, _ := unstructured.NestedString(o.Object, "spec", "group")
+		kind, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
+		scope, _, _ := unstructured.NestedString(o.Object, "spec", "scope")
+		out[schema.GroupKind{Group: group, Kind: kind}] = scope != "Cluster"
+	}
+	return out
+}
+
+func imagesOf(objs []*manifest.Object, kind, ns, name string) []string {
+	for _, o := range objs {
+		if o.GetKind() != kind || o.GetNamespace() != ns || o.GetName() != name {
+			continue
+		}
+		var out []string
+		for _, path := range [][]string{{"spec", "template", "spec", "initContainers"}, {"spec", "template", "spec", "containers"}} {
+			cs, _, _ := unstructured.NestedSlice(o.Object, path...)
+			for _, c := range cs {
+				if m, ok := c.(map[string]any); ok {
+					if img, ok := m["image"].(string); ok {
+						out = append(out, img)
+					}
+				}
+			}
+		}
+		return out
+	}
+	return nil
+}

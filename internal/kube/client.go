@@ -1,0 +1,135 @@
+// Package kube is rollguard's one boundary with the Kubernetes API: connecting, mapping kinds to resources,
+// dry-running and applying objects, and turning API errors into errors a pipeline can act on.
+// Everything above it (actions, tracking) goes through it; the diagnosis core never does.
+package kube
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// FieldManager is the server-side apply field manager that owns the fields rollguard sets.
+const FieldManager = "rollguard"
+
+// Client is a connection to one cluster.
+type Client struct {
+	Config    *rest.Config
+	Typed     kubernetes.Interface
+	Dynamic   dynamic.Interface
+	Mapper    meta.RESTMapper
+	Namespace string // the namespace from --namespace or the kubeconfig context
+	Server    string
+}
+
+// Connect builds a client from kubectl-style flags and checks the cluster answers with our credentials, so
+// an unreachable cluster or expired credentials are reported (exit 4) before anything else happens.
+func Connect(ctx context.Context, getter genericclioptions.RESTClientGetter) (*Client, error) {
+	cfg, err := getter.ToRESTConfig()
+	if err != nil {
+		return nil, classifyConfigError(err)
+	}
+	// Tracking lists and watches a handful of resources; the client-go defaults (5 qps) would throttle a
+	// release of many workloads for no benefit.
+	if cfg.QPS == 0 {
+		cfg.QPS, cfg.Burst = 50, 100
+	}
+	ns, _, err := getter.ToRawKubeConfigLoader().Namespace()
+	if err != nil {
+		return nil, classifyConfigError(err)
+	}
+	typed, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, classifyConfigError(err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, classifyConfigError(err)
+	}
+	c := &Client{Config: cfg, Typed: typed, Dynamic: dyn, Namespace: ns, Server: cfg.Host}
+	if err := c.Ping(ctx); err != nil {
+		return nil, err
+	}
+	mapper, err := getter.ToRESTMapper()
+	if err != nil {
+		return nil, Classify(err, "discovering the cluster's API resources", c.Server)
+	}
+	c.Mapper = mapper
+	return c, nil
+}
+
+// Ping asks the API server for its version with a short deadline.
+func (c *Client) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	err := c.Typed.Discovery().RESTClient().Get().AbsPath("/version").Do(ctx).Error()
+	if err != nil {
+		return Classify(err, "contacting the cluster", c.Server)
+	}
+	return nil
+}
+
+// Mapping resolves a kind to its resource. An unknown kind is bad input: the cluster does not serve it.
+func (c *Client) Mapping(gvk schema.GroupVersionKind) (*meta.RESTMapping, error) {
+	m, err := c.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		if meta.IsNoMatchError(err) {
+			return nil, &UnknownKindError{GVK: gvk}
+		}
+		return nil, Classify(err, fmt.Sprintf("looking up kind %s", gvk.Kind), c.Server)
+	}
+	return m, nil
+}
+
+// Namespaced reports whether a kind is namespaced.
+func (c *Client) Namespaced(gvk schema.GroupVersionKind) (bool, error) {
+	m, err := c.Mapping(gvk)
+	if err != nil {
+		return false, err
+	}
+	return m.Scope.Name() == meta.RESTScopeNameNamespace, nil
+}
+
+// Resource is the dynamic client for one object's resource in its namespace.
+func (c *Client) Resource(gvk schema.GroupVersionKind, namespace string) (dynamic.ResourceInterface, error) {
+	m, err := c.Mapping(gvk)
+	if err != nil {
+		return nil, err
+	}
+	if m.Scope.Name() == meta.RESTScopeNameNamespace {
+		return c.Dynamic.Resource(m.Resource).Namespace(namespace), nil
+	}
+	return c.Dynamic.Resource(m.Resource), nil
+}
+
+// UnknownKindError says the cluster serves no resource for a kind.
+type UnknownKindError struct{ GVK schema.GroupVersionKind }
+
+func (e *UnknownKindError) Error() string {
+	gv := e.GVK.GroupVersion().String()
+	return fmt.Sprintf("unknown kind %q in %s: the cluster does not serve it; check apiVersion and kind, or install its CRD first", e.GVK.Kind, gv)
+}
+
+// PreviousLog returns the last lines of a container's previous run, or "" when the API cannot give them
+// (the node is unreachable, logs are gone, or we lack pods/log permission): logs enrich a verdict, they
+// never decide it.
+func (c *Client) PreviousLog(ctx context.Context, namespace, pod, container string, lines int64) string {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	limit := int64(16 << 10)
+	b, err := c.Typed.CoreV1().Pods(namespace).GetLogs(pod, &corev1.PodLogOptions{
+		Container: container, Previous: true, TailLines: &lines, LimitBytes: &limit,
+	}).DoRaw(ctx)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}

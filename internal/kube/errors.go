@@ -1,0 +1,124 @@
+package kube
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"syscall"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/rollguard/rollguard/internal/exitcode"
+)
+
+// Classify turns an error from talking to the API server into one that carries rollguard's exit code and a
+// one-line fix: unreachable or unauthenticated → 4; forbidden, invalid or missing → 3 (bad input, nothing
+// changed when it happens before apply). Callers pass what they were doing ("applying Deployment/web").
+func Classify(err error, doing, server string) error {
+	if err == nil {
+		return nil
+	}
+	var ec *exitcode.Error
+	if errors.As(err, &ec) {
+		return err
+	}
+	switch {
+	case apierrors.IsUnauthorized(err):
+		return exitcode.Unreachablef("%s: the cluster at %s rejected the credentials (401 Unauthorized); refresh them (for example az aks get-credentials, aws eks update-kubeconfig, gcloud container clusters get-credentials) or check --kubeconfig/--context", doing, server)
+	case apierrors.IsForbidden(err):
+		return exitcode.BadInputf("%s: forbidden: %s; grant the missing permission to this identity (rollguard rbac prints the role it needs)", doing, apiMessage(err))
+	case apierrors.IsInvalid(err):
+		return exitcode.BadInputf("%s: invalid: %s", doing, invalidCauses(err))
+	case apierrors.IsBadRequest(err):
+		return exitcode.BadInputf("%s: rejected by the API server: %s", doing, apiMessage(err))
+	case apierrors.IsNotFound(err):
+		return exitcode.BadInputf("%s: not found: %s", doing, apiMessage(err))
+	case isUnreachable(err):
+		return exitcode.Unreachablef("%s: cannot reach the cluster at %s: %s; check the network, --kubeconfig and --context", doing, server, rootCause(err))
+	case isCredentialPlugin(err):
+		return exitcode.Unreachablef("%s: could not get credentials for %s: %s; check the kubeconfig's exec plugin and log in again", doing, server, rootCause(err))
+	}
+	return fmt.Errorf("%s: %w", doing, err)
+}
+
+// classifyConfigError is for errors before any request: no kubeconfig, a bad context, a broken file.
+func classifyConfigError(err error) error {
+	if clientcmd.IsEmptyConfig(err) {
+		return exitcode.Unreachablef("no cluster configured: set KUBECONFIG, pass --kubeconfig, or run inside a cluster")
+	}
+	if clientcmd.IsConfigurationInvalid(err) || strings.Contains(err.Error(), "context") {
+		return exitcode.Unreachablef("kubeconfig is not usable: %s; check --kubeconfig and --context", oneLine(err.Error()))
+	}
+	return exitcode.Unreachablef("loading kubeconfig: %s", oneLine(err.Error()))
+}
+
+func isUnreachable(err error) bool {
+	var netErr net.Error
+	var opErr *net.OpError
+	var dnsErr *net.DNSError
+	var urlErr *url.Error
+	if errors.As(err, &opErr) || errors.As(err, &dnsErr) || errors.Is(err, syscall.ECONNREFUSED) {
+		return true
+	}
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		return true
+	}
+	if errors.As(err, &urlErr) {
+		return true
+	}
+	msg := err.Error()
+	for _, s := range []string{"connection refused", "no such host", "i/o timeout", "x509:", "tls:", "certificate", "EOF", "context deadline exceeded"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func isCredentialPlugin(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "getting credentials") || strings.Contains(msg, "exec plugin")
+}
+
+func apiMessage(err error) string {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		return oneLine(status.Status().Message)
+	}
+	return oneLine(err.Error())
+}
+
+// invalidCauses lists each field error ("spec.replicas: Invalid value: -1: must be >= 0"), which is what a
+// user needs to fix, instead of the long generic message.
+func invalidCauses(err error) string {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) || status.Status().Details == nil || len(status.Status().Details.Causes) == 0 {
+		return apiMessage(err)
+	}
+	var parts []string
+	for _, c := range status.Status().Details.Causes {
+		if c.Field != "" {
+			parts = append(parts, c.Field+": "+oneLine(c.Message))
+		} else {
+			parts = append(parts, oneLine(c.Message))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+func rootCause(err error) string {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return oneLine(err.Error())
+		}
+		err = next
+	}
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}

@@ -1,0 +1,326 @@
+// Package track follows the rollout of a release's workloads through watches and asks the diagnosis core,
+// after every change, whether each one is healthy, still progressing or failed. It returns as soon as the
+// answer is final: all healthy, or any failed (a failing release should be rolled back now, not when the
+// slowest workload finishes).
+package track
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/rollguard/rollguard/internal/diagnose"
+	"github.com/rollguard/rollguard/internal/kube"
+)
+
+// Target is one workload to follow.
+type Target struct {
+	Kind      string // Deployment, StatefulSet or DaemonSet
+	Namespace string
+	Name      string
+}
+
+func (t Target) String() string { return t.Kind + "/" + t.Name }
+
+// Trackable reports whether rollguard knows how to follow a kind's rollout.
+func Trackable(kind string) bool {
+	return kind == "Deployment" || kind == "StatefulSet" || kind == "DaemonSet"
+}
+
+// Status is a target's latest verdict.
+type Status struct {
+	Target
+	Verdict diagnose.Verdict
+	// DetectedAt is when rollguard saw the verdict become final (healthy or failed); zero while progressing.
+	DetectedAt time.Time
+}
+
+// Options tune a tracking run.
+type Options struct {
+	Thresholds diagnose.Thresholds
+	// Started is when the change was applied; signals from before it are ignored.
+	Started time.Time
+	// Deadline ends tracking with a Timeout verdict for whatever has not finished.
+	Deadline time.Time
+	// OnUpdate receives every target's status whenever any of them changes.
+	OnUpdate func([]Status)
+	// Tick is how often time-based rules (grace windows, deadline) are re-evaluated from the caches.
+	// It reads only local caches, never the API. Default 250ms.
+	Tick time.Duration
+	Log  *slog.Logger
+}
+
+// Track follows targets until every one is healthy, one has failed, the deadline passes or ctx ends.
+// The number of watches is fixed per namespace (six), whatever the number of workloads.
+func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) ([]Status, error) {
+	if len(targets) == 0 {
+		return nil, nil
+	}
+	if opts.Tick == 0 {
+		opts.Tick = 250 * time.Millisecond
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	changed := make(chan struct{}, 1)
+	notify := func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}
+	caches := map[string]*nsCache{}
+	for _, t := range targets {
+		if caches[t.Namespace] == nil {
+			nc, err := startNamespace(ctx, c, t.Namespace, notify)
+			if err != nil {
+				return nil, err
+			}
+			caches[t.Namespace] = nc
+		}
+	}
+
+	logs := newLogCache(c)
+	statuses := make([]Status, len(targets))
+	for i, t := range targets {
+		statuses[i] = Status{Target: t, Verdict: diagnose.Verdict{Status: diagnose.Progressing}}
+	}
+	ticker := time.NewTicker(opts.Tick)
+	defer ticker.Stop()
+	for {
+		now := time.Now()
+		anyChange, allHealthy, anyFailed := false, true, false
+		for i, t := range targets {
+			in := caches[t.Namespace].input(t)
+			in.Now, in.Started, in.Deadline = now, opts.Started, opts.Deadline
+			in.Logs = logs.get()
+			v := diagnose.Diagnose(in, opts.Thresholds)
+			if v.Reason == diagnose.CrashLoop && logs.want(ctx, in.Pods) {
+				in.Logs = logs.get()
+				v = diagnose.Diagnose(in, opts.Thresholds)
+			}
+			prev := statuses[i]
+			if v.Status != prev.Verdict.Status || v.Progress != prev.Verdict.Progress || v.Reason != prev.Verdict.Reason || v.Message != prev.Verdict.Message {
+				anyChange = true
+				st := Status{Target: t, Verdict: v}
+				if v.Status != diagnose.Progressing {
+					st.DetectedAt = now
+				}
+				statuses[i] = st
+				opts.Log.Debug("verdict", "workload", t.String(), "status", v.Status, "reason", v.Reason, "progress", v.Progress)
+			}
+			allHealthy = allHealthy && v.Status == diagnose.Healthy
+			anyFailed = anyFailed || v.Status == diagnose.Failed
+		}
+		if anyChange && opts.OnUpdate != nil {
+			opts.OnUpdate(append([]Status(nil), statuses...))
+		}
+		if allHealthy || anyFailed {
+			return statuses, nil
+		}
+		select {
+		case <-ctx.Done():
+			return statuses, ctx.Err()
+		case <-changed:
+		case <-ticker.C:
+		}
+	}
+}
+
+// nsCache holds the informers of one namespace.
+type nsCache struct {
+	deployments, statefulSets, daemonSets, replicaSets, pods, events cache.SharedIndexInformer
+}
+
+func startNamespace(ctx context.Context, c *kube.Client, ns string, notify func()) (*nsCache, error) {
+	f := informers.NewSharedInformerFactoryWithOptions(c.Typed, 0, informers.WithNamespace(ns))
+	nc := &nsCache{
+		deployments:  f.Apps().V1().Deployments().Informer(),
+		statefulSets: f.Apps().V1().StatefulSets().Informer(),
+		daemonSets:   f.Apps().V1().DaemonSets().Informer(),
+		replicaSets:  f.Apps().V1().ReplicaSets().Informer(),
+		pods:         f.Core().V1().Pods().Informer(),
+		events:       f.Core().V1().Events().Informer(),
+	}
+	h := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { notify() },
+		UpdateFunc: func(any, any) { notify() },
+		DeleteFunc: func(any) { notify() },
+	}
+	for _, inf := range []cache.SharedIndexInformer{nc.deployments, nc.statefulSets, nc.daemonSets, nc.replicaSets, nc.pods, nc.events} {
+		if _, err := inf.AddEventHandler(h); err != nil {
+			return nil, fmt.Errorf("watching namespace %s: %w", ns, err)
+		}
+		// A watch refused for lack of permission would otherwise retry silently forever.
+		_ = inf.SetWatchErrorHandlerWithContext(func(_ context.Context, r *cache.Reflector, err error) {
+			cache.DefaultWatchErrorHandler(ctx, r, err)
+		})
+	}
+	f.Start(ctx.Done())
+	synced := f.WaitForCacheSync(ctx.Done())
+	for typ, ok := range synced {
+		if !ok {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("watching namespace %s: cache for %v did not sync", ns, typ)
+		}
+	}
+	return nc, nil
+}
+
+// input gathers, from the caches, everything the diagnosis needs about one workload.
+func (nc *nsCache) input(t Target) diagnose.Input {
+	var in diagnose.Input
+	key := t.Namespace + "/" + t.Name
+	var uid types.UID
+	switch t.Kind {
+	case "Deployment":
+		if o, ok := get[*appsv1.Deployment](nc.deployments, key); ok {
+			in.Workload, uid = o, o.UID
+		}
+	case "StatefulSet":
+		if o, ok := get[*appsv1.StatefulSet](nc.statefulSets, key); ok {
+			in.Workload, uid = o, o.UID
+		}
+	case "DaemonSet":
+		if o, ok := get[*appsv1.DaemonSet](nc.daemonSets, key); ok {
+			in.Workload, uid = o, o.UID
+		}
+	}
+	if in.Workload == nil {
+		return in
+	}
+	// Ownership, not label selectors, decides what belongs to the workload: selectors of different
+	// workloads may overlap, owner references never do.
+	owners := map[types.UID]bool{uid: true}
+	involved := map[types.UID]bool{uid: true}
+	if t.Kind == "Deployment" {
+		for _, o := range nc.replicaSets.GetStore().List() {
+			rs := o.(*appsv1.ReplicaSet)
+			if ownedBy(rs.OwnerReferences, uid) {
+				in.ReplicaSets = append(in.ReplicaSets, *rs)
+				owners[rs.UID] = true
+				involved[rs.UID] = true
+			}
+		}
+	}
+	for _, o := range nc.pods.GetStore().List() {
+		p := o.(*corev1.Pod)
+		for _, ref := range p.OwnerReferences {
+			if ref.Controller != nil && *ref.Controller && owners[ref.UID] {
+				in.Pods = append(in.Pods, *p)
+				involved[p.UID] = true
+				break
+			}
+		}
+	}
+	for _, o := range nc.events.GetStore().List() {
+		e := o.(*corev1.Event)
+		if involved[e.InvolvedObject.UID] {
+			in.Events = append(in.Events, *e)
+		}
+	}
+	sort.Slice(in.ReplicaSets, func(i, j int) bool { return in.ReplicaSets[i].Name < in.ReplicaSets[j].Name })
+	sort.Slice(in.Pods, func(i, j int) bool { return in.Pods[i].Name < in.Pods[j].Name })
+	sort.Slice(in.Events, func(i, j int) bool { return eventTime(in.Events[i]).Before(eventTime(in.Events[j])) })
+	return in
+}
+
+func get[T runtime.Object](inf cache.SharedIndexInformer, key string) (T, bool) {
+	var zero T
+	o, ok, err := inf.GetStore().GetByKey(key)
+	if err != nil || !ok {
+		return zero, false
+	}
+	t, ok := o.(T)
+	return t, ok
+}
+
+func ownedBy(refs []metav1.OwnerReference, uid types.UID) bool {
+	for _, r := range refs {
+		if r.UID == uid && r.Controller != nil && *r.Controller {
+			return true
+		}
+	}
+	return false
+}
+
+func eventTime(e corev1.Event) time.Time {
+	switch {
+	case e.Series != nil && !e.Series.LastObservedTime.IsZero():
+		return e.Series.LastObservedTime.Time
+	case !e.LastTimestamp.IsZero():
+		return e.LastTimestamp.Time
+	case !e.EventTime.IsZero():
+		return e.EventTime.Time
+	}
+	return e.CreationTimestamp.Time
+}
+
+// logCache fetches the previous log of crashed containers once each; where the API cannot serve logs
+// (no kubelet reachable, no permission) the crash is still reported, only without its last lines.
+type logCache struct {
+	c       *kube.Client
+	mu      sync.Mutex
+	logs    map[string]string
+	fetched map[string]bool
+}
+
+func newLogCache(c *kube.Client) *logCache {
+	return &logCache{c: c, logs: map[string]string{}, fetched: map[string]bool{}}
+}
+
+func (l *logCache) get() map[string]string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[string]string, len(l.logs))
+	for k, v := range l.logs {
+		out[k] = v
+	}
+	return out
+}
+
+// want fetches logs of crashed containers not fetched before; it reports whether it found any new lines.
+func (l *logCache) want(ctx context.Context, pods []corev1.Pod) bool {
+	found := false
+	for _, p := range pods {
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.LastTerminationState.Terminated == nil {
+				continue
+			}
+			key := p.Name + "/" + cs.Name
+			l.mu.Lock()
+			done := l.fetched[key]
+			l.fetched[key] = true
+			l.mu.Unlock()
+			if done {
+				continue
+			}
+			text := l.c.PreviousLog(ctx, p.Namespace, p.Name, cs.Name, 20)
+			if strings.TrimSpace(text) != "" {
+				l.mu.Lock()
+				l.logs[key] = text
+				l.mu.Unlock()
+				found = true
+			}
+		}
+	}
+	return found
+}

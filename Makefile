@@ -1,0 +1,31 @@
+# rollguard: the two entry points are `make demo` and `make test` (see README.md).
+GO      ?= go
+BIN     := bin/rollguard
+SANDBOX := $(GO) run ./cmd/sandbox
+
+.PHONY: build sandbox-binaries test vet demo bench clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/rollguard
+
+# Builds the sandbox's Kubernetes binaries into the per-user cache once (about 8 minutes on 2 cores),
+# printing progress; later runs find them there at once.
+sandbox-binaries:
+	cd sandbox && $(SANDBOX) build
+
+vet:
+	$(GO) vet ./...
+	cd sandbox && $(GO) vet ./...
+
+test: vet sandbox-binaries
+	cd sandbox && $(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -count=1 -timeout 40m ./...
+
+demo: build sandbox-binaries
+	cd sandbox && $(SANDBOX) run --dir $(CURDIR)/.sandbox-demo -- $(CURDIR)/demo/demo.sh $(CURDIR)/$(BIN)
+
+bench: build sandbox-binaries
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./bench/...
+
+clean:
+	rm -rf bin .sandbox-demo

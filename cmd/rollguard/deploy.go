@@ -30,8 +30,10 @@ visible, not when the timeout ends.`,
 			d.Connect = g.connect
 			d.Namespace = g.namespace()
 			d.Log = g.logger()
-			d.OnUpdate = progressPrinter(g.stderr)
+			progress := progressPrinter(g.stderr)
+			d.OnUpdate = progress.Update
 			res, err := d.Run(cmd.Context())
+			progress.Done()
 			if res != nil && (err == nil || res.Outcome != "") {
 				if werr := out.write(g.stdout, res); werr != nil {
 					return werr

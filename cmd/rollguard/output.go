@@ -89,14 +89,14 @@ func resultError(r *report.Result) error {
 	}
 }
 
-// progressPrinter shows live progress on stderr, so stdout stays clean for -o json.
-func progressPrinter(stderr io.Writer) func([]report.Workload) {
+// progressPrinter shows live progress on stderr, so stdout stays clean for -o json. Call Done before
+// printing the result so a terminal's redrawn block is left in place.
+func progressPrinter(stderr io.Writer) *report.Progress {
 	tty := false
 	if f, ok := stderr.(*os.File); ok {
 		tty = report.IsTerminal(f)
 	}
-	p := report.NewProgress(stderr, tty, time.Now)
-	return p.Update
+	return report.NewProgress(stderr, tty, time.Now)
 }
 
 // addThresholdFlags exposes the diagnosis' grace windows; the defaults report a broken release within

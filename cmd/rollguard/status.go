@@ -27,8 +27,10 @@ and evidence as soon as it is visible instead of waiting for the timeout.`,
 			s.Connect = g.connect
 			s.Namespace = g.namespace()
 			s.Log = g.logger()
-			s.OnUpdate = progressPrinter(g.stderr)
+			progress := progressPrinter(g.stderr)
+			s.OnUpdate = progress.Update
 			res, err := s.Run(cmd.Context())
+			progress.Done()
 			if res != nil {
 				if werr := out.write(g.stdout, res); werr != nil {
 					return werr

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/rollguard/rollguard/internal/exitcode"
+	"github.com/rollguard/rollguard/internal/registry"
+	"github.com/rollguard/rollguard/internal/registry/lifecycle"
+)
+
+func newImagesCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "images",
+		Short: "Prune an image registry without deleting images in use, and find rollback tags",
+	}
+	cmd.AddCommand(newImagesPruneCmd(g), newImagesPreviousCmd(g))
+	return cmd
+}
+
+func newImagesPruneCmd(g *globals) *cobra.Command {
+	var (
+		repository, policyFile, output string
+		dryRun, inUse, allNamespaces   bool
+		protect                        []string
+	)
+	cmd := &cobra.Command{
+		Use:   "prune --repository REGISTRY/REPO --policy policy.json [--dry-run]",
+		Short: "Apply an AWS ECR lifecycle policy to any OCI registry, never deleting images in use",
+		Long: `prune evaluates an AWS ECR lifecycle policy document, unchanged, with ECR's semantics, against any OCI
+registry and deletes the manifests it expires. Beyond ECR, an image that a cluster workload runs or can roll
+back to (pods, Deployments, all ReplicaSets, StatefulSets, DaemonSets, Jobs, CronJobs, ControllerRevisions),
+or that --protect names, is never deleted; the plan shows it as protected and why.
+
+The registry records no push time: "pushed" is the image config's created time. See docs/registry.md.
+Credentials come from the docker config and credential helpers, as for docker and crane.
+
+--in-use-from-cluster (default true) reads the current kube context (-n, or -A for all namespaces). When
+no kubeconfig exists at all and the flag was not given, prune goes on without it and says so; when a
+cluster is configured but cannot be read, prune stops (exit 4) rather than delete blind.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if output != "table" && output != "json" {
+				return exitcode.BadInputf("--output %q: use table or json", output)
+			}
+			if repository == "" || policyFile == "" {
+				return exitcode.BadInputf("--repository and --policy are required")
+			}
+			data, err := os.ReadFile(policyFile)
+			if err != nil {
+				return exitcode.BadInputf("reading policy: %v", err)
+			}
+			policy, err := lifecycle.Parse(data)
+			if err != nil {
+				return exitcode.BadInputf("policy %s: %v", policyFile, err)
+			}
+			repo, err := registry.ParseRepository(repository)
+			if err != nil {
+				return err
+			}
+			var protections []registry.Protection
+			for _, p := range protect {
+				protections = append(protections, registry.Protection{Ref: p, Why: "--protect " + p})
+			}
+			if inUse {
+				found, err := clusterImages(cmd, g, allNamespaces)
+				if err != nil {
+					return err
+				}
+				protections = append(protections, found...)
+			}
+			client, err := registry.NewClient()
+			if err != nil {
+				return err
+			}
+			rep, err := registry.Prune(ctx, client, registry.PruneOptions{
+				Repository: repo.Name(), Policy: policy, Protect: protections, DryRun: dryRun,
+			})
+			if rep != nil {
+				if perr := printReport(g.stdout, g.stderr, output, rep); perr != nil && err == nil {
+					err = perr
+				}
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&repository, "repository", "", "REGISTRY/REPO to prune, e.g. ghcr.io/acme/web")
+	f.StringVar(&policyFile, "policy", "", "AWS ECR lifecycle policy document (JSON)")
+	f.BoolVar(&dryRun, "dry-run", false, "print the plan, delete nothing")
+	f.StringVarP(&output, "output", "o", "table", "table or json")
+	f.StringArrayVar(&protect, "protect", nil, "never delete this image: REGISTRY/REPO:TAG, REGISTRY/REPO@DIGEST, or a bare TAG or DIGEST of --repository (repeatable)")
+	f.BoolVar(&inUse, "in-use-from-cluster", true, "protect images the current kube context runs or can roll back to")
+	f.BoolVarP(&allNamespaces, "all-namespaces", "A", false, "with --in-use-from-cluster, read every namespace")
+	return cmd
+}
+
+// clusterImages reads the images in use from the current kube context. With no kubeconfig at all, and the
+// flag left at its default, it returns nothing and says so: a CI job that only holds registry credentials
+// still prunes, and the note makes the missing protection visible.
+func clusterImages(cmd *cobra.Command, g *globals, allNamespaces bool) ([]registry.Protection, error) {
+	cfg, err := g.kube.ToRESTConfig()
+	if err != nil {
+		if clientcmd.IsEmptyConfig(err) && !cmd.Flags().Changed("in-use-from-cluster") {
+			fmt.Fprintln(g.stderr, "note: no kubeconfig found; images in use in a cluster are not protected (pass --in-use-from-cluster=false to silence this)")
+			return nil, nil
+		}
+		return nil, exitcode.Unreachablef("reading kubeconfig for --in-use-from-cluster: %v (or pass --in-use-from-cluster=false)", err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, exitcode.Unreachablef("building a cluster client: %v", err)
+	}
+	ns := ""
+	if !allNamespaces {
+		if ns, _, err = g.kube.ToRawKubeConfigLoader().Namespace(); err != nil {
+			return nil, exitcode.BadInputf("reading the namespace from kubeconfig: %v", err)
+		}
+	}
+	return registry.InUse(cmd.Context(), cs, ns)
+}
+
+func printReport(stdout, stderr io.Writer, output string, rep *registry.Report) error {
+	if output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TAG\tDIGEST\tPUSHED\tRULE\tACTION")
+	counts := map[lifecycle.Verdict]int{}
+	for _, d := range rep.Decisions {
+		counts[d.Action]++
+		tags := strings.Join(d.Image.Tags, ",")
+		if tags == "" {
+			tags = "<none>"
+		}
+		pushed := "-"
+		if lifecycle.Dated(d.Image.Pushed) {
+			pushed = d.Image.Pushed.UTC().Format(time.DateTime)
+		}
+		rule := "-"
+		if d.Rule != 0 {
+			rule = fmt.Sprint(d.Rule)
+		}
+		action := string(d.Action)
+		switch d.Action {
+		case lifecycle.Protected:
+			action += " (" + d.Why + ")"
+		case lifecycle.Keep:
+			if d.Rule == 0 || !lifecycle.Dated(d.Image.Pushed) {
+				action += " (" + d.Why + ")"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", tags, shortDigest(d.Image.Digest), pushed, rule, action)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\n%s: %d expire, %d keep, %d protected\n", rep.Repository,
+		counts[lifecycle.Expire], counts[lifecycle.Keep], counts[lifecycle.Protected])
+	if rep.DryRun {
+		fmt.Fprintln(stdout, "dry run: nothing deleted")
+	} else {
+		fmt.Fprintf(stdout, "deleted %d image(s)\n", len(rep.Deleted))
+		for _, d := range rep.Deleted {
+			fmt.Fprintf(stdout, "  deleted %s (%s)\n", d.Digest, strings.Join(d.Tags, ", "))
+		}
+		for _, s := range rep.Skipped {
+			fmt.Fprintf(stdout, "  skipped %s: %s\n", s.Digest, s.Why)
+		}
+	}
+	for _, n := range rep.Notes {
+		fmt.Fprintln(stderr, "note:", n)
+	}
+	return nil
+}
+
+func shortDigest(d string) string {
+	hex := strings.TrimPrefix(d, "sha256:")
+	if len(hex) > 12 {
+		hex = hex[:12]
+	}
+	return hex
+}
+
+func newImagesPreviousCmd(g *globals) *cobra.Command {
+	var prefix, output string
+	cmd := &cobra.Command{
+		Use:   "previous REGISTRY/REPO [--prefix P]",
+		Short: "Print the tag pushed before the newest one, for pipelines that roll back by tag",
+		Long: `previous prints the tag of the image pushed before the newest one among tags starting with --prefix
+(order by the image config's created time; tags sharing the newest image's digest are the newest, not the
+previous one). It refuses to guess when two images have the same time or an image has no time.
+-o json adds the digest and a pinned REPO:TAG@DIGEST reference.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "text" && output != "json" {
+				return exitcode.BadInputf("--output %q: use text or json", output)
+			}
+			client, err := registry.NewClient()
+			if err != nil {
+				return err
+			}
+			prev, err := registry.Previous(cmd.Context(), client, args[0], prefix)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				enc := json.NewEncoder(g.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(prev)
+			}
+			_, err = fmt.Fprintln(g.stdout, prev.Tag)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&prefix, "prefix", "", "only consider tags starting with this prefix, e.g. 1.")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text (the tag) or json")
+	return cmd
+}

@@ -40,7 +40,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		code  int
 		want  string
 	}{
-		{"not yaml", "{{{ : not yaml", nil, nil, 3, "YAML"},
+		{"not yaml", "key: [unclosed\n", nil, nil, 3, "YAML"},
 		{"yaml scalar", "just a string\n", nil, nil, 3, "<stdin>:1"},
 		{"yaml list", "- a\n- b\n", nil, nil, 3, "<stdin>:1"},
 		{"missing kind", "apiVersion: v1\nmetadata:\n  name: x\n", nil, nil, 3, "kind"},
@@ -54,7 +54,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"bad timeout", v2, []string{"--timeout", "soon"}, nil, 3, "timeout"},
 		{"negative timeout", v2, []string{"--timeout", "-5s"}, nil, 3, "timeout"},
 		{"image for unknown container", v2, []string{"--image", "nope=registry.example.com/web:3.0.0"}, nil, 3, "nope"},
-		{"malformed image flag", v2, []string{"--image", "registry.example.com/web:3.0.0"}, nil, 3, "CONTAINER=REF"},
+		{"malformed image flag", v2, []string{"--image", "registry.example.com/web:3.0.0"}, nil, 3, "CONTAINER=IMAGE"},
 		{"latest tag", strings.Replace(v2, "web:2.0.0", "web:latest", 1), nil, nil, 3, "latest"},
 		{"untagged image", strings.Replace(v2, "web:2.0.0", "web", 1), nil, nil, 3, "--allow-mutable-tags"},
 		{"bad output format", v2, []string{"-o", "yaml"}, nil, 3, "output"},

@@ -66,7 +66,7 @@ func TestDeployFailureReasons(t *testing.T) {
 			name:     "crash loop",
 			v2:       app{image: "registry.example.com/web:2.0.0", scenario: "crash-loop"},
 			reason:   "CrashLoop",
-			message:  "exit code 1",
+			message:  "code 1",
 			evidence: "CrashLoopBackOff",
 		},
 		{
@@ -88,7 +88,7 @@ func TestDeployFailureReasons(t *testing.T) {
 			setup:    "apiVersion: v1\nkind: ResourceQuota\nmetadata:\n  name: pods\nspec:\n  hard:\n    pods: \"3\"\n",
 			v2:       app{image: "registry.example.com/web:2.0.0"},
 			reason:   "QuotaExceeded",
-			message:  "quota",
+			message:  "ResourceQuota",
 			evidence: "exceeded quota",
 		},
 		{
@@ -113,7 +113,7 @@ func TestDeployFailureReasons(t *testing.T) {
 			flags:    []string{"--unschedulable-grace", "1s"},
 			reason:   "Unschedulable",
 			message:  "Insufficient cpu",
-			evidence: "FailedScheduling",
+			evidence: "Unschedulable",
 		},
 		{
 			name:     "progress deadline",

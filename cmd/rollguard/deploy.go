@@ -47,7 +47,7 @@ visible, not when the timeout ends.`,
 	}
 	f := cmd.Flags()
 	f.StringArrayVarP(&d.Files, "filename", "f", nil, "manifest file, folder (kustomization folders are built) or - for stdin; repeatable")
-	f.StringArrayVar(&d.Images, "image", nil, "set a container's image, `CONTAINER=REF` (* for all containers); repeatable")
+	f.StringArrayVar(&d.Images, "image", nil, "set a container's image, `CONTAINER=IMAGE` (* for all containers); repeatable")
 	f.BoolVar(&d.AllowMutableTags, "allow-mutable-tags", false, "accept images without a tag or with a mutable tag such as latest")
 	f.StringVar(&d.ChangeCause, "change-cause", "", "text recorded in kubernetes.io/change-cause (default: built from CI variables)")
 	f.DurationVar(&d.Timeout, "timeout", 5*time.Minute, "give up on a rollout that has not finished after this long")

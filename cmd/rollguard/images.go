@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/rollguard/rollguard/internal/exitcode"
 	"github.com/rollguard/rollguard/internal/registry"
@@ -109,12 +108,12 @@ cluster is configured but cannot be read, prune stops (exit 4) rather than delet
 // flag left at its default, it returns nothing and says so: a CI job that only holds registry credentials
 // still prunes, and the note makes the missing protection visible.
 func clusterImages(cmd *cobra.Command, g *globals, allNamespaces bool) ([]registry.Protection, error) {
+	if !clusterConfigured(g) && !cmd.Flags().Changed("in-use-from-cluster") {
+		fmt.Fprintln(g.stderr, "note: no kubeconfig found; images in use in a cluster are not protected (pass --in-use-from-cluster=false to silence this)")
+		return nil, nil
+	}
 	cfg, err := g.kube.ToRESTConfig()
 	if err != nil {
-		if clientcmd.IsEmptyConfig(err) && !cmd.Flags().Changed("in-use-from-cluster") {
-			fmt.Fprintln(g.stderr, "note: no kubeconfig found; images in use in a cluster are not protected (pass --in-use-from-cluster=false to silence this)")
-			return nil, nil
-		}
 		return nil, exitcode.Unreachablef("reading kubeconfig for --in-use-from-cluster: %v (or pass --in-use-from-cluster=false)", err)
 	}
 	cs, err := kubernetes.NewForConfig(cfg)
@@ -128,6 +127,19 @@ func clusterImages(cmd *cobra.Command, g *globals, allNamespaces bool) ([]regist
 		}
 	}
 	return registry.InUse(cmd.Context(), cs, ns)
+}
+
+// clusterConfigured reports whether any cluster is configured: a kubeconfig context, --server, or running in a
+// pod. (cli-runtime falls back to localhost:8080 when nothing is, as kubectl does; that is not a cluster.)
+func clusterConfigured(g *globals) bool {
+	if g.kube.APIServer != nil && *g.kube.APIServer != "" {
+		return true
+	}
+	if os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
+		return true
+	}
+	raw, err := g.kube.ToRawKubeConfigLoader().RawConfig()
+	return err != nil || len(raw.Contexts) > 0 // an unreadable kubeconfig is configured, and its error shows later
 }
 
 func printReport(stdout, stderr io.Writer, output string, rep *registry.Report) error {

@@ -1,0 +1,251 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/rollguard/rollguard/internal/exitcode"
+	"github.com/rollguard/rollguard/internal/registry/lifecycle"
+)
+
+// Protection keeps an image whatever the policy says.
+type Protection struct {
+	// Ref names the image: a full reference (REGISTRY/REPO:TAG or REGISTRY/REPO@sha256:...), or, relative to
+	// the pruned repository, a bare tag or digest. References to other repositories are ignored.
+	Ref string `json:"ref"`
+	// Why is shown in the plan, e.g. "running in prod/web" or "rollback target of release 42".
+	Why string `json:"why"`
+}
+
+// PruneOptions are the inputs of one prune.
+type PruneOptions struct {
+	Repository string
+	Policy     *lifecycle.Policy
+	Protect    []Protection
+	DryRun     bool
+	Now        time.Time // zero means time.Now()
+}
+
+// Report is the outcome of a prune: the plan and, for a real run, what was deleted.
+type Report struct {
+	Repository string               `json:"repository"`
+	DryRun     bool                 `json:"dryRun"`
+	Decisions  []lifecycle.Decision `json:"decisions"`
+	Deleted    []Deleted            `json:"deleted"`
+	Skipped    []Skipped            `json:"skipped,omitempty"`
+	Notes      []string             `json:"notes"`
+}
+
+// Deleted is a manifest the prune deleted, with the tags that went with it.
+type Deleted struct {
+	Digest string   `json:"digest"`
+	Tags   []string `json:"tags"`
+}
+
+// Skipped is a manifest the plan expired but the prune left alone, and why.
+type Skipped struct {
+	Digest string `json:"digest"`
+	Why    string `json:"why"`
+}
+
+// Notes every report carries, because they bound what a registry other than ECR can tell us.
+const (
+	NotePushTime = "pushed = the image config's created time: the OCI distribution API records no push time"
+	NoteUntagged = "untagged manifests cannot be listed through the OCI distribution API; rules with tagStatus untagged select nothing here and untagged manifests are never deleted"
+)
+
+// Prune plans the policy over the repository and, unless DryRun, deletes the expired manifests.
+//
+// Deletion is by manifest digest, and the registry then drops every tag pointing at it. The plan works on
+// digests (an ECR "image" is a digest with all its tags), so a digest that any kept or protected tag points to
+// is kept as a whole. Right before deleting, tags are resolved again: a digest that gained a tag or a
+// protection since planning (a retag for a rollback, say) is skipped, not deleted.
+func Prune(ctx context.Context, c *Client, o PruneOptions) (*Report, error) {
+	if o.Policy == nil {
+		return nil, exitcode.BadInputf("no lifecycle policy given; pass --policy FILE")
+	}
+	repo, err := ParseRepository(o.Repository)
+	if err != nil {
+		return nil, err
+	}
+	now := o.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	listing, err := c.List(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	protect, notes := resolveProtections(listing, o.Protect)
+	plan := lifecycle.Evaluate(o.Policy, listing.Images, protect, now)
+
+	rep := &Report{
+		Repository: repo.Name(),
+		DryRun:     o.DryRun,
+		Decisions:  plan.Decisions,
+		Deleted:    []Deleted{},
+		Notes:      append([]string{NotePushTime, NoteUntagged}, notes...),
+	}
+	if n := len(listing.Undated); n > 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%d image(s) have no created time (or the 1970 epoch of reproducible builds) and are never expired", n))
+	}
+	expired := plan.Expired()
+	if o.DryRun || len(expired) == 0 {
+		return rep, nil
+	}
+
+	if c.afterPlan != nil {
+		c.afterPlan()
+	}
+	// Re-resolve every tag: the plan is only as good as the tags it saw.
+	fresh, err := c.resolveTags(ctx, repo, mapKeys(listing.Tags))
+	if err != nil {
+		return rep, err
+	}
+	if more, err := c.puller.List(ctx, repo); err == nil {
+		var added []string
+		for _, t := range more {
+			if _, ok := fresh[t]; !ok {
+				added = append(added, t)
+			}
+		}
+		extra, err := c.resolveTags(ctx, repo, added)
+		if err != nil {
+			return rep, err
+		}
+		for t, d := range extra {
+			fresh[t] = d
+		}
+	} else {
+		return rep, classify(err, repo, "listing tags of")
+	}
+	current := &Repository{Name: repo, Tags: fresh, Parents: listing.Parents}
+	protectNow, _ := resolveProtections(current, o.Protect)
+	protectedNow := map[string]bool{}
+	for _, p := range protectNow {
+		protectedNow[p.Digest] = true
+	}
+	tagsNow := map[string][]string{}
+	for t, d := range fresh {
+		tagsNow[d] = append(tagsNow[d], t)
+	}
+
+	for i := len(expired) - 1; i >= 0; i-- { // oldest first
+		d := expired[i]
+		digest := d.Image.Digest
+		if protectedNow[digest] {
+			rep.Skipped = append(rep.Skipped, Skipped{Digest: digest, Why: "protected since planning"})
+			continue
+		}
+		if extra := without(tagsNow[digest], d.Image.Tags); len(extra) > 0 {
+			rep.Skipped = append(rep.Skipped, Skipped{Digest: digest, Why: "tagged " + strings.Join(extra, ", ") + " since planning"})
+			continue
+		}
+		if err := c.Delete(ctx, repo, digest); err != nil {
+			return rep, err
+		}
+		rep.Deleted = append(rep.Deleted, Deleted{Digest: digest, Tags: d.Image.Tags})
+	}
+	return rep, nil
+}
+
+// resolveProtections turns references into digests of this repository, through the listing (no requests).
+// It returns a note for each explicit reference to this repository that names nothing in it.
+func resolveProtections(r *Repository, ps []Protection) ([]lifecycle.Protection, []string) {
+	var out []lifecycle.Protection
+	var notes []string
+	for _, p := range ps {
+		ref, ok := refIn(r.Name, p.Ref)
+		if !ok {
+			continue
+		}
+		d, found := r.digestOf(ref)
+		if !found {
+			notes = append(notes, fmt.Sprintf("protection %s (%s) names no tag of %s; nothing to protect", p.Ref, p.Why, r.Name.Name()))
+			continue
+		}
+		out = append(out, lifecycle.Protection{Digest: d, Why: p.Why})
+	}
+	return out, notes
+}
+
+// refIn parses s as a reference into repo; ok is false for references to other repositories or that do not
+// parse (a cluster holds images of every repository).
+func refIn(repo name.Repository, s string) (name.Reference, bool) {
+	s = strings.TrimPrefix(s, "docker-pullable://")
+	switch {
+	case strings.HasPrefix(s, "sha256:"):
+		d, err := name.NewDigest(repo.Name() + "@" + s)
+		return d, err == nil
+	case !strings.Contains(s, "/"):
+		t, err := name.NewTag(repo.Name() + ":" + s)
+		return t, err == nil
+	}
+	ref, err := name.ParseReference(s)
+	if err != nil || ref.Context().Name() != repo.Name() {
+		return nil, false
+	}
+	return ref, true
+}
+
+func mapKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// without returns the elements of a not in b.
+func without(a, b []string) []string {
+	var out []string
+	for _, s := range a {
+		if !slices.Contains(b, s) {
+			out = append(out, s)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// PreviousImage is the image pushed before the newest one.
+type PreviousImage struct {
+	Repository string    `json:"repository"`
+	Tag        string    `json:"tag"`
+	Tags       []string  `json:"tags"`
+	Digest     string    `json:"digest"`
+	Pushed     time.Time `json:"pushed"`
+	// Reference pins the tag to the digest (REPO:TAG@DIGEST), what a rollback should deploy.
+	Reference string `json:"reference"`
+}
+
+// Previous finds the image pushed before the newest among tags starting with prefix, for pipelines that roll
+// back by tag. When that image has several such tags, Tag is the first in sort order and Tags has them all.
+func Previous(ctx context.Context, c *Client, repository, prefix string) (*PreviousImage, error) {
+	repo, err := ParseRepository(repository)
+	if err != nil {
+		return nil, err
+	}
+	listing, err := c.List(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	img, tags, err := lifecycle.Previous(listing.Images, prefix)
+	if err != nil {
+		return nil, exitcode.BadInputf("no previous image in %s: %v", repo.Name(), err)
+	}
+	return &PreviousImage{
+		Repository: repo.Name(),
+		Tag:        tags[0],
+		Tags:       tags,
+		Digest:     img.Digest,
+		Pushed:     img.Pushed,
+		Reference:  repo.Tag(tags[0]).String() + "@" + img.Digest,
+	}, nil
+}

@@ -3,7 +3,11 @@
 // passes Now), so every rule is tested table-driven on objects captured from the sandbox cluster.
 package diagnose
 
-import "time"
+import (
+	"fmt"
+	"strings"
+	"time"
+)
 
 // Status is a workload's rollout state.
 type Status string
@@ -40,13 +44,35 @@ type Evidence struct {
 
 // Verdict is the diagnosis of one workload at one moment.
 type Verdict struct {
-	Status  Status `json:"status"`
-	Reason  Reason `json:"reason,omitempty"`
-	Message string `json:"message,omitempty"`
+	// Workload is kind/name of the diagnosed workload, e.g. "Deployment/web".
+	Workload string `json:"workload,omitempty"`
+	Status   Status `json:"status"`
+	Reason   Reason `json:"reason,omitempty"`
+	Message  string `json:"message,omitempty"`
 	// Progress is a short human line such as "2/3 updated, 1 ready".
 	Progress string     `json:"progress,omitempty"`
 	Evidence []Evidence `json:"evidence,omitempty"`
 	Fix      string     `json:"fix,omitempty"`
 	// Since is when the deciding signal first appeared (for a failure); the tracker reports detection time itself.
 	Since time.Time `json:"-"`
+}
+
+// Line renders the verdict on one line for logs, e.g.
+// `failed Deployment/web ImagePullFailed: pod web-1: container web cannot pull image "web:v2": ... [1/3 updated, 0 ready]`.
+func (v Verdict) Line() string {
+	var b strings.Builder
+	b.WriteString(string(v.Status))
+	if v.Workload != "" {
+		b.WriteString(" " + v.Workload)
+	}
+	if v.Reason != "" {
+		b.WriteString(" " + string(v.Reason))
+	}
+	if v.Message != "" {
+		b.WriteString(": " + strings.Join(strings.Fields(v.Message), " "))
+	}
+	if v.Progress != "" {
+		fmt.Fprintf(&b, " [%s]", v.Progress)
+	}
+	return b.String()
 }

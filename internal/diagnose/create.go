@@ -1,0 +1,143 @@
+package diagnose
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Pod-creation reasons, read from the FailedCreate events and ReplicaFailure condition of the object that
+// creates the new pods (the new ReplicaSet, the StatefulSet, the DaemonSet): QuotaExceeded,
+// LimitRangeViolation, PermissionDenied. Admission refused the pod, so there is no pod to look at.
+
+var (
+	quotaExceeded = regexp.MustCompile(`exceeded quota: ([^,]+), (requested: .*)$`)
+	quotaFailed   = regexp.MustCompile(`failed quota: ([^:]+): (.*)$`)
+	limitRange    = regexp.MustCompile(`((?:maximum|minimum) \S+ usage per (?:Container|Pod) is [^,\]]+, but (?:limit|request) is [^,\]]+|\S+ max limit to request ratio per (?:Container|Pod) is [^,\]]+)`)
+	missingSA     = regexp.MustCompile(`serviceaccount "([^"]+)" not found`)
+	podSecurity   = regexp.MustCompile(`violates PodSecurity "([^"]+)": (.*)$`)
+	webhookDenied = regexp.MustCompile(`admission webhook "([^"]+)" denied the request: (.*)$`)
+	statefulPod   = regexp.MustCompile(`^Create Pod (\S+) in StatefulSet`)
+)
+
+// createFindings: LimitRange and permission refusals are deterministic and fail at once. "exceeded quota" also
+// fails at once, unless pods of the workload are terminating (a rolling update frees their quota within
+// seconds), in which case it must persist for th.QuotaGrace. Nothing counts once the creator has all its pods.
+func createFindings(r *rollout, ev events, now time.Time, th Thresholds) []finding {
+	if !r.creating || r.creatorName == "" {
+		return nil
+	}
+	creator := objectKey(r.creatorKind, r.creatorName)
+	byReason := map[Reason]*finding{}
+	var order []Reason
+	add := func(msg string, since time.Time, e Evidence) {
+		reason, what, fix, ok := classifyCreate(msg, r.namespace)
+		if !ok {
+			return
+		}
+		f := byReason[reason]
+		if f == nil {
+			f = &finding{reason: reason, since: since, object: creator, fix: fix,
+				message: fmt.Sprintf("%s %s cannot create pods: %s", r.creatorKind, r.creatorName, what)}
+			byReason[reason] = f
+			order = append(order, reason)
+		}
+		if since.Before(f.since) {
+			f.since = since
+		}
+		f.evidence = append(f.evidence, e)
+	}
+	for _, e := range ev.about(r.creatorKind, r.creatorName, r.creatorUID, "FailedCreate") {
+		if m := statefulPod.FindStringSubmatch(e.Message); m != nil && hasPod(r.allPods, m[1]) {
+			continue // that pod was created since
+		}
+		add(e.Message, firstSeen(e), Evidence{Object: creator, Text: eventLine(e)})
+	}
+	if c := r.replicaFailure; c != nil {
+		add(c.message, c.since, c.evidence())
+	}
+	for _, f := range byReason {
+		f.evidence = mergeByPod(f.evidence)
+	}
+	var out []finding
+	for _, reason := range order {
+		f := byReason[reason]
+		f.confirmed = reason != QuotaExceeded || !r.terminating || now.Sub(f.since) >= th.QuotaGrace
+		out = append(out, *f)
+	}
+	return out
+}
+
+// classifyCreate maps an admission refusal to a reason, what was refused, and a fix.
+func classifyCreate(msg, ns string) (reason Reason, what, fix string, ok bool) {
+	if m := quotaExceeded.FindStringSubmatch(msg); m != nil {
+		return QuotaExceeded, fmt.Sprintf("exceeded ResourceQuota %q (%s)", m[1], m[2]),
+			fmt.Sprintf("raise ResourceQuota %q in namespace %s or lower replicas/requests (%s); maxSurge: 0 lets a rolling update fit a full quota", m[1], ns, m[2]), true
+	}
+	if m := quotaFailed.FindStringSubmatch(msg); m != nil {
+		return QuotaExceeded, fmt.Sprintf("ResourceQuota %q refused the pod: %s", m[1], m[2]),
+			fmt.Sprintf("ResourceQuota %q in namespace %s requires it: %s", m[1], ns, m[2]), true
+	}
+	if ms := limitRange.FindAllString(msg, -1); ms != nil {
+		what := strings.Join(ms, "; ")
+		return LimitRangeViolation, "LimitRange refused it: " + what,
+			fmt.Sprintf("set the containers' resources within the LimitRange of namespace %s (%s)", ns, what), true
+	}
+	if m := missingSA.FindStringSubmatch(msg); m != nil {
+		return PermissionDenied, fmt.Sprintf("ServiceAccount %q not found", m[1]),
+			fmt.Sprintf("create ServiceAccount %q in namespace %s, or fix serviceAccountName in the pod template", m[1], ns), true
+	}
+	if m := podSecurity.FindStringSubmatch(msg); m != nil {
+		return PermissionDenied, fmt.Sprintf("violates PodSecurity %q: %s", m[1], m[2]),
+			fmt.Sprintf("make the pod template meet Pod Security level %q of namespace %s: %s", m[1], ns, m[2]), true
+	}
+	if m := webhookDenied.FindStringSubmatch(msg); m != nil {
+		return PermissionDenied, fmt.Sprintf("admission webhook %q denied it: %s", m[1], m[2]),
+			fmt.Sprintf("change the pod template to satisfy admission webhook %q: %s", m[1], m[2]), true
+	}
+	if i := strings.Index(msg, "is forbidden: "); i >= 0 {
+		rest := msg[i+len("is forbidden: "):]
+		return PermissionDenied, "forbidden: " + rest, PermissionDenied.Fix() + ": " + rest, true
+	}
+	return "", "", "", false
+}
+
+// podName matches the generated pod name in admission messages, which differs on every retry.
+var podName = regexp.MustCompile(`pods "[^"]*"`)
+
+// mergeByPod folds FailedCreate lines that differ only by the generated pod name (each retry of a ReplicaSet
+// is a new event) into the first, with the total count: `... (x7)`.
+func mergeByPod(list []Evidence) []Evidence {
+	var out []Evidence
+	counts := map[string]int{}
+	index := map[string]int{}
+	for _, e := range list {
+		key := e.Object + podName.ReplaceAllString(countSuffix.ReplaceAllString(e.Text, ""), `pods ""`)
+		n := 1
+		if m := countSuffix.FindStringSubmatch(e.Text); m != nil {
+			fmt.Sscan(m[1], &n)
+		}
+		if i, ok := index[key]; ok {
+			counts[key] += n
+			out[i].Text = countSuffix.ReplaceAllString(out[i].Text, "") + fmt.Sprintf(" (x%d)", counts[key])
+			continue
+		}
+		index[key], counts[key] = len(out), n
+		out = append(out, e)
+	}
+	return out
+}
+
+var countSuffix = regexp.MustCompile(` \(x(\d+)\)$`)
+
+func hasPod(pods []corev1.Pod, name string) bool {
+	for i := range pods {
+		if pods[i].Name == name {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,241 @@
+package diagnose
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// Where each failure reason is decided:
+//
+//	pods.go      ImagePullFailed, CrashLoop, ConfigError, ReadinessFailed   (container states of new pods)
+//	create.go    QuotaExceeded, LimitRangeViolation, PermissionDenied       (FailedCreate on the pod creator)
+//	schedule.go  Unschedulable                                              (PodScheduled=False, FailedScheduling)
+//	workload.go  ProgressDeadlineExceeded, and Healthy/Progressing          (the workload's own status)
+//	diagnose.go  Timeout, and which finding wins when several fire          (this file)
+//	revision.go  which pods belong to the new revision;  events.go  event times, counts and lines
+//	fix.go       the generic remedy per reason (verdicts carry a concrete one from the rule that fired)
+
+// Input is everything Diagnose looks at. The caller gathers it; Diagnose never talks to a cluster or a clock.
+type Input struct {
+	// Now is the caller's clock; grace windows are measured against it.
+	Now time.Time
+	// Started is when the rollout began (apply time); events last seen before it are ignored.
+	Started time.Time
+	// Deadline is the overall timeout; zero means none. Past it, an unfinished rollout fails with Timeout.
+	Deadline time.Time
+	// Workload is a *appsv1.Deployment, *appsv1.StatefulSet or *appsv1.DaemonSet.
+	Workload runtime.Object
+	// ReplicaSets are those owned by the Deployment, all revisions.
+	ReplicaSets []appsv1.ReplicaSet
+	// Pods are the workload's pods, all revisions.
+	Pods []corev1.Pod
+	// Events are those whose involvedObject is the workload, its ReplicaSets or its pods.
+	Events []corev1.Event
+	// Logs maps "pod/container" to the last lines of the previous (crashed) container, when the API gave them.
+	Logs map[string]string
+}
+
+// Thresholds are the grace windows that separate "not yet" from "failed". The CLI exposes them as flags.
+type Thresholds struct {
+	// ImagePullGrace tolerates a lone ErrImagePull (a registry flake) for this long. ImagePullBackOff,
+	// InvalidImageName and ErrImageNeverPull, or any sign the kubelet already retried, fail at once.
+	ImagePullGrace time.Duration
+	// CrashLoopRestarts is the restart count at which a container that keeps terminating is a crash loop even
+	// before the kubelet reports CrashLoopBackOff.
+	CrashLoopRestarts int32
+	// ReadinessSlack is added to what the readiness probe itself allows (initialDelaySeconds +
+	// periodSeconds × failureThreshold, plus the startup probe's budget) before a running, unready container fails.
+	ReadinessSlack time.Duration
+	// UnschedulableGrace is how long a new pod may stay unschedulable. Raise it when a cluster autoscaler can
+	// add nodes.
+	UnschedulableGrace time.Duration
+	// QuotaGrace is how long "exceeded quota" is tolerated while pods of the workload are terminating, since
+	// the quota they hold is about to be released. With nothing terminating, quota failures are immediate.
+	QuotaGrace time.Duration
+	// LogLines is how many trailing lines of a crashed container's log go into the evidence.
+	LogLines int
+}
+
+// DefaultThresholds are tuned to report a broken release within seconds without failing a healthy but slow one.
+func DefaultThresholds() Thresholds {
+	return Thresholds{
+		ImagePullGrace:     15 * time.Second,
+		CrashLoopRestarts:  3,
+		ReadinessSlack:     10 * time.Second,
+		UnschedulableGrace: 30 * time.Second,
+		QuotaGrace:         30 * time.Second,
+		LogLines:           5,
+	}
+}
+
+// finding is one rule's conclusion about one object.
+type finding struct {
+	reason Reason
+	// confirmed is false for a signal still inside its grace window: it does not fail the rollout, but it
+	// explains a Progressing verdict and a Timeout.
+	confirmed bool
+	since     time.Time
+	object    string
+	message   string
+	fix       string
+	evidence  []Evidence
+}
+
+// Diagnose decides whether the rollout in is Healthy, still Progressing, or Failed and why.
+func Diagnose(in Input, th Thresholds) Verdict {
+	r, err := newRollout(in)
+	if err != nil {
+		return Verdict{Status: Progressing, Message: err.Error()}
+	}
+	v := Verdict{Workload: r.ref(), Progress: r.progress}
+	if r.complete {
+		v.Status, v.Message = Healthy, "rollout complete"
+		return v
+	}
+	ev := indexEvents(in.Events, in.Started)
+	var found []finding
+	found = append(found, podFindings(r, ev, in, th)...)          // pods.go
+	found = append(found, createFindings(r, ev, in.Now, th)...)   // create.go
+	found = append(found, scheduleFindings(r, ev, in.Now, th)...) // schedule.go
+	found = append(found, deadlineFindings(r)...)                 // workload.go
+	return decide(v, r, found, in.Now, in.Deadline)
+}
+
+// Precedence, when several rules fire: the most specific cause first, then the earliest.
+//
+//  1. The release itself is broken (same result on every retry): ConfigError, ImagePullFailed, CrashLoop,
+//     LimitRangeViolation, PermissionDenied.
+//  2. The cluster lacks room for it: QuotaExceeded, Unschedulable.
+//  3. It runs but never becomes ready: ReadinessFailed (a crash or missing capacity explains unreadiness, not
+//     the reverse).
+//  4. The controller's generic verdict: ProgressDeadlineExceeded (it says "stuck", not why).
+//
+// Within a tier the signal that appeared first wins (later ones are often consequences); ties follow the
+// order above. Timeout is only used when nothing else is confirmed and the deadline has passed.
+func precedence(r Reason) (tier, order int) {
+	switch r {
+	case ConfigError:
+		return 1, 0
+	case ImagePullFailed:
+		return 1, 1
+	case CrashLoop:
+		return 1, 2
+	case LimitRangeViolation:
+		return 1, 3
+	case PermissionDenied:
+		return 1, 4
+	case QuotaExceeded:
+		return 2, 0
+	case Unschedulable:
+		return 2, 1
+	case ReadinessFailed:
+		return 3, 0
+	case ProgressDeadlineExceeded:
+		return 4, 0
+	}
+	return 5, 0
+}
+
+func byPrecedence(a, b finding) int {
+	ta, oa := precedence(a.reason)
+	tb, ob := precedence(b.reason)
+	if ta != tb {
+		return ta - tb
+	}
+	if c := a.since.Compare(b.since); c != 0 {
+		return c
+	}
+	return oa - ob
+}
+
+// maxEvidence keeps a verdict readable when dozens of pods fail the same way.
+const maxEvidence = 12
+
+func decide(v Verdict, r *rollout, found []finding, now, deadline time.Time) Verdict {
+	slices.SortStableFunc(found, byPrecedence)
+	var confirmed, pending []finding
+	for _, f := range found {
+		if f.confirmed {
+			confirmed = append(confirmed, f)
+		} else {
+			pending = append(pending, f)
+		}
+	}
+	switch {
+	case len(confirmed) > 0:
+		best := confirmed[0]
+		same := sameReason(confirmed, best.reason)
+		v.Status, v.Reason, v.Since, v.Fix = Failed, best.reason, best.since, best.fix
+		v.Message = best.message + spread(same, r)
+		v.Evidence = collect(same)
+	case !deadline.IsZero() && !now.Before(deadline):
+		v.Status, v.Reason, v.Since, v.Fix = Failed, Timeout, deadline, Timeout.Fix()
+		v.Message = "rollout did not complete before the deadline: " + r.waiting
+		if len(pending) > 0 {
+			v.Message += "; " + pending[0].message
+			v.Fix = pending[0].fix
+		}
+		v.Evidence = collect(pending)
+	default:
+		v.Status, v.Message = Progressing, r.waiting
+		if len(pending) > 0 {
+			v.Message += "; not failed yet: " + pending[0].message
+		}
+		v.Evidence = collect(pending)
+	}
+	v.Message = oneLine(v.Message)
+	return v
+}
+
+func sameReason(list []finding, r Reason) []finding {
+	var out []finding
+	for _, f := range list {
+		if f.reason == r {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// spread says how many of the new pods share the failure, e.g. " (3/3 new pods)".
+func spread(same []finding, r *rollout) string {
+	pods := map[string]bool{}
+	for _, f := range same {
+		if strings.HasPrefix(f.object, "Pod/") {
+			pods[f.object] = true
+		}
+	}
+	if len(pods) < 2 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d/%d new pods)", len(pods), len(r.newPods))
+}
+
+func collect(list []finding) []Evidence {
+	var out []Evidence
+	seen := map[Evidence]bool{}
+	for _, f := range list {
+		for _, e := range f.evidence {
+			if !seen[e] {
+				seen[e] = true
+				out = append(out, e)
+			}
+		}
+	}
+	if len(out) > maxEvidence {
+		more := len(out) - maxEvidence + 1
+		out = append(out[:maxEvidence-1], Evidence{Text: fmt.Sprintf("… and %d more", more)})
+	}
+	return out
+}
+
+// oneLine flattens multi-line messages (scheduler and admission messages sometimes carry newlines).
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}

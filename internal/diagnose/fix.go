@@ -1,0 +1,29 @@
+package diagnose
+
+// Fix is the generic remedy for a failure reason. Verdicts carry a concrete one (naming the image, the
+// ConfigMap, the quota); this is the fallback and what documentation lists.
+func (r Reason) Fix() string {
+	switch r {
+	case ImagePullFailed:
+		return "check that the image exists with that tag and that the nodes can pull it; for a private registry add imagePullSecrets"
+	case CrashLoop:
+		return "read the crashed container's logs (kubectl logs --previous) and fix its command, configuration or resources"
+	case ConfigError:
+		return "create the missing ConfigMap/Secret (or key) before deploying, or fix the reference in the pod template"
+	case ReadinessFailed:
+		return "make the readiness probe pass (check the endpoint it calls), or give the app more time with initialDelaySeconds/failureThreshold"
+	case QuotaExceeded:
+		return "raise the namespace ResourceQuota, or lower replicas/requests (maxSurge: 0 lets a rolling update fit a full quota)"
+	case LimitRangeViolation:
+		return "set the containers' requests and limits within the namespace LimitRange"
+	case PermissionDenied:
+		return "create the missing ServiceAccount or change the pod template so admission (Pod Security, webhooks) accepts it"
+	case Unschedulable:
+		return "free or add node capacity, or relax the pod's requests, nodeSelector, affinity and tolerations"
+	case ProgressDeadlineExceeded:
+		return "inspect the new ReplicaSet's pods and events (kubectl describe) for why they do not become available"
+	case Timeout:
+		return "the rollout was still progressing at the deadline: check the evidence, or raise the timeout if it is just slow"
+	}
+	return ""
+}

@@ -1,0 +1,401 @@
+package diagnose
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Container-state reasons, read from the new revision's pods: ImagePullFailed, CrashLoop, ConfigError,
+// ReadinessFailed.
+
+// podFindings inspects every container (init containers included) of every new pod.
+func podFindings(r *rollout, ev events, in Input, th Thresholds) []finding {
+	var out []finding
+	for i := range r.newPods {
+		p := &r.newPods[i]
+		specs := containerSpecs(p)
+		statuses := append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...)
+		for _, cs := range statuses {
+			c := containerCheck{pod: p, spec: specs[cs.Name], status: cs, events: containerEvents(ev, p, cs.Name), now: in.Now, th: th}
+			if w := cs.State.Waiting; w != nil {
+				switch w.Reason {
+				case "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull":
+					out = append(out, c.imagePull())
+					continue
+				case "CreateContainerConfigError", "CreateContainerError":
+					out = append(out, c.configError())
+					continue
+				}
+			}
+			if f, ok := c.crashLoop(in.Logs); ok {
+				out = append(out, f)
+				if f.confirmed {
+					continue
+				}
+			}
+			if f, ok := c.readiness(); ok {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
+}
+
+// containerCheck holds what the container rules look at for one container.
+type containerCheck struct {
+	pod    *corev1.Pod
+	spec   *corev1.Container
+	status corev1.ContainerStatus
+	events []corev1.Event
+	now    time.Time
+	th     Thresholds
+}
+
+func (c containerCheck) object() string { return objectKey("Pod", c.pod.Name) }
+
+// imagePull: ImagePullBackOff, InvalidImageName and ErrImageNeverPull are final. ErrImagePull alone may be a
+// registry flake, so it fails only after th.ImagePullGrace, or at once when the kubelet already backed off
+// (a BackOff event or an "Error: ImagePullBackOff" event shows the pull failed at least twice).
+func (c containerCheck) imagePull() finding {
+	w := c.status.State.Waiting
+	image := c.image()
+	pulls := eventsWithReason(c.events, "Failed", "BackOff", "ErrImageNeverPull", "InspectFailed")
+	since := earliest(pulls, c.pod.CreationTimestamp.Time)
+	retried := false
+	for _, e := range pulls {
+		if e.Reason == "BackOff" || strings.Contains(e.Message, "ImagePullBackOff") || occurrences(e) > 1 {
+			retried = true
+		}
+	}
+	detail := w.Message
+	for _, e := range pulls {
+		// The kubelet's "Failed to pull image" event carries the registry's own answer; prefer it.
+		if m := failedPull.FindStringSubmatch(e.Message); m != nil {
+			detail = m[1]
+		}
+	}
+	if detail == "" {
+		detail = w.Reason
+	}
+	detail = grpcPrefix.ReplaceAllString(detail, "") // the CRI's transport wrapping says nothing to a user
+	return finding{
+		reason:    ImagePullFailed,
+		confirmed: w.Reason != "ErrImagePull" || retried || c.now.Sub(since) >= c.th.ImagePullGrace,
+		since:     since,
+		object:    c.object(),
+		message:   fmt.Sprintf("pod %s: container %s cannot pull image %q: %s", c.pod.Name, c.status.Name, image, clip(detail)),
+		fix:       imagePullFix(w.Reason, image, detail),
+		evidence:  append([]Evidence{c.stateEvidence()}, eventEvidence(pulls)...),
+	}
+}
+
+func imagePullFix(reason, image, detail string) string {
+	d := strings.ToLower(detail)
+	switch {
+	case reason == "InvalidImageName":
+		return fmt.Sprintf("fix the image reference %q: it is not a valid image name", image)
+	case reason == "ErrImageNeverPull":
+		return fmt.Sprintf("imagePullPolicy is Never but %q is not on the node: use IfNotPresent or preload the image", image)
+	case strings.Contains(d, "unauthorized") || strings.Contains(d, "denied") || strings.Contains(d, "authentication required") || strings.Contains(d, "403"):
+		return fmt.Sprintf("the registry refused to serve %q: add or fix imagePullSecrets (or the service account's) for it", image)
+	case strings.Contains(d, "not found") || strings.Contains(d, "manifest unknown"):
+		return fmt.Sprintf("image %q does not exist: check the repository and tag, and that it was pushed before deploying", image)
+	}
+	return ImagePullFailed.Fix() + fmt.Sprintf(" (image %q)", image)
+}
+
+// crashLoop: a CrashLoopBackOff state fails at once; so does a container that terminated and restarted
+// th.CrashLoopRestarts times. Fewer restarts are a pending finding.
+func (c containerCheck) crashLoop(logs map[string]string) (finding, bool) {
+	cs := c.status
+	backoff := cs.State.Waiting != nil && cs.State.Waiting.Reason == "CrashLoopBackOff"
+	term := cs.LastTerminationState.Terminated
+	if cs.State.Terminated != nil {
+		term = cs.State.Terminated
+	}
+	if !backoff && (term == nil || cs.RestartCount == 0) {
+		return finding{}, false
+	}
+	if !backoff && cs.Ready && cs.RestartCount < c.th.CrashLoopRestarts {
+		return finding{}, false // restarted a little but serving now: nothing to explain
+	}
+	backoffs := eventsWithReason(c.events, "BackOff")
+	since := c.pod.CreationTimestamp.Time
+	if term != nil && !term.FinishedAt.IsZero() {
+		since = term.FinishedAt.Time
+	}
+	since = earliest(backoffs, since)
+
+	msg := fmt.Sprintf("pod %s: container %s", c.pod.Name, cs.Name)
+	ev := []Evidence{c.stateEvidence()}
+	if term != nil {
+		msg += fmt.Sprintf(" exited with code %d", term.ExitCode)
+		if term.Reason != "" {
+			msg += fmt.Sprintf(" (%s)", term.Reason)
+		}
+		t := fmt.Sprintf("container %s: last terminated %s, exit code %d", cs.Name, term.Reason, term.ExitCode)
+		if term.Message != "" {
+			t += ": " + clip(term.Message)
+		}
+		ev = append(ev, Evidence{Object: c.object(), Text: t})
+	} else {
+		msg += " keeps crashing"
+	}
+	msg += fmt.Sprintf(", restarted %d time", cs.RestartCount)
+	if cs.RestartCount != 1 {
+		msg += "s"
+	}
+	ev = append(ev, eventEvidence(backoffs)...)
+	if lines := tail(logs[c.pod.Name+"/"+cs.Name], c.th.LogLines); len(lines) > 0 {
+		msg += fmt.Sprintf("; last log line: %q", lines[len(lines)-1])
+		for _, l := range lines {
+			ev = append(ev, Evidence{Object: c.object(), Text: fmt.Sprintf("container %s log: %s", cs.Name, l)})
+		}
+	}
+	return finding{
+		reason:    CrashLoop,
+		confirmed: backoff || cs.RestartCount >= c.th.CrashLoopRestarts,
+		since:     since,
+		object:    c.object(),
+		message:   msg,
+		fix:       c.crashFix(term),
+		evidence:  ev,
+	}, true
+}
+
+func (c containerCheck) crashFix(term *corev1.ContainerStateTerminated) string {
+	name := c.status.Name
+	if term != nil && term.Reason == "OOMKilled" {
+		limit := "no memory limit"
+		if c.spec != nil {
+			if q, ok := c.spec.Resources.Limits[corev1.ResourceMemory]; ok {
+				limit = "memory limit " + q.String()
+			}
+		}
+		return fmt.Sprintf("container %s was OOMKilled (%s): raise resources.limits.memory or lower its memory use", name, limit)
+	}
+	return fmt.Sprintf("container %s exits soon after starting: read `kubectl logs %s -c %s --previous` and check its command, args, env and config",
+		name, c.pod.Name, name)
+}
+
+// readiness: a running container that is not ready fails once it has been unready longer than its probes
+// allow plus th.ReadinessSlack. Without a readiness probe the kubelet marks a running container ready by
+// itself, so no readiness failure is possible.
+func (c containerCheck) readiness() (finding, bool) {
+	cs := c.status
+	if cs.State.Running == nil || cs.Ready || c.spec == nil || c.spec.ReadinessProbe == nil {
+		return finding{}, false
+	}
+	if c.isPlainInit() {
+		return finding{}, false
+	}
+	budget := probeBudget(c.spec.ReadinessProbe) + probeBudget(c.spec.StartupProbe) + c.th.ReadinessSlack
+	unready := cs.State.Running.StartedAt.Time
+	for _, pc := range c.pod.Status.Conditions {
+		// A container that was ready and lost it is unready since that transition, not since it started.
+		if pc.Type == corev1.ContainersReady && pc.Status == corev1.ConditionFalse && pc.LastTransitionTime.After(unready) {
+			unready = pc.LastTransitionTime.Time
+		}
+	}
+	var probes []corev1.Event
+	for _, e := range eventsWithReason(c.events, "Unhealthy") {
+		if strings.HasPrefix(e.Message, "Readiness probe") || strings.HasPrefix(e.Message, "Startup probe") {
+			probes = append(probes, e)
+		}
+	}
+	since := earliest(probes, unready)
+	age := c.now.Sub(unready).Round(time.Second)
+	msg := fmt.Sprintf("pod %s: container %s running for %s but not ready (its probes allow %s)",
+		c.pod.Name, cs.Name, age, budget-c.th.ReadinessSlack)
+	if len(probes) > 0 {
+		msg += ": " + clip(probes[len(probes)-1].Message)
+	}
+	return finding{
+		reason:    ReadinessFailed,
+		confirmed: c.now.Sub(unready) >= budget,
+		since:     since,
+		object:    c.object(),
+		message:   msg,
+		fix: fmt.Sprintf("the readiness probe (%s) of container %s keeps failing: check the app serves it, or raise initialDelaySeconds/failureThreshold if it needs longer to start",
+			describeProbe(c.spec.ReadinessProbe), cs.Name),
+		evidence: append([]Evidence{c.stateEvidence()}, eventEvidence(probes)...),
+	}, true
+}
+
+// probeBudget is how long a probe may fail before it counts, with the API defaults for unset fields
+// (initialDelaySeconds 0, periodSeconds 10, failureThreshold 3).
+func probeBudget(p *corev1.Probe) time.Duration {
+	if p == nil {
+		return 0
+	}
+	period, failures := p.PeriodSeconds, p.FailureThreshold
+	if period == 0 {
+		period = 10
+	}
+	if failures == 0 {
+		failures = 3
+	}
+	return time.Duration(p.InitialDelaySeconds+period*failures) * time.Second
+}
+
+func describeProbe(p *corev1.Probe) string {
+	switch {
+	case p.HTTPGet != nil:
+		return fmt.Sprintf("HTTP GET :%s%s", p.HTTPGet.Port.String(), p.HTTPGet.Path)
+	case p.TCPSocket != nil:
+		return fmt.Sprintf("TCP :%s", p.TCPSocket.Port.String())
+	case p.GRPC != nil:
+		return fmt.Sprintf("gRPC :%d", p.GRPC.Port)
+	case p.Exec != nil:
+		return "exec " + strings.Join(p.Exec.Command, " ")
+	}
+	return "probe"
+}
+
+var (
+	grpcPrefix = regexp.MustCompile(`rpc error: code = \w+ desc = `)
+	failedPull = regexp.MustCompile(`^Failed to pull image "[^"]*": (.*)$`)
+	missingRef = regexp.MustCompile(`(?i)\b(configmap|secret)s? "([^"]+)" not found`)
+	missingKey = regexp.MustCompile(`couldn't find key (\S+) in (ConfigMap|Secret) ([^/\s]+)/(\S+)`)
+)
+
+// configError: CreateContainerConfigError and CreateContainerError are deterministic (the same pod template
+// fails the same way on every retry), so they fail at once. The kubelet's message names what is missing.
+func (c containerCheck) configError() finding {
+	w := c.status.State.Waiting
+	failed := eventsWithReason(c.events, "Failed")
+	since := earliest(failed, c.pod.CreationTimestamp.Time)
+	what, fix := clip(w.Message), fmt.Sprintf("fix container %s's spec: %s", c.status.Name, clip(w.Message))
+	if m := missingKey.FindStringSubmatch(w.Message); m != nil {
+		what = fmt.Sprintf("key %q missing from %s %q", m[1], m[2], m[4])
+		fix = fmt.Sprintf("add key %q to %s %q in namespace %s, or fix the key reference in the pod template", m[1], m[2], m[4], m[3])
+	} else if m := missingRef.FindStringSubmatch(w.Message); m != nil {
+		kind := "ConfigMap"
+		if strings.EqualFold(m[1], "secret") {
+			kind = "Secret"
+		}
+		what = fmt.Sprintf("%s %q not found", kind, m[2])
+		fix = fmt.Sprintf("create %s %q in namespace %s before deploying, or fix the reference (or mark it optional) in the pod template",
+			kind, m[2], c.pod.Namespace)
+	}
+	if w.Message == "" {
+		what = w.Reason
+	}
+	return finding{
+		reason:    ConfigError,
+		confirmed: true,
+		since:     since,
+		object:    c.object(),
+		message:   fmt.Sprintf("pod %s: container %s cannot be created: %s", c.pod.Name, c.status.Name, what),
+		fix:       fix,
+		evidence:  append([]Evidence{c.stateEvidence()}, eventEvidence(failed)...),
+	}
+}
+
+// stateEvidence renders the container's state, e.g. `container web: waiting ImagePullBackOff: <message>`.
+func (c containerCheck) stateEvidence() Evidence {
+	cs, s := c.status, ""
+	switch {
+	case cs.State.Waiting != nil:
+		s = fmt.Sprintf("waiting %s", cs.State.Waiting.Reason)
+		if cs.State.Waiting.Message != "" {
+			s += ": " + clip(cs.State.Waiting.Message)
+		}
+	case cs.State.Running != nil:
+		s = fmt.Sprintf("running since %s, ready=%t", cs.State.Running.StartedAt.UTC().Format(time.RFC3339), cs.Ready)
+	case cs.State.Terminated != nil:
+		s = fmt.Sprintf("terminated %s, exit code %d", cs.State.Terminated.Reason, cs.State.Terminated.ExitCode)
+	default:
+		s = "no state reported"
+	}
+	if cs.RestartCount > 0 {
+		s += fmt.Sprintf(" (restarts: %d)", cs.RestartCount)
+	}
+	return Evidence{Object: c.object(), Text: fmt.Sprintf("container %s: %s", cs.Name, s)}
+}
+
+func (c containerCheck) image() string {
+	if c.spec != nil {
+		return c.spec.Image
+	}
+	return c.status.Image
+}
+
+// isPlainInit is true for an init container that runs to completion (not a restartable sidecar).
+func (c containerCheck) isPlainInit() bool {
+	for _, ic := range c.pod.Spec.InitContainers {
+		if ic.Name == c.status.Name {
+			return ic.RestartPolicy == nil || *ic.RestartPolicy != corev1.ContainerRestartPolicyAlways
+		}
+	}
+	return false
+}
+
+func containerSpecs(p *corev1.Pod) map[string]*corev1.Container {
+	m := map[string]*corev1.Container{}
+	for i := range p.Spec.InitContainers {
+		m[p.Spec.InitContainers[i].Name] = &p.Spec.InitContainers[i]
+	}
+	for i := range p.Spec.Containers {
+		m[p.Spec.Containers[i].Name] = &p.Spec.Containers[i]
+	}
+	return m
+}
+
+// containerEvents returns the pod's events about one container. The kubelet sets fieldPath to
+// spec.containers{name} (or initContainers); events without a fieldPath are about the whole pod and kept.
+func containerEvents(ev events, p *corev1.Pod, name string) []corev1.Event {
+	var out []corev1.Event
+	for _, e := range ev.about("Pod", p.Name, p.UID) {
+		fp := e.InvolvedObject.FieldPath
+		if fp == "" || strings.HasSuffix(fp, "{"+name+"}") {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func eventsWithReason(list []corev1.Event, reasons ...string) []corev1.Event {
+	var out []corev1.Event
+	for _, e := range list {
+		if slices.Contains(reasons, e.Reason) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// secretAssignment matches "password=hunter2"-style pairs so crash logs never leak credentials into a report.
+var secretAssignment = regexp.MustCompile(`(?i)\b([\w.-]*(?:password|passwd|secret|token|api[_-]?key|credential)[\w.-]*)(["']?\s*[:=]\s*)("[^"]*"|'[^']*'|\S+)`)
+
+// tail returns the last n non-empty log lines, clipped and with secret-looking values redacted.
+func tail(log string, n int) []string {
+	if n <= 0 {
+		return nil
+	}
+	var lines []string
+	for _, l := range strings.Split(log, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, clip(secretAssignment.ReplaceAllString(l, "${1}${2}[redacted]")))
+		}
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return lines
+}
+
+// clip keeps one fact to a readable length.
+func clip(s string) string {
+	s = oneLine(s)
+	const max = 300
+	if r := []rune(s); len(r) > max {
+		return string(r[:max-1]) + "…"
+	}
+	return s
+}

@@ -1,0 +1,108 @@
+package diagnose
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+// Scheduling reasons: Unschedulable, read from new pods' PodScheduled=False condition and the scheduler's
+// FailedScheduling events.
+
+var insufficient = regexp.MustCompile(`Insufficient ([\w./-]+)`)
+
+// scheduleFindings: an unschedulable pod fails only after th.UnschedulableGrace, because a cluster autoscaler
+// or a finishing rollout elsewhere may make room. The scheduler's message is quoted as is.
+func scheduleFindings(r *rollout, ev events, now time.Time, th Thresholds) []finding {
+	var out []finding
+	for i := range r.newPods {
+		p := &r.newPods[i]
+		if p.Spec.NodeName != "" {
+			continue
+		}
+		failed := ev.about("Pod", p.Name, p.UID, "FailedScheduling")
+		var cond *corev1.PodCondition
+		for j := range p.Status.Conditions {
+			c := &p.Status.Conditions[j]
+			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+				cond = c
+			}
+		}
+		if cond == nil && len(failed) == 0 {
+			continue
+		}
+		var since time.Time
+		var msg string
+		var evidence []Evidence
+		if cond != nil {
+			since, msg = cond.LastTransitionTime.Time, cond.Message
+			evidence = append(evidence, condition{objectKey("Pod", p.Name), string(cond.Type), string(cond.Status), cond.Reason, clip(cond.Message), since}.evidence())
+		}
+		since = earliest(failed, since)
+		if len(failed) > 0 {
+			msg = failed[len(failed)-1].Message // the scheduler's latest word
+		}
+		evidence = append(evidence, eventEvidence(failed)...)
+		out = append(out, finding{
+			reason:    Unschedulable,
+			confirmed: now.Sub(since) >= th.UnschedulableGrace,
+			since:     since,
+			object:    objectKey("Pod", p.Name),
+			message:   fmt.Sprintf("pod %s cannot be scheduled: %s", p.Name, clip(withoutPreemption(msg))),
+			fix:       scheduleFix(p, msg),
+			evidence:  evidence,
+		})
+	}
+	return out
+}
+
+// withoutPreemption drops the scheduler's "preemption: ..." tail, which repeats the node count, and the
+// dynamic-resource-allocation plugin's "no new claims to deallocate" aside (v1.34+), which says nothing here.
+func withoutPreemption(msg string) string {
+	if i := strings.Index(msg, "preemption: "); i > 0 {
+		msg = msg[:i]
+	}
+	msg = strings.ReplaceAll(msg, "no new claims to deallocate", "")
+	return strings.TrimRight(strings.TrimSpace(msg), ",")
+}
+
+func scheduleFix(p *corev1.Pod, msg string) string {
+	var fixes []string
+	for _, m := range insufficient.FindAllStringSubmatch(msg, -1) {
+		res := corev1.ResourceName(strings.TrimRight(m[1], ".,")) // the scheduler ends the sentence with a dot
+		fixes = append(fixes, fmt.Sprintf("no node has %s free for the pod's request (%s): lower resources.requests.%s or add node capacity",
+			res, podRequest(p, res), res))
+	}
+	switch {
+	case strings.Contains(msg, "didn't match Pod's node affinity/selector"):
+		fixes = append(fixes, "no node matches the pod's nodeSelector/affinity: fix them or label the nodes")
+	case strings.Contains(msg, "untolerated taint"):
+		fixes = append(fixes, "the nodes carry taints the pod does not tolerate: add tolerations or schedule elsewhere")
+	case strings.Contains(msg, "PersistentVolumeClaim"):
+		fixes = append(fixes, "the pod's PersistentVolumeClaims cannot be bound: check the StorageClass and PersistentVolumes")
+	case strings.Contains(msg, "anti-affinity") || strings.Contains(msg, "pod affinity"):
+		fixes = append(fixes, "the pod (anti-)affinity rules leave no node: relax them or add nodes")
+	}
+	if len(fixes) == 0 {
+		return Unschedulable.Fix()
+	}
+	return strings.Join(fixes, "; ")
+}
+
+// podRequest sums a resource over the pod's containers (as the scheduler does, ignoring init containers' peaks).
+func podRequest(p *corev1.Pod, res corev1.ResourceName) string {
+	total := resource.Quantity{}
+	for _, c := range p.Spec.Containers {
+		if q, ok := c.Resources.Requests[res]; ok {
+			total.Add(q)
+		}
+	}
+	if total.IsZero() {
+		return "none set"
+	}
+	return total.String()
+}

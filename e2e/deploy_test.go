@@ -128,7 +128,8 @@ func TestDeployFailureReasons(t *testing.T) {
 			t.Parallel()
 			ns := cluster.Namespace(t)
 			deploy := func(manifest string, extra ...string) result {
-				args := append([]string{"deploy", "-f", "-", "-n", ns, "-o", "json", "--timeout", "5m"}, extra...)
+				// Diagnosis is under test here; rollback has its own tests.
+				args := append([]string{"deploy", "-f", "-", "-n", ns, "-o", "json", "--timeout", "5m", "--on-failure", "none"}, extra...)
 				return rollguard(t, manifest, args...)
 			}
 			if tc.setup != "" {
@@ -176,7 +177,7 @@ func TestDeployTimeout(t *testing.T) {
 	t.Parallel()
 	ns := cluster.Namespace(t)
 	v := app{scenario: "slow-ready", annotations: map[string]string{"sandbox.rollguard.dev/ready-after": "10m"}}
-	r := rollguard(t, v.yaml(), "deploy", "-f", "-", "-n", ns, "-o", "json", "--timeout", "3s")
+	r := rollguard(t, v.yaml(), "deploy", "-f", "-", "-n", ns, "-o", "json", "--timeout", "3s", "--on-failure", "none")
 	if r.code != 2 {
 		t.Fatalf("exit %d, want 2\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -204,7 +205,7 @@ func TestDeployOtherWorkloads(t *testing.T) {
 			if r := rollguard(t, tc.v1.yaml(), "deploy", "-f", "-", "-n", ns, "-o", "json", "--timeout", "3m"); r.code != 0 {
 				t.Fatalf("v1: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 			}
-			r := rollguard(t, tc.v2.yaml(), "deploy", "-f", "-", "-n", ns, "-o", "json", "--timeout", "5m")
+			r := rollguard(t, tc.v2.yaml(), "deploy", "-f", "-", "-n", ns, "-o", "json", "--timeout", "5m", "--on-failure", "none")
 			if r.code != 2 {
 				t.Fatalf("v2: exit %d, want 2\n%s\n%s", r.code, r.stdout, r.stderr)
 			}

@@ -124,3 +124,5 @@ func writeFile(t *testing.T, name, content string) string {
 	}
 	return p
 }
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }

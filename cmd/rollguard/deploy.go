@@ -7,6 +7,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rollguard/rollguard/internal/action"
+	"github.com/rollguard/rollguard/internal/exitcode"
+	"github.com/rollguard/rollguard/internal/report"
 )
 
 func newDeployCmd(g *globals) *cobra.Command {
@@ -15,10 +17,15 @@ func newDeployCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "deploy -f PATH [-f PATH...]",
 		Short: "Apply a release, watch it, and explain a failing rollout within seconds",
-		Long: `Deploy validates every object (locally, then with a server-side dry-run), applies them with
-server-side apply in dependency order, and follows every Deployment, StatefulSet and DaemonSet until all are
-healthy or one fails. A failure is reported with its reason, evidence and a suggested fix as soon as it is
-visible, not when the timeout ends.`,
+		Long: `Deploy validates every object (locally, then with a server-side dry-run), records the release
+with the previous state of everything it will change, applies with server-side apply in dependency order,
+and follows every Deployment, StatefulSet and DaemonSet until all are healthy or one fails. A failure is
+reported with its reason, evidence and a suggested fix as soon as it is visible, not when the timeout ends.
+
+On failure (--on-failure): rollback restores every changed object (ConfigMaps and Secrets included), deletes
+objects the release created, and proves the rollback healthy (exit 1); approve waits for
+"rollguard approve|reject RELEASE" (or a terminal answer); hold exits 5 so a later pipeline step can run
+"rollguard rollback RELEASE"; none exits 2. One run per app at a time (a Lease lock).`,
 		Example: `  rollguard deploy -f k8s/ --image web=registry.example.com/web:1.4.2 --timeout 5m
   helm template web ./chart | rollguard deploy -f - -n web
   rollguard deploy -f overlays/prod -o json --junit report.xml`,
@@ -27,11 +34,18 @@ visible, not when the timeout ends.`,
 			if err := out.validate(); err != nil {
 				return err
 			}
+			if d.ApprovalTimeoutAction != "rollback" && d.ApprovalTimeoutAction != "reject" {
+				return exitcode.BadInputf("--approval-timeout-action must be rollback or reject, got %q", d.ApprovalTimeoutAction)
+			}
 			d.Connect = g.connect
 			d.Namespace = g.namespace()
 			d.Log = g.logger()
 			progress := progressPrinter(g.stderr)
 			d.OnUpdate = progress.Update
+			d.Notice = g.stderr
+			if interactive(d.Files) {
+				d.Prompt = os.Stdin
+			}
 			res, err := d.Run(cmd.Context())
 			progress.Done()
 			if res != nil && (err == nil || res.Outcome != "") {
@@ -51,7 +65,25 @@ visible, not when the timeout ends.`,
 	f.BoolVar(&d.AllowMutableTags, "allow-mutable-tags", false, "accept images without a tag or with a mutable tag such as latest")
 	f.StringVar(&d.ChangeCause, "change-cause", "", "text recorded in kubernetes.io/change-cause (default: built from CI variables)")
 	f.DurationVar(&d.Timeout, "timeout", 5*time.Minute, "give up on a rollout that has not finished after this long")
+	f.StringVar(&d.App, "app", "", "release name for records, lock and history (default: the first workload's name)")
+	f.StringVar(&d.OnFailure, "on-failure", action.OnFailureRollback, "what to do when the release fails: rollback, approve (wait for rollguard approve/reject), hold (exit 5; roll back later with rollguard rollback) or none")
+	f.DurationVar(&d.ApprovalTimeout, "approval-timeout", 24*time.Hour, "with --on-failure=approve: how long to wait for a decision")
+	f.StringVar(&d.ApprovalTimeoutAction, "approval-timeout-action", "rollback", "with --on-failure=approve: rollback or reject when nobody decides in time")
+	f.DurationVar(&d.WaitForLock, "wait-for-lock", 2*time.Minute, "how long to wait while another run deploys or rolls back the same app (a dead run's lock expires in 30s)")
+	f.DurationVar(&d.LockTTL, "lock-ttl", 30*time.Second, "how long the lock outlives a run that died")
+	_ = f.MarkHidden("lock-ttl")
 	out.add(f)
 	addThresholdFlags(f, &d.Thresholds)
 	return cmd
+}
+
+// interactive reports whether a person can answer a prompt: stdin is a terminal, not in CI, and not the
+// manifest stream.
+func interactive(files []string) bool {
+	for _, f := range files {
+		if f == "-" {
+			return false
+		}
+	}
+	return report.IsTerminal(os.Stdin)
 }

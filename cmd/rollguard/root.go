@@ -77,6 +77,12 @@ Exit codes:
 		newImagesCmd(g),
 		newDeployCmd(g),
 		newStatusCmd(g),
+		newRollbackCmd(g),
+		newUndoCmd(g),
+		newDecideCmd(g, true),
+		newDecideCmd(g, false),
+		newHistoryCmd(g),
+		newUnlockCmd(g),
 	)
 	return root
 }

@@ -10,9 +10,12 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/rollguard/rollguard/internal/crashpoint"
 	"github.com/rollguard/rollguard/internal/exitcode"
 	"github.com/rollguard/rollguard/internal/kube"
+	"github.com/rollguard/rollguard/internal/lock"
 	"github.com/rollguard/rollguard/internal/manifest"
+	"github.com/rollguard/rollguard/internal/release"
 	"github.com/rollguard/rollguard/internal/report"
 	"github.com/rollguard/rollguard/internal/track"
 )
@@ -32,6 +35,17 @@ type Deploy struct {
 	Namespace string
 	// Getenv reads CI variables for the change cause; nil means none.
 	Getenv func(string) string
+
+	// App names the release: its records, lock and history. Default: the first workload's name.
+	App         string
+	Environment string
+	// OnFailure is rollback (default), approve, hold or none.
+	OnFailure string
+	Approval
+	// WaitForLock is how long to wait while another run deploys or rolls back the same app.
+	WaitForLock time.Duration
+	// LockTTL is how long the lock outlives a run that died (default 30s).
+	LockTTL time.Duration
 }
 
 // Run validates everything, applies, tracks and reports. Nothing is applied unless every object passed
@@ -88,20 +102,93 @@ func (d *Deploy) Run(ctx context.Context) (*report.Result, error) {
 		return nil, err
 	}
 
-	result := &report.Result{Command: "deploy", Namespace: ns, ChangeCause: cause}
+	app := d.App
+	if app == "" {
+		app = defaultApp(objs)
+	}
+	if err := release.ValidateApp(app); err != nil {
+		return nil, err
+	}
+	onFailure := d.OnFailure
+	if onFailure == "" {
+		onFailure = OnFailureRollback
+	}
+	switch onFailure {
+	case OnFailureRollback, OnFailureApprove, OnFailureHold, OnFailureNone:
+	default:
+		return nil, exitcode.BadInputf("--on-failure must be rollback, approve, hold or none, got %q", onFailure)
+	}
+
+	// One run at a time per app: a second pipeline waits here, before anything is recorded or changed.
+	lk, err := lock.Acquire(ctx, c, ns, app, lock.Options{Wait: d.WaitForLock, TTL: d.LockTTL, OnWait: func(holder string, since time.Time) {
+		log.Warn("waiting for another run to finish", "app", app, "holder", holder, "since", since)
+	}})
+	if err != nil {
+		return nil, err
+	}
+	defer lk.Release(context.WithoutCancel(ctx))
+	crashpoint.Hit("deploy:locked")
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-lk.Lost():
+			log.Error("lost the release lock; stopping", "app", app)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	store := release.NewStore(c)
+	inherited, err := d.converge(ctx, c, store, ns, app)
+	if err != nil {
+		return nil, err
+	}
+	states, wstates, err := captureState(ctx, c, objs, inherited)
+	if err != nil {
+		return nil, err
+	}
+	ci := manifest.DetectCI(getenv)
+	rec := &release.Record{
+		App: app, Namespace: ns, Environment: d.Environment, DeployedBy: release.Identity(ctx, c, ci), CI: ci,
+		ChangeCause: cause, Objects: states, Workloads: wstates, Outcome: release.Applying,
+	}
+	if err := store.Create(ctx, rec); err != nil {
+		return nil, err
+	}
+	if inherited != nil {
+		inherited.Message = "interrupted; superseded by " + rec.ID
+		if err := finish(ctx, store, inherited, release.Failed); err != nil {
+			return nil, err
+		}
+	}
+	log.Info("recorded release", "release", rec.ID)
+	crashpoint.Hit("deploy:recorded")
+
+	result := &report.Result{Command: "deploy", Release: rec.ID, Namespace: ns, ChangeCause: cause}
 	started := time.Now()
-	for _, o := range objs {
+	for i, o := range objs {
 		if _, err := c.Apply(ctx, o.Unstructured, false); err != nil {
-			return result, fmt.Errorf("%s: %w", o.Source, err)
+			return d.failApply(ctx, c, store, rec, result, fmt.Errorf("%s: %w", o.Source, err))
 		}
 		log.Info("applied", "object", kube.Ref(o.Unstructured))
+		if i == 0 {
+			crashpoint.Hit("deploy:applying")
+		}
 		if o.GetKind() == "CustomResourceDefinition" {
 			if err := c.WaitEstablished(ctx, o.GetName()); err != nil {
-				return result, err
+				return d.failApply(ctx, c, store, rec, result, err)
 			}
 		}
 	}
 	result.AppliedAt = time.Now()
+	crashpoint.Hit("deploy:applied")
+	rec.Outcome = release.Tracking
+	rec.Timings.AppliedAt = result.AppliedAt.UTC()
+	if err := store.Update(ctx, rec); err != nil {
+		return result, err
+	}
+	crashpoint.Hit("deploy:tracking")
 
 	var targets []track.Target
 	for _, o := range objs {
@@ -118,11 +205,17 @@ func (d *Deploy) Run(ctx context.Context) (*report.Result, error) {
 		result.Workloads[i].Images = imagesOf(objs, result.Workloads[i].Kind, result.Workloads[i].Namespace, result.Workloads[i].Name)
 	}
 	if err != nil {
+		// Interrupted (signal, lost lock): the record stays "tracking" so the next run converges.
 		return result, err
 	}
-	result.Outcome = outcomeOf(ws)
+	recordVerdicts(rec, ws)
 	result.Message = summary(ws)
-	return result, nil
+	if outcomeOf(ws) == report.Succeeded {
+		result.Outcome = report.Succeeded
+		return result, finish(ctx, store, rec, release.Succeeded)
+	}
+	crashpoint.Hit("deploy:failed")
+	return d.onFailure(ctx, c, store, rec, result, onFailure)
 }
 
 // validate checks every object against the cluster without changing anything: namespaces exist (or come

@@ -1,0 +1,118 @@
+package action
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/rollguard/rollguard/internal/diagnose"
+	"github.com/rollguard/rollguard/internal/kube"
+	"github.com/rollguard/rollguard/internal/manifest"
+	"github.com/rollguard/rollguard/internal/release"
+	"github.com/rollguard/rollguard/internal/report"
+	"github.com/rollguard/rollguard/internal/track"
+)
+
+// On-failure policies of a deploy.
+const (
+	OnFailureRollback = "rollback"
+	OnFailureApprove  = "approve"
+	OnFailureHold     = "hold"
+	OnFailureNone     = "none"
+)
+
+// defaultApp names a release after its first workload (or first object): a single-app release needs no
+// --app, and its records and lock line up with `rollguard undo deployment/NAME`.
+func defaultApp(objs []*manifest.Object) string {
+	for _, o := range objs {
+		if track.Trackable(o.GetKind()) {
+			return o.GetName()
+		}
+	}
+	if len(objs) > 0 {
+		return objs[0].GetName()
+	}
+	return ""
+}
+
+// captureState records what each object is before the release changes it. Where a killed run left a record,
+// its states win for the objects it had captured: they are the true previous state, before that run
+// changed anything, and objects only it touched are carried over so a rollback restores them too.
+func captureState(ctx context.Context, c *kube.Client, objs []*manifest.Object, inherited *release.Record) ([]release.ObjectState, []release.WorkloadState, error) {
+	prior := map[string]release.ObjectState{}
+	if inherited != nil {
+		for _, o := range inherited.Objects {
+			prior[o.Ref()] = o
+		}
+	}
+	var states []release.ObjectState
+	var workloads []release.WorkloadState
+	seen := map[string]bool{}
+	for _, o := range objs {
+		st := release.ObjectState{APIVersion: o.GetAPIVersion(), Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()}
+		var live *unstructured.Unstructured
+		if p, ok := prior[st.Ref()]; ok {
+			st = p
+		} else {
+			var err error
+			live, err = liveOrNil(ctx, c, o.Unstructured)
+			if err != nil {
+				return nil, nil, err
+			}
+			st.Existed = live != nil
+			st.Previous = release.Capture(live)
+		}
+		seen[st.Ref()] = true
+		states = append(states, st)
+		if track.Trackable(o.GetKind()) {
+			ws := release.WorkloadState{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName(), Images: imagesOf(objs, o.GetKind(), o.GetNamespace(), o.GetName())}
+			if live != nil {
+				ws.PreviousRevision, _ = strconv.ParseInt(live.GetAnnotations()["deployment.kubernetes.io/revision"], 10, 64)
+			}
+			workloads = append(workloads, ws)
+		}
+	}
+	if inherited != nil {
+		for _, o := range inherited.Objects {
+			if !seen[o.Ref()] {
+				states = append(states, o)
+			}
+		}
+	}
+	return states, workloads, nil
+}
+
+// liveOrNil reads an object, treating "its kind is not served yet" (a CRD the release brings) as absent.
+func liveOrNil(ctx context.Context, c *kube.Client, obj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	live, err := c.Get(ctx, obj)
+	if _, unknown := err.(*kube.UnknownKindError); unknown {
+		return nil, nil
+	}
+	return live, err
+}
+
+// recordVerdicts copies the tracked verdicts into the record's workloads.
+func recordVerdicts(rec *release.Record, ws []report.Workload) {
+	for i := range rec.Workloads {
+		for _, w := range ws {
+			if w.Kind == rec.Workloads[i].Kind && w.Namespace == rec.Workloads[i].Namespace && w.Name == rec.Workloads[i].Name {
+				rec.Workloads[i].Status, rec.Workloads[i].Reason = w.Status, w.Reason
+			}
+		}
+	}
+	for _, w := range ws {
+		if w.Status == diagnose.Failed {
+			rec.Reason, rec.Message = string(w.Reason), w.ID()+": "+w.Message
+			break
+		}
+	}
+}
+
+// finish stamps a record's outcome and end time.
+func finish(ctx context.Context, store *release.Store, rec *release.Record, o release.Outcome) error {
+	rec.Outcome = o
+	rec.Timings.FinishedAt = time.Now().UTC()
+	return store.Update(ctx, rec)
+}

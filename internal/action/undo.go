@@ -1,0 +1,178 @@
+package action
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+	"k8s.io/kubectl/pkg/polymorphichelpers"
+
+	"github.com/rollguard/rollguard/internal/exitcode"
+	"github.com/rollguard/rollguard/internal/kube"
+	"github.com/rollguard/rollguard/internal/lock"
+	"github.com/rollguard/rollguard/internal/manifest"
+	"github.com/rollguard/rollguard/internal/release"
+	"github.com/rollguard/rollguard/internal/report"
+	"github.com/rollguard/rollguard/internal/track"
+)
+
+// Undo rolls a workload back to an earlier revision — with kubectl's own rollbacker, so the result is what
+// `kubectl rollout undo` produces — then tracks it like a deploy and records it in the history.
+type Undo struct {
+	Connect Connector
+	Watch
+	Object    string
+	Namespace string
+	// ToRevision is the revision to return to; 0 means the one before the current.
+	ToRevision int64
+	// ToImage "previous" picks the newest earlier revision whose images differ from the current ones.
+	ToImage     string
+	App         string
+	WaitForLock time.Duration
+	Getenv      func(string) string
+}
+
+// Run performs the undo.
+func (u *Undo) Run(ctx context.Context) (*report.Result, error) {
+	if u.Timeout <= 0 {
+		return nil, exitcode.BadInputf("--timeout must be positive, got %s", u.Timeout)
+	}
+	if u.ToImage != "" && u.ToImage != "previous" {
+		return nil, exitcode.BadInputf("--to-image takes only \"previous\" (the image deployed before the current one), got %q", u.ToImage)
+	}
+	if u.ToImage != "" && u.ToRevision != 0 {
+		return nil, exitcode.BadInputf("pass --to-revision or --to-image, not both")
+	}
+	if u.ToRevision < 0 {
+		return nil, exitcode.BadInputf("--to-revision must be a revision number, got %d", u.ToRevision)
+	}
+	c, err := u.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	w, err := resolveWorkload(ctx, c, u.Object, u.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	if u.ToImage != "" && w.target.Kind != "Deployment" {
+		return nil, exitcode.BadInputf("--to-image previous works on Deployments; pass --to-revision for a %s", w.target.Kind)
+	}
+	app := u.App
+	if app == "" {
+		app = w.target.Name
+	}
+	lk, err := lock.Acquire(ctx, c, w.target.Namespace, app, lock.Options{Wait: u.WaitForLock})
+	if err != nil {
+		return nil, err
+	}
+	defer lk.Release(context.WithoutCancel(ctx))
+
+	if u.ToImage == "previous" {
+		if u.ToRevision, err = previousImageRevision(ctx, c, w.live); err != nil {
+			return nil, err
+		}
+	}
+	rollbacker, err := polymorphichelpers.RollbackerFor(w.gvk.GroupKind(), c.Typed)
+	if err != nil {
+		return nil, exitcode.BadInputf("cannot undo a %s: %v", w.target.Kind, err)
+	}
+
+	store := release.NewStore(c)
+	getenv := u.Getenv
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	ci := manifest.DetectCI(getenv)
+	prevRev, _ := strconv.ParseInt(w.live.GetAnnotations()["deployment.kubernetes.io/revision"], 10, 64)
+	rec := &release.Record{
+		App: app, Namespace: w.target.Namespace, DeployedBy: release.Identity(ctx, c, ci), CI: ci,
+		ChangeCause: undoCause(u.ToRevision),
+		Objects: []release.ObjectState{{APIVersion: w.live.GetAPIVersion(), Kind: w.live.GetKind(), Namespace: w.target.Namespace,
+			Name: w.target.Name, Existed: true, Previous: release.Capture(w.live)}},
+		Workloads: []release.WorkloadState{{Kind: w.target.Kind, Namespace: w.target.Namespace, Name: w.target.Name, PreviousRevision: prevRev}},
+	}
+	if last, err := store.Latest(ctx, w.target.Namespace, app); err == nil && last != nil {
+		rec.RollbackOf = last.ID
+	}
+	if err := store.Create(ctx, rec); err != nil {
+		return nil, err
+	}
+	result := &report.Result{Command: "undo", Release: rec.ID, Namespace: w.target.Namespace, ChangeCause: rec.ChangeCause}
+	started := time.Now()
+	msg, err := rollbacker.Rollback(w.live, nil, u.ToRevision, cmdutil.DryRunNone)
+	if err != nil {
+		rec.Message = err.Error()
+		_ = finish(context.WithoutCancel(ctx), store, rec, release.Failed)
+		return nil, exitcode.BadInputf("undoing %s: %v", u.Object, err)
+	}
+	u.logger().Info("rolled back", "workload", w.target.String(), "result", msg)
+	result.AppliedAt = time.Now()
+	rec.Outcome, rec.Timings.AppliedAt = release.Tracking, result.AppliedAt.UTC()
+	if err := store.Update(ctx, rec); err != nil {
+		return result, err
+	}
+	ws, err := u.track(ctx, c, []track.Target{w.target}, started.Add(-2*time.Second), result.AppliedAt)
+	result.Workloads, result.FinishedAt = ws, time.Now()
+	if err != nil {
+		return result, err
+	}
+	recordVerdicts(rec, ws)
+	result.Outcome, result.Message = outcomeOf(ws), summary(ws)
+	outcome := release.Succeeded
+	if result.Outcome != report.Succeeded {
+		outcome = release.Failed
+	}
+	return result, finish(ctx, store, rec, outcome)
+}
+
+func undoCause(rev int64) string {
+	if rev == 0 {
+		return "rollguard undo to the previous revision"
+	}
+	return "rollguard undo to revision " + strconv.FormatInt(rev, 10)
+}
+
+// previousImageRevision is the newest revision before the current one whose container images differ from
+// the current ones: "the image deployed before this one", skipping revisions that changed only config.
+func previousImageRevision(ctx context.Context, c *kube.Client, live *unstructured.Unstructured) (int64, error) {
+	var d appsv1.Deployment
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(live.Object, &d); err != nil {
+		return 0, fmt.Errorf("reading Deployment %s: %w", live.GetName(), err)
+	}
+	rsList, err := c.Typed.AppsV1().ReplicaSets(d.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return 0, kube.Classify(err, "listing ReplicaSets of "+d.Name, c.Server)
+	}
+	current := podImages(d.Spec.Template.Spec)
+	type rev struct {
+		n      int64
+		images []string
+	}
+	var revs []rev
+	for _, rs := range rsList.Items {
+		if !metav1.IsControlledBy(&rs, &d) {
+			continue
+		}
+		n, err := strconv.ParseInt(rs.Annotations["deployment.kubernetes.io/revision"], 10, 64)
+		if err != nil {
+			continue
+		}
+		revs = append(revs, rev{n, podImages(rs.Spec.Template.Spec)})
+	}
+	sort.Slice(revs, func(i, j int) bool { return revs[i].n > revs[j].n })
+	curRev, _ := strconv.ParseInt(d.Annotations["deployment.kubernetes.io/revision"], 10, 64)
+	for _, r := range revs {
+		if r.n < curRev && !slices.Equal(r.images, current) {
+			return r.n, nil
+		}
+	}
+	return 0, exitcode.BadInputf("Deployment %s has no earlier revision with other images (%d revisions kept; see revisionHistoryLimit)", d.Name, len(revs))
+}

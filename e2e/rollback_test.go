@@ -400,4 +400,3 @@ func waitForOutcome(t *testing.T, ns, app string, outcome release.Outcome) strin
 	}
 	return id
 }
-

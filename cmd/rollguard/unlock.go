@@ -1,0 +1,50 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rollguard/rollguard/internal/exitcode"
+	"github.com/rollguard/rollguard/internal/lock"
+)
+
+func newUnlockCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "unlock APP",
+		Short: "Remove an app's deploy lock left by a run that died",
+		Long: `Unlock removes the lock that keeps two rollguard runs from deploying or rolling back the same app at
+once. A lock whose run died expires by itself (30 seconds after its last renewal), so unlock is only
+needed when that is too long to wait. Unlocking an app while its run is alive lets a second run change the
+app at the same time: the first run stops at its next renewal, possibly half-way.`,
+		Example: `  rollguard unlock web -n shop`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return exitcode.BadInputf("pass the app to unlock: rollguard unlock APP [-n NAMESPACE]")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			app := args[0]
+			c, err := g.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			ns := g.namespace()
+			if ns == "" {
+				ns = c.Namespace
+			}
+			fmt.Fprintf(g.stderr, "warning: removing the lock of %s in namespace %s; if the run holding it is still alive, two runs may now change %s at once\n", app, ns, app)
+			holder, err := lock.ForceUnlock(cmd.Context(), c, ns, app)
+			if err != nil {
+				return err
+			}
+			if holder == "" {
+				_, err = fmt.Fprintf(g.stdout, "%s was not locked in namespace %s\n", app, ns)
+				return err
+			}
+			_, err = fmt.Fprintf(g.stdout, "unlocked %s in namespace %s (it was held by %s)\n", app, ns, holder)
+			return err
+		},
+	}
+}

@@ -1,0 +1,99 @@
+package release
+
+import (
+	"context"
+	"strconv"
+
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/rollguard/rollguard/internal/kube"
+)
+
+// CurrentRevision reads the revision a workload runs now, for WorkloadState's Previous* fields (before a
+// release) and New* fields (once its rollout started): a Deployment's deployment.kubernetes.io/revision and
+// the pod-template-hash of the ReplicaSet with that revision; a StatefulSet's status.updateRevision
+// (the ControllerRevision's name) and its number; a DaemonSet's newest ControllerRevision and its hash.
+// It returns 0, "" when the workload does not exist, and a revision with an empty hash while the
+// controller has not yet made the ReplicaSet or ControllerRevision.
+func CurrentRevision(ctx context.Context, c *kube.Client, kind, namespace, name string) (int64, string, error) {
+	apps := c.Typed.AppsV1()
+	doing := "reading the revision of " + kind + "/" + name
+	notFound := func(err error) (int64, string, error) {
+		if apierrors.IsNotFound(err) {
+			return 0, "", nil
+		}
+		return 0, "", kube.Classify(err, doing, c.Server)
+	}
+	switch kind {
+	case "Deployment":
+		d, err := apps.Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return notFound(err)
+		}
+		rev, _ := strconv.ParseInt(d.Annotations["deployment.kubernetes.io/revision"], 10, 64)
+		sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+		if err != nil || rev == 0 {
+			return rev, "", nil
+		}
+		list, err := apps.ReplicaSets(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+		if err != nil {
+			return rev, "", kube.Classify(err, doing, c.Server)
+		}
+		for _, rs := range list.Items {
+			if controlledBy(rs.OwnerReferences, d.UID) && rs.Annotations["deployment.kubernetes.io/revision"] == d.Annotations["deployment.kubernetes.io/revision"] {
+				return rev, rs.Labels[appsv1.DefaultDeploymentUniqueLabelKey], nil
+			}
+		}
+		return rev, "", nil
+	case "StatefulSet":
+		s, err := apps.StatefulSets(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return notFound(err)
+		}
+		if s.Status.UpdateRevision == "" {
+			return 0, "", nil
+		}
+		cr, err := apps.ControllerRevisions(namespace).Get(ctx, s.Status.UpdateRevision, metav1.GetOptions{})
+		if err != nil {
+			if apierrors.IsNotFound(err) {
+				return 0, s.Status.UpdateRevision, nil
+			}
+			return 0, "", kube.Classify(err, doing, c.Server)
+		}
+		return cr.Revision, cr.Name, nil
+	case "DaemonSet":
+		d, err := apps.DaemonSets(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return notFound(err)
+		}
+		sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+		if err != nil {
+			return 0, "", nil
+		}
+		list, err := apps.ControllerRevisions(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+		if err != nil {
+			return 0, "", kube.Classify(err, doing, c.Server)
+		}
+		var rev int64
+		var hash string
+		for _, cr := range list.Items {
+			if controlledBy(cr.OwnerReferences, d.UID) && cr.Revision > rev {
+				rev, hash = cr.Revision, cr.Labels[appsv1.ControllerRevisionHashLabelKey]
+			}
+		}
+		return rev, hash, nil
+	}
+	return 0, "", nil
+}
+
+func controlledBy(refs []metav1.OwnerReference, uid types.UID) bool {
+	for _, r := range refs {
+		if r.UID == uid && r.Controller != nil && *r.Controller {
+			return true
+		}
+	}
+	return false
+}

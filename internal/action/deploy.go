@@ -209,6 +209,7 @@ func (d *Deploy) Run(ctx context.Context) (*report.Result, error) {
 		return result, err
 	}
 	recordVerdicts(rec, ws)
+	recordRevisions(ctx, c, rec)
 	result.Message = summary(ws)
 	if outcomeOf(ws) == report.Succeeded {
 		result.Outcome = report.Succeeded

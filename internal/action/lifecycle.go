@@ -2,7 +2,6 @@ package action
 
 import (
 	"context"
-	"strconv"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -68,9 +67,11 @@ func captureState(ctx context.Context, c *kube.Client, objs []*manifest.Object, 
 		states = append(states, st)
 		if track.Trackable(o.GetKind()) {
 			ws := release.WorkloadState{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName(), Images: imagesOf(objs, o.GetKind(), o.GetNamespace(), o.GetName())}
-			if live != nil {
-				ws.PreviousRevision, _ = strconv.ParseInt(live.GetAnnotations()["deployment.kubernetes.io/revision"], 10, 64)
+			rev, hash, err := release.CurrentRevision(ctx, c, o.GetKind(), o.GetNamespace(), o.GetName())
+			if err != nil {
+				return nil, nil, err
 			}
+			ws.PreviousRevision, ws.PreviousTemplateHash = rev, hash
 			workloads = append(workloads, ws)
 		}
 	}
@@ -91,6 +92,16 @@ func liveOrNil(ctx context.Context, c *kube.Client, obj *unstructured.Unstructur
 		return nil, nil
 	}
 	return live, err
+}
+
+// recordRevisions notes the revision each workload rolled out, which history uses to tell which release
+// a later rollback returned to.
+func recordRevisions(ctx context.Context, c *kube.Client, rec *release.Record) {
+	for i, w := range rec.Workloads {
+		if rev, hash, err := release.CurrentRevision(ctx, c, w.Kind, w.Namespace, w.Name); err == nil {
+			rec.Workloads[i].NewRevision, rec.Workloads[i].NewTemplateHash = rev, hash
+		}
+	}
 }
 
 // recordVerdicts copies the tracked verdicts into the record's workloads.

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rollguard/rollguard/internal/action"
+	"github.com/rollguard/rollguard/internal/config"
 	"github.com/rollguard/rollguard/internal/exitcode"
 	"github.com/rollguard/rollguard/internal/report"
 )
@@ -14,8 +15,9 @@ import (
 func newDeployCmd(g *globals) *cobra.Command {
 	d := &action.Deploy{Stdin: os.Stdin, Getenv: os.Getenv}
 	var out outputFlags
+	var envName, configFile string
 	cmd := &cobra.Command{
-		Use:   "deploy -f PATH [-f PATH...]",
+		Use:   "deploy -f PATH [-f PATH...] | deploy --env NAME",
 		Short: "Apply a release, watch it, and explain a failing rollout within seconds",
 		Long: `Deploy validates every object (locally, then with a server-side dry-run), records the release
 with the previous state of everything it will change, applies with server-side apply in dependency order,
@@ -39,9 +41,13 @@ objects the release created, and proves the rollback healthy (exit 1); approve w
 			}
 			d.Connect = g.connect
 			d.Namespace = g.namespace()
+			if err := applyEnv(cmd, g, d, envName, configFile); err != nil {
+				return err
+			}
 			d.Log = g.logger()
 			progress := progressPrinter(g.stderr)
 			d.OnUpdate = progress.Update
+			d.OnEvent = progress.Event
 			d.Notice = g.stderr
 			if interactive(d.Files) {
 				d.Prompt = os.Stdin
@@ -60,6 +66,8 @@ objects the release created, and proves the rollback healthy (exit 1); approve w
 		},
 	}
 	f := cmd.Flags()
+	f.StringVar(&envName, "env", "", "deploy to environment `NAME` of rollguard.yaml: its context, namespace, manifests, timeout, on-failure, approval and access policy (flags given explicitly win)")
+	f.StringVar(&configFile, "config", config.DefaultFile, "with --env: the rollguard config `FILE`")
 	f.StringArrayVarP(&d.Files, "filename", "f", nil, "manifest file, folder (kustomization folders are built) or - for stdin; repeatable")
 	f.StringArrayVar(&d.Images, "image", nil, "set a container's image, `CONTAINER=IMAGE` (* for all containers); repeatable")
 	f.BoolVar(&d.AllowMutableTags, "allow-mutable-tags", false, "accept images without a tag or with a mutable tag such as latest")

@@ -33,6 +33,7 @@ rollback that a killed run left half done.`,
 			r.Log = g.logger()
 			progress := progressPrinter(g.stderr)
 			r.OnUpdate = progress.Update
+			r.OnEvent = progress.Event
 			res, err := r.Run(cmd.Context())
 			progress.Done()
 			if res != nil {

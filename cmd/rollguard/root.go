@@ -83,6 +83,10 @@ Exit codes:
 		newDecideCmd(g, false),
 		newHistoryCmd(g),
 		newUnlockCmd(g),
+		newPromoteCmd(g),
+		newEnvsCmd(g),
+		newAccessCmd(g),
+		newRBACCmd(g),
 	)
 	return root
 }

@@ -29,6 +29,7 @@ and evidence as soon as it is visible instead of waiting for the timeout.`,
 			s.Log = g.logger()
 			progress := progressPrinter(g.stderr)
 			s.OnUpdate = progress.Update
+			s.OnEvent = progress.Event
 			res, err := s.Run(cmd.Context())
 			progress.Done()
 			if res != nil {

@@ -32,6 +32,7 @@ fast with a reason if the old revision is unhealthy too, and records the undo in
 			u.Log = g.logger()
 			progress := progressPrinter(g.stderr)
 			u.OnUpdate = progress.Update
+			u.OnEvent = progress.Event
 			res, err := u.Run(cmd.Context())
 			progress.Done()
 			if res != nil {

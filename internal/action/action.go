@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/rollguard/rollguard/internal/crashpoint"
 	"github.com/rollguard/rollguard/internal/diagnose"
 	"github.com/rollguard/rollguard/internal/kube"
 	"github.com/rollguard/rollguard/internal/report"
@@ -26,7 +27,15 @@ type Watch struct {
 	Thresholds diagnose.Thresholds
 	// OnUpdate receives live progress.
 	OnUpdate func([]report.Workload)
-	Log      *slog.Logger
+	// OnEvent receives one-line notices between progress updates ("rolling back ...").
+	OnEvent func(string)
+	Log     *slog.Logger
+}
+
+func (w Watch) event(msg string) {
+	if w.OnEvent != nil {
+		w.OnEvent(msg)
+	}
 }
 
 func (w Watch) logger() *slog.Logger {
@@ -39,12 +48,22 @@ func (w Watch) logger() *slog.Logger {
 // track follows targets with the shared options and converts statuses into report lines.
 // Signals from before started are ignored (zero: none are); the timeout counts from since.
 func (w Watch) track(ctx context.Context, c *kube.Client, targets []track.Target, started, since time.Time) ([]report.Workload, error) {
+	return w.trackAt(ctx, c, targets, started, since, "")
+}
+
+// trackAt is track with a crash point hit at the first verdict update (mid-tracking).
+func (w Watch) trackAt(ctx context.Context, c *kube.Client, targets []track.Target, started, since time.Time, point string) ([]report.Workload, error) {
 	opts := track.Options{Thresholds: w.Thresholds, Started: started, Log: w.logger()}
 	if w.Timeout > 0 {
 		opts.Deadline = since.Add(w.Timeout)
 	}
-	if w.OnUpdate != nil {
-		opts.OnUpdate = func(st []track.Status) { w.OnUpdate(workloads(st)) }
+	opts.OnUpdate = func(st []track.Status) {
+		if point != "" {
+			crashpoint.Hit(point)
+		}
+		if w.OnUpdate != nil {
+			w.OnUpdate(workloads(st))
+		}
 	}
 	st, err := track.Track(ctx, c, targets, opts)
 	return workloads(st), err

@@ -46,6 +46,9 @@ type Deploy struct {
 	WaitForLock time.Duration
 	// LockTTL is how long the lock outlives a run that died (default 30s).
 	LockTTL time.Duration
+	// AfterApply, when set, runs once every object is applied, before tracking (an environment's access
+	// policy, so a new Ingress is not left open while the rollout is watched). An error fails the release.
+	AfterApply func(ctx context.Context, c *kube.Client, ns string) error
 }
 
 // Run validates everything, applies, tracks and reports. Nothing is applied unless every object passed
@@ -97,6 +100,11 @@ func (d *Deploy) Run(ctx context.Context) (*report.Result, error) {
 		return nil, err
 	}
 	objs = manifest.Order(objs)
+	if d.Namespace == "" {
+		// The release lives where its workloads are, so manifests that name their namespace need no -n
+		// and their records and lock sit next to them.
+		ns = releaseNamespace(objs, ns)
+	}
 
 	if err := d.validate(ctx, c, objs, crds); err != nil {
 		return nil, err
@@ -117,6 +125,16 @@ func (d *Deploy) Run(ctx context.Context) (*report.Result, error) {
 	case OnFailureRollback, OnFailureApprove, OnFailureHold, OnFailureNone:
 	default:
 		return nil, exitcode.BadInputf("--on-failure must be rollback, approve, hold or none, got %q", onFailure)
+	}
+	if err := d.preflight(ctx, c, ns, objs, onFailure); err != nil {
+		return nil, err
+	}
+	crashpoint.Hit("deploy:validated")
+
+	// The lock and the record live in the release's namespace, so a namespace the release brings is
+	// created first. A rollback keeps it: deleting a namespace would delete the release history with it.
+	if err := createNamespaces(ctx, c, objs); err != nil {
+		return nil, err
 	}
 
 	// One run at a time per app: a second pipeline waits here, before anything is recorded or changed.
@@ -175,10 +193,16 @@ func (d *Deploy) Run(ctx context.Context) (*report.Result, error) {
 		if i == 0 {
 			crashpoint.Hit("deploy:applying")
 		}
+		crashpoint.Hit("deploy:applied:" + o.GetKind())
 		if o.GetKind() == "CustomResourceDefinition" {
 			if err := c.WaitEstablished(ctx, o.GetName()); err != nil {
 				return d.failApply(ctx, c, store, rec, result, err)
 			}
+		}
+	}
+	if d.AfterApply != nil {
+		if err := d.AfterApply(ctx, c, ns); err != nil {
+			return d.failApply(ctx, c, store, rec, result, err)
 		}
 	}
 	result.AppliedAt = time.Now()
@@ -198,7 +222,7 @@ func (d *Deploy) Run(ctx context.Context) (*report.Result, error) {
 	}
 	// Events are stamped by the cluster's clock; allow for a little skew so the release's own first
 	// signals are never discarded as stale.
-	ws, err := d.track(ctx, c, targets, started.Add(-2*time.Second), result.AppliedAt)
+	ws, err := d.trackAt(ctx, c, targets, started.Add(-2*time.Second), result.AppliedAt, "deploy:first-update")
 	result.FinishedAt = time.Now()
 	result.Workloads = ws
 	for i := range result.Workloads {

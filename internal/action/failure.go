@@ -93,6 +93,11 @@ func (d *Deploy) onFailure(ctx context.Context, c *kube.Client, store *release.S
 		if err != nil {
 			return result, err
 		}
+		if decision == release.TimedOut {
+			crashpoint.Hit("approval:timed-out")
+		} else {
+			crashpoint.Hit("approval:decided")
+		}
 		if decision == release.TimedOut && d.ApprovalTimeoutAction == "reject" || decision == release.Declined {
 			result.Outcome = report.Failed
 			result.Message += "; rollback " + decisionText(rec)
@@ -100,6 +105,7 @@ func (d *Deploy) onFailure(ctx context.Context, c *kube.Client, store *release.S
 		}
 	}
 	rb, err := restoreAndVerify(ctx, c, store, rec, d.Watch)
+	rb.ToRelease = lastGood(ctx, store, rec.Namespace, rec.App, rec.ID)
 	result.Rollback = rb
 	result.FinishedAt = time.Now()
 	if err != nil {
@@ -163,6 +169,7 @@ func (d *Deploy) await(ctx context.Context, c *kube.Client, store *release.Store
 			decided = r
 			return true, nil
 		}
+		crashpoint.Hit("approval:watching")
 		return false, nil
 	})
 	switch {

@@ -2,6 +2,7 @@ package action
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -126,4 +127,53 @@ func finish(ctx context.Context, store *release.Store, rec *release.Record, o re
 	rec.Outcome = o
 	rec.Timings.FinishedAt = time.Now().UTC()
 	return store.Update(ctx, rec)
+}
+
+// releaseNamespace is the namespace of the release's first workload (else of its first namespaced object),
+// or def when it has none.
+func releaseNamespace(objs []*manifest.Object, def string) string {
+	for _, o := range objs {
+		if track.Trackable(o.GetKind()) && o.GetNamespace() != "" {
+			return o.GetNamespace()
+		}
+	}
+	for _, o := range objs {
+		if o.GetNamespace() != "" {
+			return o.GetNamespace()
+		}
+	}
+	return def
+}
+
+// lastGood is the newest succeeded release of the app other than id: what a rollback returns to.
+func lastGood(ctx context.Context, store *release.Store, ns, app, id string) string {
+	recs, err := store.List(ctx, ns, app)
+	if err != nil {
+		return ""
+	}
+	for _, r := range recs {
+		if r.ID != id && r.Outcome == release.Succeeded {
+			return r.ID
+		}
+	}
+	return ""
+}
+
+// createNamespaces applies the release's Namespace objects that do not exist yet.
+func createNamespaces(ctx context.Context, c *kube.Client, objs []*manifest.Object) error {
+	for _, o := range objs {
+		if o.GetKind() != "Namespace" || o.GroupVersionKind().Group != "" {
+			continue
+		}
+		ok, err := c.NamespaceExists(ctx, o.GetName())
+		if err != nil {
+			return err
+		}
+		if !ok {
+			if _, err := c.Apply(ctx, o.Unstructured, false); err != nil {
+				return fmt.Errorf("%s: %w", o.Source, err)
+			}
+		}
+	}
+	return nil
 }

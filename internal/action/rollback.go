@@ -73,6 +73,7 @@ func (r *Rollback) Run(ctx context.Context) (*report.Result, error) {
 		return nil, err
 	}
 	defer lk.Release(context.WithoutCancel(ctx))
+	crashpoint.Hit("rollback:locked")
 
 	result := &report.Result{Command: "rollback", Release: rec.ID, Namespace: ns, ChangeCause: rec.ChangeCause}
 	rb, err := restoreAndVerify(ctx, c, store, rec, r.Watch)
@@ -114,6 +115,7 @@ func restoreAndVerify(ctx context.Context, c *kube.Client, store *release.Store,
 		return rb, exitcode.New(exitcode.NotRecovered, fmt.Errorf("rolling back %s: %w", rec.ID, err))
 	}
 	log.Info("restored previous state", "release", rec.ID)
+	w.event("rolled back " + rec.ID + ": previous state restored; waiting for it to be healthy")
 	crashpoint.Hit("rollback:restored")
 
 	var targets []track.Target
@@ -122,7 +124,7 @@ func restoreAndVerify(ctx context.Context, c *kube.Client, store *release.Store,
 			targets = append(targets, track.Target{Kind: o.Kind, Namespace: o.Namespace, Name: o.Name})
 		}
 	}
-	ws, err := w.track(ctx, c, targets, started.Add(-2*time.Second), started)
+	ws, err := w.trackAt(ctx, c, targets, started.Add(-2*time.Second), started, "rollback:first-update")
 	rb.Workloads = ws
 	rb.FinishedAt = time.Now()
 	rec.Timings.RollbackFinishedAt = rb.FinishedAt.UTC()
@@ -160,12 +162,16 @@ func restore(ctx context.Context, c *kube.Client, rec *release.Record) error {
 			errs = append(errs, fmt.Errorf("%s: %w", o.Ref(), err))
 			continue
 		}
+		if !o.Existed && o.Kind == "Namespace" {
+			continue // never deleted: it holds the release records (see createNamespaces)
+		}
 		if !o.Existed {
 			policy := metav1.DeletePropagationBackground
 			err := res.Delete(ctx, o.Name, metav1.DeleteOptions{PropagationPolicy: &policy})
 			if err != nil && !apierrors.IsNotFound(err) {
 				errs = append(errs, kube.Classify(err, "deleting "+o.Ref(), c.Server))
 			}
+			crashpoint.Hit("rollback:restored:" + o.Kind)
 			continue
 		}
 		if o.Previous == nil {
@@ -183,6 +189,7 @@ func restore(ctx context.Context, c *kube.Client, rec *release.Record) error {
 			errs = append(errs, kube.Classify(err, "restoring "+o.Ref(), c.Server))
 		}
 		crashpoint.Hit("rollback:restoring")
+		crashpoint.Hit("rollback:restored:" + o.Kind)
 	}
 	return errors.Join(errs...)
 }

@@ -15,6 +15,7 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/polymorphichelpers"
 
+	"github.com/rollguard/rollguard/internal/crashpoint"
 	"github.com/rollguard/rollguard/internal/exitcode"
 	"github.com/rollguard/rollguard/internal/kube"
 	"github.com/rollguard/rollguard/internal/lock"
@@ -105,6 +106,7 @@ func (u *Undo) Run(ctx context.Context) (*report.Result, error) {
 	if err := store.Create(ctx, rec); err != nil {
 		return nil, err
 	}
+	crashpoint.Hit("undo:recorded")
 	result := &report.Result{Command: "undo", Release: rec.ID, Namespace: w.target.Namespace, ChangeCause: rec.ChangeCause}
 	started := time.Now()
 	msg, err := rollbacker.Rollback(w.live, nil, u.ToRevision, cmdutil.DryRunNone)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -83,6 +84,7 @@ func (c containerCheck) imagePull() finding {
 		detail = w.Reason
 	}
 	detail = grpcPrefix.ReplaceAllString(detail, "") // the CRI's transport wrapping says nothing to a user
+	detail = withoutImageEchoes(detail, image)
 	return finding{
 		reason:    ImagePullFailed,
 		confirmed: w.Reason != "ErrImagePull" || retried || c.now.Sub(since) >= c.th.ImagePullGrace,
@@ -391,6 +393,26 @@ func tail(log string, n int) []string {
 }
 
 // clip keeps one fact to a readable length.
+// withoutImageEchoes drops the runtime's layers of context that repeat the image the message already names
+// (containerd: `failed to pull and unpack image "x": failed to resolve reference "x": "x": not found`), so
+// the one-line message ends with the registry's answer; the evidence keeps the full text.
+func withoutImageEchoes(detail, image string) string {
+	q := strconv.Quote(image)
+	for _, prefix := range []string{"failed to pull and unpack image " + q + ": ", "failed to resolve reference " + q + ": ", "failed to pull image " + q + ": ", q + ": "} {
+		for {
+			i := strings.Index(strings.ToLower(detail), strings.ToLower(prefix))
+			if i < 0 {
+				break
+			}
+			detail = detail[:i] + detail[i+len(prefix):]
+		}
+	}
+	if strings.TrimSpace(detail) == "" {
+		return "pull failed"
+	}
+	return detail
+}
+
 func clip(s string) string {
 	s = oneLine(s)
 	const max = 300

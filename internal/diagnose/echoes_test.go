@@ -1,0 +1,17 @@
+package diagnose
+
+import "testing"
+
+func TestWithoutImageEchoes(t *testing.T) {
+	img := "registry.example.com/shop/web:1.1.0"
+	for _, tc := range []struct{ in, want string }{
+		{`failed to pull and unpack image "registry.example.com/shop/web:1.1.0": failed to resolve reference "registry.example.com/shop/web:1.1.0": "registry.example.com/shop/web:1.1.0": not found`, "not found"},
+		{`failed to pull and unpack image "registry.example.com/shop/web:1.1.0": failed to resolve reference "registry.example.com/shop/web:1.1.0": pull access denied, repository does not exist or may require authorization: authorization failed`, "pull access denied, repository does not exist or may require authorization: authorization failed"},
+		{`Back-off pulling image "other:1"`, `Back-off pulling image "other:1"`},
+		{`"registry.example.com/shop/web:1.1.0": `, "pull failed"},
+	} {
+		if got := withoutImageEchoes(tc.in, img); got != tc.want {
+			t.Errorf("withoutImageEchoes(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

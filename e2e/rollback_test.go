@@ -400,3 +400,38 @@ func waitForOutcome(t *testing.T, ns, app string, outcome release.Outcome) strin
 	}
 	return id
 }
+
+// TestRollbackOfAdmissionFailures: when admission refused the new pods (quota, limit range, missing service
+// account) the rollback must be judged on the restored revision, not on the refused one's lingering
+// ReplicaFailure condition.
+func TestRollbackOfAdmissionFailures(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, setup string
+		v1, v2      app
+	}{
+		{"quota", "apiVersion: v1\nkind: ResourceQuota\nmetadata:\n  name: pods\nspec:\n  hard:\n    pods: \"3\"\n",
+			app{}, app{image: "registry.example.com/web:2.0.0"}},
+		{"limit range", "apiVersion: v1\nkind: LimitRange\nmetadata:\n  name: cpu\nspec:\n  limits:\n  - type: Container\n    max:\n      cpu: 500m\n",
+			app{cpu: "100m"}, app{image: "registry.example.com/web:2.0.0", cpu: "1"}},
+		{"missing service account", "", app{}, app{image: "registry.example.com/web:2.0.0", serviceAccount: "ghost"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ns := cluster.Namespace(t)
+			if tc.setup != "" {
+				if r := rollguard(t, tc.setup, "deploy", "-f", "-", "-n", ns, "--app", "limits", "--timeout", "1m"); r.code != 0 {
+					t.Fatalf("setup: exit %d\n%s", r.code, r.stderr)
+				}
+			}
+			if r := rollguard(t, tc.v1.yaml(), "deploy", "-f", "-", "-n", ns, "--timeout", "2m"); r.code != 0 {
+				t.Fatalf("v1: exit %d\n%s", r.code, r.stderr)
+			}
+			r := rollguard(t, tc.v2.yaml(), "deploy", "-f", "-", "-n", ns, "--timeout", "2m", "-o", "json")
+			if r.code != 1 {
+				t.Fatalf("v2: exit %d, want 1 (rolled back healthy)\n%s\n%s", r.code, r.stdout, r.stderr)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -111,8 +112,11 @@ func deploymentRollout(d *appsv1.Deployment, rss []appsv1.ReplicaSet, pods []cor
 			}
 		}
 	}
-	// The deployment controller mirrors the new ReplicaSet's ReplicaFailure; use it when the RS was not given.
-	if c := deploymentutil.GetDeploymentCondition(st, appsv1.DeploymentReplicaFailure); c != nil && c.Status == corev1.ConditionTrue && r.replicaFailure == nil && r.creatorName != "" {
+	// The deployment controller mirrors a ReplicaFailure of any of its ReplicaSets, old ones included (right
+	// after a rollback the abandoned revision's failure lingers), so it counts only when it names a pod of
+	// the new ReplicaSet ("pods \"web-5cffbd8765-\" is forbidden: ...").
+	if c := deploymentutil.GetDeploymentCondition(st, appsv1.DeploymentReplicaFailure); c != nil && c.Status == corev1.ConditionTrue && r.replicaFailure == nil && r.creatorName != "" &&
+		strings.Contains(c.Message, `"`+r.creatorName+"-") {
 		r.replicaFailure = &condition{r.ref(), string(c.Type), string(c.Status), c.Reason, c.Message, c.LastTransitionTime.Time}
 		r.creating = true
 	}

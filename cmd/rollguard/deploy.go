@@ -29,6 +29,7 @@ objects the release created, and proves the rollback healthy (exit 1); approve w
 "rollguard approve|reject RELEASE" (or a terminal answer); hold exits 5 so a later pipeline step can run
 "rollguard rollback RELEASE"; none exits 2. One run per app at a time (a Lease lock).`,
 		Example: `  rollguard deploy -f k8s/ --image web=registry.example.com/web:1.4.2 --timeout 5m
+  rollguard deploy --env staging --image web=registry.example.com/web:1.4.2
   helm template web ./chart | rollguard deploy -f - -n web
   rollguard deploy -f overlays/prod -o json --junit report.xml`,
 		Args: cobra.NoArgs,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -203,6 +204,14 @@ func writeEnvs(w io.Writer, states []action.EnvState) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, s := range states {
+		if slices.ContainsFunc(s.Workloads, func(wl action.EnvWorkload) bool {
+			return slices.ContainsFunc(wl.Images, func(im action.RunningImage) bool { return im.DigestFrom == action.DigestFromRegistry })
+		}) {
+			fmt.Fprintln(w, "* the tag's digest in the registry now: the pods report no digest, and the tag may have moved since they started")
+			break
+		}
 	}
 	for _, s := range states {
 		if s.Error != "" {

@@ -33,6 +33,9 @@ func RegistryResolver() (Resolver, error) {
 		return nil, err
 	}
 	return func(ctx context.Context, image string) (string, error) {
+		// A registry that does not answer must not hang a promotion or a report.
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
 		ref, err := name.ParseReference(image)
 		if err != nil {
 			return "", fmt.Errorf("image %q: %w", image, err)
@@ -61,6 +64,8 @@ type RunningImage struct {
 	DigestFrom string `json:"digestFrom,omitempty"`
 	// Problem says why the digest is unknown.
 	Problem string `json:"problem,omitempty"`
+	// err is the registry's error, which carries its exit code (4: unreachable or credentials refused).
+	err error
 }
 
 // Envs reports every environment of the app: its current release, images and digests, health, last
@@ -335,7 +340,7 @@ func runningImages(ctx context.Context, c *kube.Client, live *unstructured.Unstr
 		case resolve != nil:
 			d, err := resolve(ctx, ctr.Image)
 			if err != nil {
-				im.Problem = "resolving the tag: " + err.Error()
+				im.Problem, im.err = "resolving the tag: "+err.Error(), err
 			} else {
 				im.Digest, im.DigestFrom = d, DigestFromRegistry
 			}

@@ -247,6 +247,9 @@ func (p *Promote) pin(ctx context.Context, c *kube.Client, src *config.Environme
 				if !ok {
 					return exitcode.BadInputf("refusing to promote: %s container %q (%s) does not run in %s; deploy it to %s first", id, cname, o.Source, src.Name, src.Name)
 				}
+				if im.err != nil {
+					return fmt.Errorf("refusing to promote from %s: resolving the digest of %s container %q: %w", src.Name, id, cname, im.err)
+				}
 				if im.Digest == "" {
 					return exitcode.BadInputf("refusing to promote from %s: cannot tell which digest %s container %q runs (%s): %s", src.Name, id, cname, im.Image, im.Problem)
 				}

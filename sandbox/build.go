@@ -274,7 +274,13 @@ func build(ctx context.Context, cache string, g buildGroup, out io.Writer) error
 		return fmt.Errorf("sandbox: writing go.sum: %w", err)
 	}
 
-	args := append([]string{"build", "-o", tmpOut + string(os.PathSeparator)}, g.pkgs...)
+	// A single package is built to an explicit file name: `go build -o DIR/` names a binary after its
+	// import path, and go.etcd.io/etcd/server/v3 would come out as "server", not "etcd".
+	dest := tmpOut + string(os.PathSeparator)
+	if len(g.pkgs) == 1 {
+		dest = filepath.Join(tmpOut, g.bins[0])
+	}
+	args := append([]string{"build", "-o", dest}, g.pkgs...)
 	cmd := exec.CommandContext(ctx, gobin, args...)
 	cmd.Dir = mod
 	// The caller's go environment (GOFLAGS=-mod=vendor, a go.work, cross-compiling GOOS) must not leak

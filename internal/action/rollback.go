@@ -42,6 +42,10 @@ func (r *Rollback) Run(ctx context.Context) (*report.Result, error) {
 	if (r.Release == "") == !r.Last {
 		return nil, exitcode.BadInputf("name the release to roll back (e.g. rollguard rollback web.v7) or pass --last --app NAME")
 	}
+	// Without --app, "the newest release" would be any app's: never roll back one the user did not name.
+	if r.Last && r.App == "" {
+		return nil, exitcode.BadInputf("--last needs --app NAME: say whose newest release to roll back")
+	}
 	c, err := r.Connect(ctx)
 	if err != nil {
 		return nil, err

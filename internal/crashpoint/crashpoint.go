@@ -11,19 +11,42 @@ import (
 // Env is the variable that names the point to die at.
 const Env = "ROLLGUARD_CRASHPOINT"
 
-// Points are every named point, in the order a deploy with rollback passes them.
+// Points are the points a failing deploy passes on its own (on-failure rollback, or approve for the
+// approval: points), in the order it passes them. Each Hit call names one. A point is worth having where
+// a kill leaves a different state behind: something more changed, or the record says something new.
 var Points = []string{
-	"deploy:locked",      // lock held, nothing recorded
-	"deploy:recorded",    // release recorded, nothing applied
-	"deploy:applying",    // first object applied
-	"deploy:applied",     // every object applied, record still says applying
-	"deploy:tracking",    // record says tracking
-	"deploy:failed",      // verdict failed, on-failure policy not started
-	"approval:waiting",   // record says pending approval
-	"rollback:started",   // record says rolling back, nothing restored
-	"rollback:restoring", // first object restored
-	"rollback:restored",  // every object restored, not yet verified
-	"rollback:verified",  // restored workloads healthy, record not yet final
+	"deploy:validated",          // dry-run and permission preflight passed; nothing locked or changed
+	"deploy:locked",             // lock held, nothing recorded
+	"deploy:recorded",           // release recorded, nothing applied
+	"deploy:applying",           // first object (the ConfigMap) applied
+	"deploy:applied:Secret",     // the Secret holds the new value; the workload still runs the old one
+	"deploy:applied:Service",    // an object the release creates exists
+	"deploy:applied",            // every object applied, record still says applying
+	"deploy:tracking",           // record says tracking
+	"deploy:first-update",       // mid-tracking: the first verdict update
+	"deploy:failed",             // verdict failed, on-failure policy not started
+	"approval:waiting",          // record says pending approval
+	"approval:watching",         // waiting: the record is watched, still without a decision
+	"rollback:started",          // record says rolling back, nothing restored
+	"rollback:restoring",        // first object (the workload) restored
+	"rollback:restored:Service", // the Service the release created is deleted
+	"rollback:restored:Secret",  // the Secret holds its previous value again
+	"rollback:restored",         // every object restored, not yet verified
+	"rollback:first-update",     // verifying the rollback: first verdict update
+	"rollback:verified",         // restored workloads healthy, record not yet final
+}
+
+// DecisionPoints are passed only once a held rollback is decided: by `rollguard approve|reject`, or by
+// the approval timeout. The decision is recorded; the run has not acted on it.
+var DecisionPoints = []string{
+	"approval:decided",   // approved or rejected by another process
+	"approval:timed-out", // nobody decided in time; the timeout is recorded
+}
+
+// CommandPoints are in the later-step commands: `rollguard rollback RELEASE` and `rollguard undo`.
+var CommandPoints = []string{
+	"rollback:locked", // rollguard rollback: lock held, record not yet rolling back
+	"undo:recorded",   // rollguard undo: undo recorded, workload not yet changed
 }
 
 // Hit dies here if this is the named point.

@@ -45,25 +45,11 @@ objects the release created, and proves the rollback healthy (exit 1); approve w
 			if err := applyEnv(cmd, g, d, envName, configFile); err != nil {
 				return err
 			}
-			d.Log = g.logger()
-			progress := progressPrinter(g.stderr)
-			d.OnUpdate = progress.Update
-			d.OnEvent = progress.Event
 			d.Notice = g.stderr
 			if interactive(d.Files) {
 				d.Prompt = os.Stdin
 			}
-			res, err := d.Run(cmd.Context())
-			progress.Done()
-			if res != nil && (err == nil || res.Outcome != "") {
-				if werr := out.write(g.stdout, res); werr != nil {
-					return werr
-				}
-			}
-			if err != nil {
-				return err
-			}
-			return resultError(res)
+			return out.track(g, &d.Watch, func() (*report.Result, error) { return d.Run(cmd.Context()) })
 		},
 	}
 	f := cmd.Flags()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/rollguard/rollguard/internal/action"
 	"github.com/rollguard/rollguard/internal/diagnose"
 	"github.com/rollguard/rollguard/internal/exitcode"
 	"github.com/rollguard/rollguard/internal/report"
@@ -73,6 +74,26 @@ func writeFile(path string, fn func(io.Writer) error) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return f.Close()
+}
+
+// track runs a tracking action with live progress on stderr, prints its result and turns the outcome into
+// the exit code. w is the action's Watch.
+func (o *outputFlags) track(g *globals, w *action.Watch, run func() (*report.Result, error)) error {
+	w.Log = g.logger()
+	progress := progressPrinter(g.stderr)
+	w.OnUpdate, w.OnEvent = progress.Update, progress.Event
+	res, err := run()
+	progress.Done()
+	// A result without an outcome (refused before anything ran) has nothing worth printing.
+	if res != nil && (err == nil || res.Outcome != "") {
+		if werr := o.write(g.stdout, res); werr != nil {
+			return werr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return resultError(res)
 }
 
 // resultError turns a run's outcome into the error that sets the exit code.

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rollguard/rollguard/internal/action"
+	"github.com/rollguard/rollguard/internal/report"
 	"github.com/rollguard/rollguard/internal/config"
 	"github.com/rollguard/rollguard/internal/exitcode"
 )
@@ -54,21 +55,8 @@ the release record says so. The target's record names who promoted, from which e
 			if p.Resolve, err = action.RegistryResolver(); err != nil {
 				return err
 			}
-			p.Log = g.logger()
-			progress := progressPrinter(g.stderr)
-			p.OnUpdate = progress.Update
 			p.Notice = g.stderr
-			res, err := p.Run(cmd.Context())
-			progress.Done()
-			if res != nil && (err == nil || res.Outcome != "") {
-				if werr := out.write(g.stdout, res); werr != nil {
-					return werr
-				}
-			}
-			if err != nil {
-				return err
-			}
-			return resultError(res)
+			return out.track(g, &p.Watch, func() (*report.Result, error) { return p.Run(cmd.Context()) })
 		},
 	}
 	f := cmd.Flags()

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rollguard/rollguard/internal/action"
+	"github.com/rollguard/rollguard/internal/report"
 )
 
 func newRollbackCmd(g *globals) *cobra.Command {
@@ -30,21 +31,7 @@ rollback that a killed run left half done.`,
 			}
 			r.Connect = g.connect
 			r.Namespace = g.namespace()
-			r.Log = g.logger()
-			progress := progressPrinter(g.stderr)
-			r.OnUpdate = progress.Update
-			r.OnEvent = progress.Event
-			res, err := r.Run(cmd.Context())
-			progress.Done()
-			if res != nil {
-				if werr := out.write(g.stdout, res); werr != nil {
-					return werr
-				}
-			}
-			if err != nil {
-				return err
-			}
-			return resultError(res)
+			return out.track(g, &r.Watch, func() (*report.Result, error) { return r.Run(cmd.Context()) })
 		},
 	}
 	f := cmd.Flags()

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rollguard/rollguard/internal/action"
+	"github.com/rollguard/rollguard/internal/report"
 )
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -26,21 +27,7 @@ and evidence as soon as it is visible instead of waiting for the timeout.`,
 			s.Object = args[0]
 			s.Connect = g.connect
 			s.Namespace = g.namespace()
-			s.Log = g.logger()
-			progress := progressPrinter(g.stderr)
-			s.OnUpdate = progress.Update
-			s.OnEvent = progress.Event
-			res, err := s.Run(cmd.Context())
-			progress.Done()
-			if res != nil {
-				if werr := out.write(g.stdout, res); werr != nil {
-					return werr
-				}
-			}
-			if err != nil {
-				return err
-			}
-			return resultError(res)
+			return out.track(g, &s.Watch, func() (*report.Result, error) { return s.Run(cmd.Context()) })
 		},
 	}
 	f := cmd.Flags()

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rollguard/rollguard/internal/action"
+	"github.com/rollguard/rollguard/internal/report"
 )
 
 func newUndoCmd(g *globals) *cobra.Command {
@@ -29,21 +30,7 @@ fast with a reason if the old revision is unhealthy too, and records the undo in
 			u.Object = args[0]
 			u.Connect = g.connect
 			u.Namespace = g.namespace()
-			u.Log = g.logger()
-			progress := progressPrinter(g.stderr)
-			u.OnUpdate = progress.Update
-			u.OnEvent = progress.Event
-			res, err := u.Run(cmd.Context())
-			progress.Done()
-			if res != nil {
-				if werr := out.write(g.stdout, res); werr != nil {
-					return werr
-				}
-			}
-			if err != nil {
-				return err
-			}
-			return resultError(res)
+			return out.track(g, &u.Watch, func() (*report.Result, error) { return u.Run(cmd.Context()) })
 		},
 	}
 	f := cmd.Flags()

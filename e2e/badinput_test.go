@@ -1,3 +1,4 @@
+// Helpers for the bad-input corpus (corpus_test.go) and the permission tests.
 package e2e
 
 import (
@@ -15,92 +16,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 )
-
-// TestBadInputChangesNothing: every kind of bad input gives a one-line error naming the problem, a distinct
-// exit code (3 bad input, 4 unreachable or unauthenticated), and leaves the cluster exactly as it was.
-func TestBadInputChangesNothing(t *testing.T) {
-	t.Parallel()
-	ns := cluster.Namespace(t)
-	// A healthy release is in place; bad input must not touch it.
-	if r := rollguard(t, app{}.yaml(), "deploy", "-f", "-", "-n", ns, "--timeout", "2m"); r.code != 0 {
-		t.Fatalf("v1: exit %d\n%s", r.code, r.stderr)
-	}
-	v2 := app{image: "registry.example.com/web:2.0.0"}.yaml()
-	goodCM := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: new-config\ndata:\n  a: b\n"
-	emptyDir := t.TempDir()
-	unreachable := kubeconfigFor(t, "https://127.0.0.1:1", "")
-	expired := kubeconfigFor(t, "", "expired-or-forged-token")
-	viewer := kubeconfigFor(t, "", viewerToken(t, ns))
-
-	cases := []struct {
-		name  string
-		stdin string
-		args  []string
-		env   []string // replaces KUBECONFIG when set
-		code  int
-		want  string
-	}{
-		{"not yaml", "key: [unclosed\n", nil, nil, 3, "YAML"},
-		{"yaml scalar", "just a string\n", nil, nil, 3, "<stdin>:1"},
-		{"yaml list", "- a\n- b\n", nil, nil, 3, "<stdin>:1"},
-		{"missing kind", "apiVersion: v1\nmetadata:\n  name: x\n", nil, nil, 3, "kind"},
-		{"missing name", "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n", nil, nil, 3, "name"},
-		{"unknown kind", strings.Replace(v2, "kind: Deployment", "kind: Deploymnt", 1), nil, nil, 3, "Deploymnt"},
-		{"missing namespace", strings.Replace(v2, "metadata:\n  name: web", "metadata:\n  name: web\n  namespace: does-not-exist", 1), []string{"-n", "does-not-exist"}, nil, 3, "does-not-exist"},
-		{"invalid field value", strings.Replace(v2, "replicas: 3", "replicas: -1", 1), nil, nil, 3, "spec.replicas"},
-		{"unknown field", strings.Replace(v2, "replicas: 3", "replicas: 3\n  replicaz: 3", 1), nil, nil, 3, "replicaz"},
-		{"good object with an invalid one", goodCM + "---\n" + strings.Replace(v2, "replicas: 3", "replicas: -1", 1), nil, nil, 3, "spec.replicas"},
-		{"duplicate object", goodCM + "---\n" + goodCM, nil, nil, 3, "new-config"},
-		{"bad timeout", v2, []string{"--timeout", "soon"}, nil, 3, "timeout"},
-		{"negative timeout", v2, []string{"--timeout", "-5s"}, nil, 3, "timeout"},
-		{"image for unknown container", v2, []string{"--image", "nope=registry.example.com/web:3.0.0"}, nil, 3, "nope"},
-		{"malformed image flag", v2, []string{"--image", "registry.example.com/web:3.0.0"}, nil, 3, "CONTAINER=IMAGE"},
-		{"latest tag", strings.Replace(v2, "web:2.0.0", "web:latest", 1), nil, nil, 3, "latest"},
-		{"untagged image", strings.Replace(v2, "web:2.0.0", "web", 1), nil, nil, 3, "--allow-mutable-tags"},
-		{"bad output format", v2, []string{"-o", "yaml"}, nil, 3, "output"},
-		{"unknown flag", v2, []string{"--frobnicate"}, nil, 3, "frobnicate"},
-		{"missing file", "", []string{"-f", filepath.Join(emptyDir, "nope.yaml")}, nil, 3, "nope.yaml"},
-		{"empty folder", "", []string{"-f", emptyDir}, nil, 3, "contains no"},
-		{"no manifests", "", nil, nil, 3, "no manifests"},
-		{"unreachable cluster", v2, nil, []string{"KUBECONFIG=" + unreachable}, 4, "cannot reach"},
-		{"expired credentials", v2, nil, []string{"KUBECONFIG=" + expired}, 4, "credentials"},
-		{"unknown context", v2, []string{"--context", "nope"}, nil, 4, "nope"},
-		{"forbidden verbs", v2, nil, []string{"KUBECONFIG=" + viewer}, 3, "forbidden"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			before := snapshot(t, ns)
-			args := tc.args
-			hasFile := false
-			for _, a := range args {
-				hasFile = hasFile || a == "-f"
-			}
-			if !hasFile && tc.stdin != "" {
-				args = append([]string{"-f", "-"}, args...)
-			}
-			args = append([]string{"deploy", "-n", ns, "--timeout", "1m"}, args...)
-			// later flags win: the case's own -n or --timeout override the defaults above
-			env := tc.env
-			if env == nil {
-				env = []string{"KUBECONFIG=" + cluster.Kubeconfig}
-			}
-			r := rollguardEnv(t, env, tc.stdin, args...)
-			if r.code != tc.code {
-				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", r.code, tc.code, r.stdout, r.stderr)
-			}
-			msg := strings.TrimSpace(r.stderr)
-			if lines := strings.Count(msg, "\n") + 1; lines != 1 {
-				t.Errorf("error is %d lines, want 1:\n%s", lines, msg)
-			}
-			if !strings.Contains(msg, tc.want) {
-				t.Errorf("error %q does not mention %q", msg, tc.want)
-			}
-			if after := snapshot(t, ns); after != before {
-				t.Errorf("cluster changed:\nbefore:\n%s\nafter:\n%s", before, after)
-			}
-		})
-	}
-}
 
 // snapshot lists the namespace's objects with their resource versions: any change shows as a difference.
 func snapshot(t *testing.T, ns string) string {

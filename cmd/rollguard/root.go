@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -88,7 +89,37 @@ Exit codes:
 		newAccessCmd(g),
 		newRBACCmd(g),
 	)
+	// Runnable, so cobra checks its arguments (a non-runnable root prints help for any typo and exits 0).
+	root.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	// A mistyped command is bad input: one line, exit 3, with cobra's suggestion folded in.
+	root.Args = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		hint := "see rollguard --help"
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			hint = "did you mean " + strings.Join(s, " or ") + "?"
+		}
+		return exitcode.BadInputf("unknown command %q: %s", args[0], hint)
+	}
+	badArgsAreBadInput(root)
 	return root
+}
+
+// badArgsAreBadInput makes every command's argument check fail with exit 3, like a flag error; cobra's
+// plain errors would otherwise exit 2, which pipelines read as "release failed, not recovered".
+func badArgsAreBadInput(c *cobra.Command) {
+	if check := c.Args; check != nil && c.HasParent() {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := check(cmd, args); err != nil {
+				return exitcode.BadInputf("%s: %v (see %s --help)", cmd.CommandPath(), err, cmd.CommandPath())
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		badArgsAreBadInput(sub)
+	}
 }
 
 func newVersionCmd(g *globals) *cobra.Command {

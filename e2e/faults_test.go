@@ -373,7 +373,7 @@ func TestKilledCommandConverges(t *testing.T) {
 					t.Fatalf("failed deploy left in place: exit %d\n%s", r.code, r.stderr)
 				}
 				// The failed release changed the ConfigMap and Secret too; undo restores only the workload.
-				args = []string{"undo", "deployment/web", "-n", ns, "--timeout", "2m", "--wait-for-lock", "1m"}
+				args = []string{"undo", "deployment/web", "-n", ns, "--timeout", "2m", "--lock-ttl", "2s", "--wait-for-lock", "1m"}
 			default:
 				t.Fatalf("no scenario for %s", point)
 			}

@@ -7,9 +7,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rollguard/rollguard/internal/action"
-	"github.com/rollguard/rollguard/internal/report"
 	"github.com/rollguard/rollguard/internal/config"
 	"github.com/rollguard/rollguard/internal/exitcode"
+	"github.com/rollguard/rollguard/internal/report"
 )
 
 func newPromoteCmd(g *globals) *cobra.Command {

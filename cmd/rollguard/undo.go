@@ -39,6 +39,8 @@ fast with a reason if the old revision is unhealthy too, and records the undo in
 	f.StringVar(&u.App, "app", "", "release name for the lock and history (default: the workload's name)")
 	f.DurationVar(&u.Timeout, "timeout", 5*time.Minute, "give up on the rollout after this long")
 	f.DurationVar(&u.WaitForLock, "wait-for-lock", 2*time.Minute, "how long to wait while another run holds the app's lock")
+	f.DurationVar(&u.LockTTL, "lock-ttl", 30*time.Second, "how long the lock outlives a run that died")
+	_ = f.MarkHidden("lock-ttl")
 	out.add(f)
 	addThresholdFlags(f, &u.Thresholds)
 	return cmd

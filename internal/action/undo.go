@@ -38,6 +38,7 @@ type Undo struct {
 	ToImage     string
 	App         string
 	WaitForLock time.Duration
+	LockTTL     time.Duration
 	Getenv      func(string) string
 }
 
@@ -70,7 +71,7 @@ func (u *Undo) Run(ctx context.Context) (*report.Result, error) {
 	if app == "" {
 		app = w.target.Name
 	}
-	lk, err := lock.Acquire(ctx, c, w.target.Namespace, app, lock.Options{Wait: u.WaitForLock})
+	lk, err := lock.Acquire(ctx, c, w.target.Namespace, app, lock.Options{Wait: u.WaitForLock, TTL: u.LockTTL})
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,8 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/rollguard/rollguard/internal/exitcode"
 )
 
 // FieldManager is the server-side apply field manager that owns the fields rollguard sets.
@@ -71,6 +73,11 @@ func (c *Client) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	err := c.Typed.Discovery().RESTClient().Get().AbsPath("/version").Do(ctx).Error()
+	if err != nil && ctx.Err() != nil {
+		// No answer at all within the deadline: down, unreachable, or holding this client back (API
+		// priority and fairness queues requests rather than refusing them).
+		return exitcode.Unreachablef("contacting the cluster: %s did not answer within 15s (unreachable, overloaded, or throttling this client); check the network, --kubeconfig and --context", c.Server)
+	}
 	if err != nil {
 		return Classify(err, "contacting the cluster", c.Server)
 	}

@@ -12,6 +12,8 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/rollguard/rollguard/internal/action"
+	"github.com/rollguard/rollguard/internal/config"
 	"github.com/rollguard/rollguard/internal/exitcode"
 	"github.com/rollguard/rollguard/internal/registry"
 	"github.com/rollguard/rollguard/internal/registry/lifecycle"
@@ -31,6 +33,7 @@ func newImagesPruneCmd(g *globals) *cobra.Command {
 		repository, policyFile, output string
 		dryRun, inUse, allNamespaces   bool
 		protect                        []string
+		configFile                     string
 	)
 	cmd := &cobra.Command{
 		Use:   "prune --repository REGISTRY/REPO --policy policy.json [--dry-run]",
@@ -78,6 +81,11 @@ cluster is configured but cannot be read, prune stops (exit 4) rather than delet
 				}
 				protections = append(protections, found...)
 			}
+			found, err := configImages(cmd, g, configFile)
+			if err != nil {
+				return err
+			}
+			protections = append(protections, found...)
 			client, err := registry.NewClient()
 			if err != nil {
 				return err
@@ -101,6 +109,7 @@ cluster is configured but cannot be read, prune stops (exit 4) rather than delet
 	f.StringArrayVar(&protect, "protect", nil, "never delete this image: REGISTRY/REPO:TAG, REGISTRY/REPO@DIGEST, or a bare TAG or DIGEST of --repository (repeatable)")
 	f.BoolVar(&inUse, "in-use-from-cluster", true, "protect images the current kube context runs or can roll back to")
 	f.BoolVarP(&allNamespaces, "all-namespaces", "A", false, "with --in-use-from-cluster, read every namespace")
+	f.StringVar(&configFile, "config", config.DefaultFile, "also protect what every environment of this rollguard config runs, and every image its recorded releases deployed or would roll back to (read when the file exists)")
 	return cmd
 }
 
@@ -240,4 +249,18 @@ previous one). It refuses to guess when two images have the same time or an imag
 	cmd.Flags().StringVar(&prefix, "prefix", "", "only consider tags starting with this prefix, e.g. 1.")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text (the tag) or json")
 	return cmd
+}
+
+// configImages protects, when a rollguard config is present, the images of every environment it names
+// (each through its own kube context) and of every release recorded there. A config given explicitly must
+// exist; the default one is read only when present.
+func configImages(cmd *cobra.Command, g *globals, file string) ([]registry.Protection, error) {
+	if _, err := os.Stat(file); err != nil && !cmd.Flags().Changed("config") {
+		return nil, nil
+	}
+	cfg, err := config.Load(file)
+	if err != nil {
+		return nil, err
+	}
+	return action.EnvironmentImages(cmd.Context(), cfg, envConnector(g, cfg))
 }

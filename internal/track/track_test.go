@@ -1,0 +1,108 @@
+package track_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/rest"
+
+	"github.com/rollguard/rollguard/internal/diagnose"
+	"github.com/rollguard/rollguard/internal/kube"
+	"github.com/rollguard/rollguard/internal/track"
+	"github.com/rollguard/rollguard/sandbox"
+)
+
+var cluster *sandbox.Cluster
+
+func TestMain(m *testing.M) { sandbox.Main(m, sandbox.Options{}, &cluster) }
+
+// countingClient connects to the sandbox through a transport that counts watch requests.
+func countingClient(t *testing.T, ns string, watches *atomic.Int64) *kube.Client {
+	t.Helper()
+	flags := genericclioptions.NewConfigFlags(false)
+	flags.KubeConfig, flags.Namespace = &cluster.Kubeconfig, &ns
+	flags.WrapConfigFn = func(c *rest.Config) *rest.Config {
+		c.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+			return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				if r.URL.Query().Get("watch") == "true" {
+					watches.Add(1)
+				}
+				return rt.RoundTrip(r)
+			})
+		})
+		return c
+	}
+	c, err := kube.Connect(context.Background(), flags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestWatchesDoNotGrowWithWorkloads: tracking 50 Deployments opens no more watches than tracking 5 — one per
+// informer of the namespace — instead of a set per workload.
+func TestWatchesDoNotGrowWithWorkloads(t *testing.T) {
+	counts := map[int]int64{}
+	for _, n := range []int{5, 50} {
+		ns := cluster.Namespace(t)
+		targets := createDeployments(t, ns, n)
+		var watches atomic.Int64
+		c := countingClient(t, ns, &watches)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		st, err := track.Track(ctx, c, targets, track.Options{Thresholds: diagnose.DefaultThresholds(), Deadline: time.Now().Add(3 * time.Minute)})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range st {
+			if s.Verdict.Status != diagnose.Healthy {
+				t.Fatalf("%s: %s %s", s.Target, s.Verdict.Status, s.Verdict.Message)
+			}
+		}
+		counts[n] = watches.Load()
+	}
+	t.Logf("watch requests: %d for 5 workloads, %d for 50", counts[5], counts[50])
+	if counts[5] == 0 || counts[50] != counts[5] {
+		t.Errorf("watch requests: %d for 5 workloads, %d for 50; want the same non-zero number", counts[5], counts[50])
+	}
+	if counts[50] > 6 {
+		t.Errorf("%d watch requests for one namespace, want at most 6 (one per informer)", counts[50])
+	}
+}
+
+func createDeployments(t *testing.T, ns string, n int) []track.Target {
+	t.Helper()
+	var targets []track.Target
+	one := int32(1)
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("web-%02d", i)
+		d := &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: appsv1.DeploymentSpec{
+				Replicas: &one,
+				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": name}},
+					Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "registry.example.com/web:1.0.0"}}},
+				},
+			},
+		}
+		if _, err := cluster.Client().AppsV1().Deployments(ns).Create(context.Background(), d, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		targets = append(targets, track.Target{Kind: "Deployment", Namespace: ns, Name: name})
+	}
+	return targets
+}

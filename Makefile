@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/rollguard
 SANDBOX := $(GO) run ./cmd/sandbox
 
-.PHONY: build sandbox-binaries test vet demo bench clean
+.PHONY: build sandbox-binaries test-deps test vet demo bench clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/rollguard
@@ -17,7 +17,11 @@ vet:
 	$(GO) vet ./...
 	cd sandbox && $(GO) vet ./...
 
-test: vet sandbox-binaries
+# The image-retention tests run a real registry server (Debian's docker-registry); installed when missing.
+test-deps:
+	.ci/registry.sh
+
+test: vet sandbox-binaries test-deps
 	cd sandbox && $(GO) test -count=1 -timeout 30m ./...
 	$(GO) test -count=1 -timeout 40m ./...
 

@@ -310,7 +310,7 @@ func build(ctx context.Context, cache string, g buildGroup, out io.Writer) error
 		case err = <-done:
 			waiting = false
 		case <-tick.C:
-			fmt.Fprintf(out, "sandbox: still building %s (%s)\n", g.bins[0], time.Since(start).Round(time.Second))
+			fmt.Fprintf(out, "sandbox: still building %s (%s)\n", strings.Join(g.bins, ", "), time.Since(start).Round(time.Second))
 		}
 	}
 	if err != nil {

@@ -1,14 +1,10 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -152,38 +148,5 @@ func TestPreflightRefusesUnrecoverableDeploy(t *testing.T) {
 	}
 	if ok := rollguardEnv(t, env, releaseV1(), "deploy", "-f", "-", "-n", ns, "--timeout", "2m"); ok.code != 0 {
 		t.Errorf("a release whose rollback needs no delete: exit %d, want 0\n%s", ok.code, ok.stderr)
-	}
-}
-
-// startRollguardEnv runs rollguard in the background with the given environment; the returned func waits.
-func startRollguardEnv(t *testing.T, env []string, stdin string, args ...string) func() result {
-	t.Helper()
-	cmd := exec.Command(binary, args...)
-	cmd.Env = append([]string{"HOME=" + t.TempDir()}, env...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan result, 1)
-	go func() {
-		err := cmd.Wait()
-		code := 0
-		var exitErr *exec.ExitError
-		if errors.As(err, &exitErr) {
-			code = exitErr.ExitCode()
-		}
-		done <- result{code: code, stdout: out.String(), stderr: errb.String()}
-	}()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	return func() result {
-		select {
-		case r := <-done:
-			return r
-		case <-time.After(5 * time.Minute):
-			t.Fatalf("rollguard %v did not finish", args)
-			return result{}
-		}
 	}
 }

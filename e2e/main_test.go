@@ -126,3 +126,36 @@ func writeFile(t *testing.T, name, content string) string {
 }
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+// startRollguardEnv runs rollguard in the background with the given environment; the returned func waits.
+func startRollguardEnv(t *testing.T, env []string, stdin string, args ...string) func() result {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append([]string{"HOME=" + t.TempDir()}, env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan result, 1)
+	go func() {
+		err := cmd.Wait()
+		code := 0
+		var exitErr *exec.ExitError
+		if errors.As(err, &exitErr) {
+			code = exitErr.ExitCode()
+		}
+		done <- result{code: code, stdout: out.String(), stderr: errb.String()}
+	}()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	return func() result {
+		select {
+		case r := <-done:
+			return r
+		case <-time.After(5 * time.Minute):
+			t.Fatalf("rollguard %v did not finish", args)
+			return result{}
+		}
+	}
+}

@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -319,37 +317,10 @@ func TestKilledRunConverges(t *testing.T) {
 	}
 }
 
-// startRollguard runs rollguard in the background; the returned func waits for it.
+// startRollguard runs rollguard against the sandbox in the background; the returned func waits for it.
 func startRollguard(t *testing.T, stdin string, args ...string) func() result {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
-	cmd.Env = []string{"KUBECONFIG=" + cluster.Kubeconfig, "HOME=" + t.TempDir()}
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan result, 1)
-	go func() {
-		err := cmd.Wait()
-		code := 0
-		var exitErr *exec.ExitError
-		if errors.As(err, &exitErr) {
-			code = exitErr.ExitCode()
-		}
-		done <- result{code: code, stdout: out.String(), stderr: errb.String()}
-	}()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	return func() result {
-		select {
-		case r := <-done:
-			return r
-		case <-time.After(5 * time.Minute):
-			t.Fatalf("rollguard %v did not finish", args)
-			return result{}
-		}
-	}
+	return startRollguardEnv(t, []string{"KUBECONFIG=" + cluster.Kubeconfig}, stdin, args...)
 }
 
 func store(t *testing.T, ns string) *release.Store {

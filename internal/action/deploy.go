@@ -316,23 +316,12 @@ func crdScopes(objs []*manifest.Object) map[schema.GroupKind]bool {
 	return out
 }
 
+// imagesOf is the container images of one object of the release.
 func imagesOf(objs []*manifest.Object, kind, ns, name string) []string {
 	for _, o := range objs {
-		if o.GetKind() != kind || o.GetNamespace() != ns || o.GetName() != name {
-			continue
+		if o.GetKind() == kind && o.GetNamespace() == ns && o.GetName() == name {
+			return templateImages(o.Unstructured)
 		}
-		var out []string
-		for _, path := range [][]string{{"spec", "template", "spec", "initContainers"}, {"spec", "template", "spec", "containers"}} {
-			cs, _, _ := unstructured.NestedSlice(o.Object, path...)
-			for _, c := range cs {
-				if m, ok := c.(map[string]any); ok {
-					if img, ok := m["image"].(string); ok {
-						out = append(out, img)
-					}
-				}
-			}
-		}
-		return out
 	}
 	return nil
 }

@@ -406,3 +406,47 @@ func TestRollbackOfAdmissionFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestDecisionOnHeldRelease: with --on-failure=hold no deploy waits, so `rollguard approve` rolls the
+// release back itself and proves it healthy, and `rollguard reject` closes it as rejected.
+func TestDecisionOnHeldRelease(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		decision string
+		outcome  release.Outcome
+	}{{"approve", release.RolledBack}, {"reject", release.Rejected}} {
+		t.Run(tc.decision, func(t *testing.T) {
+			t.Parallel()
+			ns := cluster.Namespace(t)
+			deployV1(t, ns)
+			if r := rollguard(t, releaseV2Broken(), "deploy", "-f", "-", "-n", ns, "--on-failure", "hold", "--timeout", "2m"); r.code != 5 {
+				t.Fatalf("held deploy: exit %d, want 5\n%s", r.code, r.stderr)
+			}
+			id := waitForOutcome(t, ns, "web", release.PendingApproval)
+			d := rollguard(t, "", tc.decision, id, "-n", ns, "--timeout", "2m")
+			if d.code != 0 {
+				t.Fatalf("%s: exit %d, want 0\n%s\n%s", tc.decision, d.code, d.stdout, d.stderr)
+			}
+			rec := record(t, ns, id)
+			if rec.Outcome != tc.outcome || rec.Approval == nil || rec.Approval.By == "" {
+				t.Fatalf("record: outcome %s approval %+v; want %s with who decided", rec.Outcome, rec.Approval, tc.outcome)
+			}
+			if tc.decision == "approve" {
+				assertV1(t, ns)
+			} else if img := templateImage(t, ns); img != "registry.example.com/web:2.0.0" {
+				t.Errorf("reject changed the workload: it runs %s", img)
+			}
+			noSecrets(t, d.stdout, d.stderr)
+		})
+	}
+}
+
+// templateImage is the web Deployment's image, healthy or not.
+func templateImage(t *testing.T, ns string) string {
+	t.Helper()
+	d, err := cluster.Client().AppsV1().Deployments(ns).Get(context.Background(), "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.Spec.Template.Spec.Containers[0].Image
+}

@@ -3,40 +3,67 @@ package main
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/rollguard/rollguard/internal/action"
-	"github.com/rollguard/rollguard/internal/release"
 )
 
-// newDecideCmd is `rollguard approve` or `rollguard reject`: the decision on a rollback held by a deploy
-// running with --on-failure=approve.
+// newDecideCmd is `rollguard approve` or `rollguard reject`: the decision on the rollback of a failed
+// release that waits for one (--on-failure=approve or hold).
 func newDecideCmd(g *globals, approve bool) *cobra.Command {
-	use, short := "reject RELEASE", "Decline the rollback of a failed release that waits for approval"
+	d := &action.Decision{Approve: approve, Getenv: os.Getenv}
+	var out outputFlags
+	verb, short := "reject", "Decline the rollback of a failed release that waits for a decision"
 	if approve {
-		use, short = "approve RELEASE", "Approve the rollback of a failed release that waits for approval"
+		verb, short = "approve", "Approve the rollback of a failed release that waits for a decision"
 	}
-	return &cobra.Command{
-		Use:     use,
-		Short:   short,
-		Example: "  rollguard " + use[:len(use)-len(" RELEASE")] + " web.v7 -n shop",
+	cmd := &cobra.Command{
+		Use:   verb + " RELEASE",
+		Short: short,
+		Long: short + `.
+
+When a deploy running with --on-failure=approve waits for the decision, it is recorded (with who and when)
+and that deploy acts on it. When none waits — the release was held with --on-failure=hold, or the waiting
+run died — approve rolls the release back here and proves the rollback healthy (exit 0, or 2 if the
+rollback is unhealthy), and reject closes the release as rejected.`,
+		Example: "  rollguard " + verb + " web.v7 -n shop",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.connect(cmd.Context())
-			if err != nil {
+			if err := out.validate(); err != nil {
 				return err
 			}
-			ns := g.namespace()
-			if ns == "" {
-				ns = c.Namespace
-			}
-			rec, err := action.Decide(cmd.Context(), c, release.NewStore(c), ns, args[0], approve, os.Getenv)
-			if err != nil {
+			d.Release = args[0]
+			d.Connect = g.connect
+			d.Namespace = g.namespace()
+			d.Log = g.logger()
+			progress := progressPrinter(g.stderr)
+			d.OnUpdate, d.OnEvent = progress.Update, progress.Event
+			decided, err := d.Run(cmd.Context())
+			progress.Done()
+			switch {
+			case decided != nil && decided.Result != nil: // this run rolled back
+				if werr := out.write(g.stdout, decided.Result); werr != nil {
+					return werr
+				}
+				if err != nil {
+					return err
+				}
+				return resultError(decided.Result)
+			case err != nil:
 				return err
 			}
-			_, err = fmt.Fprintf(g.stdout, "release %s: rollback %s by %s\n", rec.ID, rec.Approval.Decision, rec.Approval.By)
+			a := decided.Record.Approval
+			_, err = fmt.Fprintf(g.stdout, "release %s: rollback %s by %s\n", decided.Record.ID, a.Decision, a.By)
 			return err
 		},
 	}
+	f := cmd.Flags()
+	f.DurationVar(&d.Timeout, "timeout", 5*time.Minute, "when this run rolls back: give up on the restored rollout after this long")
+	f.DurationVar(&d.LockTTL, "lock-ttl", 30*time.Second, "how long the lock outlives a run that died")
+	_ = f.MarkHidden("lock-ttl")
+	out.add(f)
+	addThresholdFlags(f, &d.Thresholds)
+	return cmd
 }

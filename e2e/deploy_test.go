@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -243,5 +244,51 @@ func TestStatusOfForeignRollout(t *testing.T) {
 	}
 	if w := parseReport(t, r).Workloads[0]; w.Reason != "ImagePullFailed" {
 		t.Fatalf("reason %q (%s), want ImagePullFailed", w.Reason, w.Message)
+	}
+}
+
+// migrationJob is a Job the release ships (a database migration); failing selects the sandbox's
+// job-failure scenario.
+func migrationJob(name string, failing bool) string {
+	labels := "        app: migrate\n"
+	if failing {
+		labels += "        sandbox.rollguard.dev/scenario: job-failure\n"
+	}
+	return "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: " + name + "\nspec:\n  backoffLimit: 0\n  template:\n    metadata:\n      labels:\n" +
+		labels + "    spec:\n      restartPolicy: Never\n      containers:\n      - name: migrate\n        image: registry.example.com/web-migrate:1.0.0\n"
+}
+
+// TestReleaseWithMigrationJob: a Job in the release is tracked to completion; a release whose migration
+// fails is reported JobFailed and rolled back (its Job removed, the workload restored).
+func TestReleaseWithMigrationJob(t *testing.T) {
+	t.Parallel()
+	ns := cluster.Namespace(t)
+	r := rollguard(t, migrationJob("migrate-1", false)+"---\n"+app{}.yaml(), "deploy", "-f", "-", "-n", ns, "--app", "web", "-o", "json", "--timeout", "2m")
+	if r.code != 0 {
+		t.Fatalf("v1: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if rep := parseReport(t, r); len(rep.Workloads) != 2 {
+		t.Fatalf("v1 tracked %d workloads, want the Job and the Deployment: %+v", len(rep.Workloads), rep.Workloads)
+	}
+	r = rollguard(t, migrationJob("migrate-2", true)+"---\n"+app{image: "registry.example.com/web:2.0.0"}.yaml(),
+		"deploy", "-f", "-", "-n", ns, "--app", "web", "-o", "json", "--timeout", "2m")
+	if r.code != 1 {
+		t.Fatalf("v2: exit %d, want 1 (rolled back)\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	var failed bool
+	for _, w := range parseReport(t, r).Workloads {
+		if w.Kind == "Job" && w.Reason == "JobFailed" && strings.Contains(w.Message, "BackoffLimitExceeded") {
+			failed = true
+		}
+	}
+	if !failed {
+		t.Errorf("no JobFailed verdict for migrate-2:\n%s", r.stdout)
+	}
+	ctx := context.Background()
+	if _, err := cluster.Client().BatchV1().Jobs(ns).Get(ctx, "migrate-2", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the failed release's Job is still there (err %v)", err)
+	}
+	if img := templateImage(t, ns); img != "registry.example.com/web:1.0.0" {
+		t.Errorf("web runs %s after rollback, want 1.0.0", img)
 	}
 }

@@ -162,7 +162,7 @@ func TestTrackerSurvivesEndedWatches(t *testing.T) {
 	if v := got["api"].Verdict; v.Status != diagnose.Healthy {
 		t.Errorf("api: %s %s (%s), want healthy", v.Status, v.Reason, v.Message)
 	}
-	// Six informers per tracker, each cut every second while the slow one took 8 s.
+	// Seven informers per tracker, each cut every second while the slow one took 8 s.
 	if n := ended.Load(); n < 12 {
 		t.Errorf("only %d watches were ended; the test did not exercise re-watching", n)
 	}
@@ -194,7 +194,7 @@ func applyDeployment(t *testing.T, ns, manifest string) {
 // TestThrottledDeploy runs two deploys (a failing one, a healthy slow one) as an identity that API Priority
 // and Fairness throttles: all its requests go to a priority level of three seats that answers what it
 // cannot serve at once with 429 Too Many Requests and Retry-After. rollguard's own bursts (the permission
-// preflight, six informers listing at once, two runs) exceed three seats. The apiserver's metrics prove
+// preflight, seven informers listing at once, two runs) exceed three seats. The apiserver's metrics prove
 // requests were rejected; the verdicts, the rollback and the healthy release must still be right.
 func TestThrottledDeploy(t *testing.T) {
 	t.Parallel()

@@ -21,7 +21,7 @@ func newDeployCmd(g *globals) *cobra.Command {
 		Short: "Apply a release, watch it, and explain a failing rollout within seconds",
 		Long: `Deploy validates every object (locally, then with a server-side dry-run), records the release
 with the previous state of everything it will change, applies with server-side apply in dependency order,
-and follows every Deployment, StatefulSet and DaemonSet until all are healthy or one fails. A failure is
+and follows every Deployment, StatefulSet, DaemonSet and Job until all are healthy (or complete) or one fails. A failure is
 reported with its reason, evidence and a suggested fix as soon as it is visible, not when the timeout ends.
 
 On failure (--on-failure): rollback restores every changed object (ConfigMaps and Secrets included), deletes

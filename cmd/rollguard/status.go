@@ -15,7 +15,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status TYPE/NAME",
 		Short: "Watch a rollout started by anything else, failing as soon as the failure is visible",
-		Long: `Status follows the rollout of a Deployment, StatefulSet or DaemonSet, like kubectl rollout status,
+		Long: `Status follows the rollout of a Deployment, StatefulSet or DaemonSet (or a Job to completion), like kubectl rollout status,
 but reports a failing rollout (image pull errors, crash loops, readiness failures, quota...) with its reason
 and evidence as soon as it is visible instead of waiting for the timeout.`,
 		Example: `  rollguard status deployment/web -n shop --timeout 2m`,

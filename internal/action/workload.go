@@ -34,7 +34,7 @@ func resolveWorkload(ctx context.Context, c *kube.Client, object, namespace stri
 		return nil, exitcode.BadInputf("unknown resource type %q: pass deployment, statefulset or daemonset", typ)
 	}
 	if !track.Trackable(gvk.Kind) {
-		return nil, exitcode.BadInputf("%s is a %s; rollguard follows Deployments, StatefulSets and DaemonSets", object, gvk.Kind)
+		return nil, exitcode.BadInputf("%s is a %s; rollguard follows Deployments, StatefulSets, DaemonSets and Jobs", object, gvk.Kind)
 	}
 	if namespace == "" {
 		namespace = c.Namespace

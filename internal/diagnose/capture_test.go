@@ -23,6 +23,7 @@ import (
 
 	"github.com/rollguard/rollguard/sandbox"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -258,7 +259,7 @@ func (s snapshot) write(dir string, started time.Time) error {
 		docs = append(docs, string(b))
 		return nil
 	}
-	kind := ""
+	apiVersion, kind := "apps/v1", ""
 	switch s.workload.(type) {
 	case *appsv1.Deployment:
 		kind = "Deployment"
@@ -266,8 +267,10 @@ func (s snapshot) write(dir string, started time.Time) error {
 		kind = "StatefulSet"
 	case *appsv1.DaemonSet:
 		kind = "DaemonSet"
+	case *batchv1.Job:
+		apiVersion, kind = "batch/v1", "Job"
 	}
-	if err := add(s.workload, "apps/v1", kind); err != nil {
+	if err := add(s.workload, apiVersion, kind); err != nil {
 		return err
 	}
 	for i := range s.rss {

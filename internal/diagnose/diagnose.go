@@ -29,7 +29,7 @@ type Input struct {
 	Started time.Time
 	// Deadline is the overall timeout; zero means none. Past it, an unfinished rollout fails with Timeout.
 	Deadline time.Time
-	// Workload is a *appsv1.Deployment, *appsv1.StatefulSet or *appsv1.DaemonSet.
+	// Workload is a *appsv1.Deployment, *appsv1.StatefulSet, *appsv1.DaemonSet or *batchv1.Job.
 	Workload runtime.Object
 	// ReplicaSets are those owned by the Deployment, all revisions.
 	ReplicaSets []appsv1.ReplicaSet
@@ -104,6 +104,7 @@ func Diagnose(in Input, th Thresholds) Verdict {
 	found = append(found, createFindings(r, ev, in.Now, th)...)   // create.go
 	found = append(found, scheduleFindings(r, ev, in.Now, th)...) // schedule.go
 	found = append(found, deadlineFindings(r)...)                 // workload.go
+	found = append(found, jobFindings(r, in.Logs, th)...)         // job.go
 	return decide(v, r, found, in.Now, in.Deadline)
 }
 
@@ -130,6 +131,8 @@ func precedence(r Reason) (tier, order int) {
 		return 1, 3
 	case PermissionDenied:
 		return 1, 4
+	case JobFailed:
+		return 1, 5
 	case QuotaExceeded:
 		return 2, 0
 	case Unschedulable:

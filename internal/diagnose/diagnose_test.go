@@ -33,6 +33,11 @@ func TestDiagnose(t *testing.T) {
 			status: Failed, reason: Timeout, mentions: []string{"deadline", "not ready"}},
 		{name: "healthy ignores the deadline", dir: "deployment-healthy", timedOut: true, status: Healthy},
 
+		// Jobs (a migration shipped with the release): done when complete, failed at the backoff limit.
+		{name: "completed job is healthy", dir: "job-complete", status: Healthy},
+		{name: "job past its backoff limit failed", dir: "job-failed", status: Failed, reason: JobFailed,
+			mentions: []string{"job migrate failed: BackoffLimitExceeded", "container migrate exited with code 1", "terminated Error, exit code 1", "not undone by a rollback"}},
+
 		// Image pulls.
 		{name: "ImagePullBackOff fails at once", dir: "image-pull-backoff", status: Failed, reason: ImagePullFailed,
 			mentions: []string{img, "container web: waiting ImagePullBackOff", "Normal BackOff: Back-off pulling image", "does not exist"}},

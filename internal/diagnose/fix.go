@@ -22,6 +22,8 @@ func (r Reason) Fix() string {
 		return "free or add node capacity, or relax the pod's requests, nodeSelector, affinity and tolerations"
 	case ProgressDeadlineExceeded:
 		return "inspect the new ReplicaSet's pods and events (kubectl describe) for why they do not become available"
+	case JobFailed:
+		return "read the failed pods' logs (kubectl logs job/NAME); fix the job and deploy again — a job that changed data (a migration) is not undone by a rollback"
 	case Timeout:
 		return "the rollout was still progressing at the deadline: check the evidence, or raise the timeout if it is just slow"
 	}

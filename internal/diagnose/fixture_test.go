@@ -12,6 +12,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -84,6 +85,8 @@ func readObjects(path string) (Input, error) {
 			obj = &appsv1.StatefulSet{}
 		case "DaemonSet":
 			obj = &appsv1.DaemonSet{}
+		case "Job":
+			obj = &batchv1.Job{}
 		case "ReplicaSet":
 			obj = &appsv1.ReplicaSet{}
 		case "Pod":
@@ -103,6 +106,8 @@ func readObjects(path string) (Input, error) {
 			in.Workload = o
 		case *appsv1.DaemonSet:
 			in.Workload = o
+		case *batchv1.Job:
+			in.Workload = o
 		case *appsv1.ReplicaSet:
 			in.ReplicaSets = append(in.ReplicaSets, *o)
 		case *corev1.Pod:
@@ -112,7 +117,7 @@ func readObjects(path string) (Input, error) {
 		}
 	}
 	if in.Workload == nil {
-		return in, fmt.Errorf("%s holds no Deployment, StatefulSet or DaemonSet", path)
+		return in, fmt.Errorf("%s holds no Deployment, StatefulSet, DaemonSet or Job", path)
 	}
 	return in, nil
 }

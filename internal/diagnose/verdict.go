@@ -31,6 +31,7 @@ const (
 	PermissionDenied         Reason = "PermissionDenied"
 	Unschedulable            Reason = "Unschedulable"
 	ProgressDeadlineExceeded Reason = "ProgressDeadlineExceeded"
+	JobFailed                Reason = "JobFailed"
 	Timeout                  Reason = "Timeout"
 )
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	deploymentutil "k8s.io/kubectl/pkg/util/deployment"
@@ -36,6 +37,7 @@ type rollout struct {
 	// allPods are the workload's pods of every revision.
 	allPods    []corev1.Pod
 	deployment *appsv1.Deployment
+	job        *batchv1.Job
 }
 
 func (r *rollout) ref() string { return objectKey(r.kind, r.name) }
@@ -59,10 +61,12 @@ func newRollout(in Input) (*rollout, error) {
 		r = statefulSetRollout(w, in.Pods)
 	case *appsv1.DaemonSet:
 		r = daemonSetRollout(w, in.Pods)
+	case *batchv1.Job:
+		r = jobRollout(w, in.Pods)
 	case nil:
-		return nil, fmt.Errorf("no workload given: pass a Deployment, StatefulSet or DaemonSet")
+		return nil, fmt.Errorf("no workload given: pass a Deployment, StatefulSet, DaemonSet or Job")
 	default:
-		return nil, fmt.Errorf("cannot diagnose %T: only Deployments, StatefulSets and DaemonSets are supported", w)
+		return nil, fmt.Errorf("cannot diagnose %T: only Deployments, StatefulSets, DaemonSets and Jobs are supported", w)
 	}
 	r.allPods = in.Pods
 	for i := range in.Pods {

@@ -50,7 +50,7 @@ type Object struct {
 	// Exists says the object is live before the release: a rollback replaces it (update) instead of
 	// deleting it.
 	Exists bool
-	// Workload is true for what rollguard tracks (Deployment, StatefulSet, DaemonSet).
+	// Workload is true for what rollguard tracks (Deployment, StatefulSet, DaemonSet, Job).
 	Workload bool
 }
 
@@ -98,7 +98,7 @@ func ReleaseAccess(ns string, objects []Object, approval bool) []Access {
 	for _, o := range objects {
 		if o.Workload && !tracked[o.Namespace] {
 			tracked[o.Namespace] = true
-			for _, r := range []Resource{{"apps", "deployments"}, {"apps", "statefulsets"}, {"apps", "daemonsets"}, {"apps", "replicasets"}, {"", "pods"}, {"", "events"}} {
+			for _, r := range []Resource{{"apps", "deployments"}, {"apps", "statefulsets"}, {"apps", "daemonsets"}, {"apps", "replicasets"}, {"batch", "jobs"}, {"", "pods"}, {"", "events"}} {
 				for _, v := range []string{"list", "watch"} {
 					add(Access{Verb: v, Group: r.Group, Resource: r.Resource, Namespace: o.Namespace, For: ForDeploy})
 				}

@@ -70,7 +70,7 @@ func Rules(apply []Resource) []rbacv1.PolicyRule {
 	}
 	// Tracking follows workloads and what they own with list+watch (informers); history and undo read
 	// ReplicaSets and ControllerRevisions; crash loops are explained with the previous container log.
-	for _, r := range []Resource{{"apps", "deployments"}, {"apps", "statefulsets"}, {"apps", "daemonsets"}, {"apps", "replicasets"}, {"apps", "controllerrevisions"}, {"", "pods"}, {"", "events"}} {
+	for _, r := range []Resource{{"apps", "deployments"}, {"apps", "statefulsets"}, {"apps", "daemonsets"}, {"apps", "replicasets"}, {"apps", "controllerrevisions"}, {"batch", "jobs"}, {"", "pods"}, {"", "events"}} {
 		add(r, "get", "list", "watch")
 	}
 	add(Resource{"", "pods/log"}, "get")

@@ -87,7 +87,7 @@ type Record struct {
 	// RollbackOf is set on a record that describes a rollback or undo: the ID of the release it undid.
 	RollbackOf string    `json:"rollbackOf,omitempty"`
 	Approval   *Approval `json:"approval,omitempty"`
-	// Workloads are the release's Deployments, StatefulSets and DaemonSets.
+	// Workloads are the release's Deployments, StatefulSets, DaemonSets and Jobs.
 	Workloads []WorkloadState `json:"workloads,omitempty"`
 
 	// stored is the Secret's resourceVersion when the record was last read or written, and base the record

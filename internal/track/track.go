@@ -15,6 +15,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -28,16 +29,16 @@ import (
 
 // Target is one workload to follow.
 type Target struct {
-	Kind      string // Deployment, StatefulSet or DaemonSet
+	Kind      string // Deployment, StatefulSet, DaemonSet or Job
 	Namespace string
 	Name      string
 }
 
 func (t Target) String() string { return t.Kind + "/" + t.Name }
 
-// Trackable reports whether rollguard knows how to follow a kind's rollout.
+// Trackable reports whether rollguard knows how to follow a kind's rollout (or, for a Job, its run).
 func Trackable(kind string) bool {
-	return kind == "Deployment" || kind == "StatefulSet" || kind == "DaemonSet"
+	return kind == "Deployment" || kind == "StatefulSet" || kind == "DaemonSet" || kind == "Job"
 }
 
 // Status is a target's latest verdict.
@@ -64,7 +65,7 @@ type Options struct {
 }
 
 // Track follows targets until every one is healthy, one has failed, the deadline passes or ctx ends.
-// The number of watches is fixed per namespace (six), whatever the number of workloads.
+// The number of watches is fixed per namespace (seven), whatever the number of workloads.
 func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) ([]Status, error) {
 	if len(targets) == 0 {
 		return nil, nil
@@ -145,7 +146,7 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 
 // nsCache holds the informers of one namespace.
 type nsCache struct {
-	deployments, statefulSets, daemonSets, replicaSets, pods, events cache.SharedIndexInformer
+	deployments, statefulSets, daemonSets, jobs, replicaSets, pods, events cache.SharedIndexInformer
 }
 
 func startNamespace(ctx context.Context, c *kube.Client, ns string, notify func()) (*nsCache, error) {
@@ -154,6 +155,7 @@ func startNamespace(ctx context.Context, c *kube.Client, ns string, notify func(
 		deployments:  f.Apps().V1().Deployments().Informer(),
 		statefulSets: f.Apps().V1().StatefulSets().Informer(),
 		daemonSets:   f.Apps().V1().DaemonSets().Informer(),
+		jobs:         f.Batch().V1().Jobs().Informer(),
 		replicaSets:  f.Apps().V1().ReplicaSets().Informer(),
 		pods:         f.Core().V1().Pods().Informer(),
 		events:       f.Core().V1().Events().Informer(),
@@ -163,7 +165,7 @@ func startNamespace(ctx context.Context, c *kube.Client, ns string, notify func(
 		UpdateFunc: func(any, any) { notify() },
 		DeleteFunc: func(any) { notify() },
 	}
-	for _, inf := range []cache.SharedIndexInformer{nc.deployments, nc.statefulSets, nc.daemonSets, nc.replicaSets, nc.pods, nc.events} {
+	for _, inf := range []cache.SharedIndexInformer{nc.deployments, nc.statefulSets, nc.daemonSets, nc.jobs, nc.replicaSets, nc.pods, nc.events} {
 		if _, err := inf.AddEventHandler(h); err != nil {
 			return nil, fmt.Errorf("watching namespace %s: %w", ns, err)
 		}
@@ -201,6 +203,10 @@ func (nc *nsCache) input(t Target) diagnose.Input {
 		}
 	case "DaemonSet":
 		if o, ok := get[*appsv1.DaemonSet](nc.daemonSets, key); ok {
+			in.Workload, uid = o, o.UID
+		}
+	case "Job":
+		if o, ok := get[*batchv1.Job](nc.jobs, key); ok {
 			in.Workload, uid = o, o.UID
 		}
 	}

@@ -213,13 +213,13 @@ func histWorkloadRevisions(ctx context.Context, c *kube.Client, kind, ns, name s
 			return nil, 0, kube.Classify(err, doing, c.Server)
 		}
 		for _, rs := range list.Items {
-			if !histOwnedBy(rs.OwnerReferences, uid) {
+			if !controlledBy(&rs, uid) {
 				continue
 			}
 			n, _ := strconv.ParseInt(rs.Annotations["deployment.kubernetes.io/revision"], 10, 64)
 			revs = append(revs, WorkloadRevision{
 				Number: n, History: histParseRevisions(rs.Annotations["deployment.kubernetes.io/revision-history"]),
-				Images: histPodImages(rs.Spec.Template.Spec), ChangeCause: rs.Annotations[manifest.ChangeCauseAnnotation],
+				Images: podImages(rs.Spec.Template.Spec), ChangeCause: rs.Annotations[manifest.ChangeCauseAnnotation],
 				TemplateHash: rs.Labels[appsv1.DefaultDeploymentUniqueLabelKey], Created: rs.CreationTimestamp.UTC(),
 			})
 		}
@@ -230,7 +230,7 @@ func histWorkloadRevisions(ctx context.Context, c *kube.Client, kind, ns, name s
 		return nil, 0, kube.Classify(err, doing, c.Server)
 	}
 	for _, cr := range list.Items {
-		if !histOwnedBy(cr.OwnerReferences, uid) {
+		if !controlledBy(&cr, uid) {
 			continue
 		}
 		// The revision's data is the workload's pod template as a strategic-histMerge patch.
@@ -241,7 +241,7 @@ func histWorkloadRevisions(ctx context.Context, c *kube.Client, kind, ns, name s
 		}
 		_ = json.Unmarshal(cr.Data.Raw, &data)
 		revs = append(revs, WorkloadRevision{
-			Number: cr.Revision, Images: histPodImages(data.Spec.Template.Spec),
+			Number: cr.Revision, Images: podImages(data.Spec.Template.Spec),
 			ChangeCause:  cr.Annotations[manifest.ChangeCauseAnnotation],
 			TemplateHash: cr.Labels[appsv1.ControllerRevisionHashLabelKey], Created: cr.CreationTimestamp.UTC(),
 		})
@@ -269,32 +269,12 @@ func histNewestRevision(revs []WorkloadRevision) int64 {
 	return n
 }
 
-func histOwnedBy(refs []metav1.OwnerReference, uid types.UID) bool {
-	for _, r := range refs {
-		if r.UID == uid && r.Controller != nil && *r.Controller {
-			return true
-		}
-	}
-	return false
-}
-
 func histParseRevisions(s string) []int64 {
 	var out []int64
 	for _, f := range strings.Split(s, ",") {
 		if n, err := strconv.ParseInt(strings.TrimSpace(f), 10, 64); err == nil {
 			out = append(out, n)
 		}
-	}
-	return out
-}
-
-func histPodImages(spec corev1.PodSpec) []string {
-	var out []string
-	for _, c := range spec.InitContainers {
-		out = append(out, c.Image)
-	}
-	for _, c := range spec.Containers {
-		out = append(out, c.Image)
 	}
 	return out
 }

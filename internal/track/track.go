@@ -220,7 +220,7 @@ func (nc *nsCache) input(t Target) diagnose.Input {
 	if t.Kind == "Deployment" {
 		for _, o := range nc.replicaSets.GetStore().List() {
 			rs := o.(*appsv1.ReplicaSet)
-			if ownedBy(rs.OwnerReferences, uid) {
+			if ref := metav1.GetControllerOfNoCopy(rs); ref != nil && ref.UID == uid {
 				in.ReplicaSets = append(in.ReplicaSets, *rs)
 				owners[rs.UID] = true
 				involved[rs.UID] = true
@@ -229,12 +229,9 @@ func (nc *nsCache) input(t Target) diagnose.Input {
 	}
 	for _, o := range nc.pods.GetStore().List() {
 		p := o.(*corev1.Pod)
-		for _, ref := range p.OwnerReferences {
-			if ref.Controller != nil && *ref.Controller && owners[ref.UID] {
-				in.Pods = append(in.Pods, *p)
-				involved[p.UID] = true
-				break
-			}
+		if ref := metav1.GetControllerOfNoCopy(p); ref != nil && owners[ref.UID] {
+			in.Pods = append(in.Pods, *p)
+			involved[p.UID] = true
 		}
 	}
 	for _, o := range nc.events.GetStore().List() {
@@ -257,15 +254,6 @@ func get[T runtime.Object](inf cache.SharedIndexInformer, key string) (T, bool) 
 	}
 	t, ok := o.(T)
 	return t, ok
-}
-
-func ownedBy(refs []metav1.OwnerReference, uid types.UID) bool {
-	for _, r := range refs {
-		if r.UID == uid && r.Controller != nil && *r.Controller {
-			return true
-		}
-	}
-	return false
 }
 
 func eventTime(e corev1.Event) time.Time {

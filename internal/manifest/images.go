@@ -190,18 +190,6 @@ func checkImage(v any, allowMutable bool, mutableTags []string) string {
 	return ""
 }
 
-// Workloads returns the Deployments, StatefulSets and DaemonSets: the objects whose rollouts rollguard
-// watches, diagnoses and rolls back. Jobs are not included: they complete rather than roll out.
-func Workloads(objs []*Object) []*Object {
-	var out []*Object
-	for _, o := range objs {
-		if isWorkload(o.groupKind()) {
-			out = append(out, o)
-		}
-	}
-	return out
-}
-
 func isWorkload(gk schema.GroupKind) bool {
 	if gk.Group != "apps" {
 		return false

@@ -289,14 +289,6 @@ func TestCheckImageTags(t *testing.T) {
 	})
 }
 
-func TestWorkloads(t *testing.T) {
-	objs := objectsOfKinds(t, "apps/v1/Deployment a", "batch/v1/Job j", "apps/v1/StatefulSet s", "v1/Pod p",
-		"example.com/v1/Deployment custom", "apps/v1/DaemonSet d", "apps/v1/ReplicaSet rs")
-	if got, want := names(Workloads(objs)), []string{"Deployment/a", "StatefulSet/s", "DaemonSet/d"}; !slices.Equal(got, want) {
-		t.Errorf("Workloads = %q, want %q", got, want)
-	}
-}
-
 func TestDefaultNamespace(t *testing.T) {
 	scope := func(gvk schema.GroupVersionKind) (bool, error) {
 		switch gvk.Kind {

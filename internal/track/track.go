@@ -107,13 +107,15 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 	for {
 		now := time.Now()
 		anyChange, allHealthy, anyFailed := false, true, false
+		fetched := logs.get() // one snapshot per pass, refreshed only when new lines arrive
 		for i, t := range targets {
 			in := caches[t.Namespace].input(t)
 			in.Now, in.Started, in.Deadline = now, opts.Started, opts.Deadline
-			in.Logs = logs.get()
+			in.Logs = fetched
 			v := diagnose.Diagnose(in, opts.Thresholds)
 			if v.Reason == diagnose.CrashLoop && logs.want(ctx, in.Pods) {
-				in.Logs = logs.get()
+				fetched = logs.get()
+				in.Logs = fetched
 				v = diagnose.Diagnose(in, opts.Thresholds)
 			}
 			prev := statuses[i]

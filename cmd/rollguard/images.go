@@ -24,11 +24,28 @@ func newImagesCmd(g *globals) *cobra.Command {
 		Use:   "images",
 		Short: "Prune an image registry without deleting images in use, and find rollback tags",
 	}
-	cmd.AddCommand(newImagesPruneCmd(g), newImagesPreviousCmd(g))
+	api := new(string)
+	cmd.PersistentFlags().StringVar(api, "registry-api", registry.APIAuto,
+		"registry API: auto (ECR for ACCOUNT.dkr.ecr.REGION.amazonaws.com, else the OCI distribution API), ecr or oci")
+	cmd.AddCommand(newImagesPruneCmd(g, api), newImagesPreviousCmd(g, api))
 	return cmd
 }
 
-func newImagesPruneCmd(g *globals) *cobra.Command {
+// registryClient is the registry client for the images commands, reading ECR or OCI per --registry-api.
+func registryClient(flag *string) (*registry.Client, error) {
+	api, err := registry.ParseAPI(*flag)
+	if err != nil {
+		return nil, err
+	}
+	c, err := registry.NewClient()
+	if err != nil {
+		return nil, err
+	}
+	c.API = api
+	return c, nil
+}
+
+func newImagesPruneCmd(g *globals, api *string) *cobra.Command {
 	var (
 		repository, policyFile, output string
 		dryRun, inUse, allNamespaces   bool
@@ -43,8 +60,11 @@ registry and deletes the manifests it expires. Beyond ECR, an image that a clust
 back to (pods, Deployments, all ReplicaSets, StatefulSets, DaemonSets, Jobs, CronJobs, ControllerRevisions),
 or that --protect names, is never deleted; the plan shows it as protected and why.
 
-The registry records no push time: "pushed" is the image config's created time. See docs/registry.md.
-Credentials come from the docker config and credential helpers, as for docker and crane.
+On ECR (ACCOUNT.dkr.ecr.REGION.amazonaws.com, or --registry-api ecr) the ECR API is used: ECR's own push
+times, untagged images counted and expired as ECR does, the AWS SDK's standard credential chain and endpoint
+settings (AWS_PROFILE, IRSA/OIDC web identity, AWS_ENDPOINT_URL_ECR, ...). Elsewhere the OCI distribution API
+records no push time: "pushed" is the image config's created time, and credentials come from the docker
+config and credential helpers, as for docker and crane. See docs/registry.md.
 
 --in-use-from-cluster (default true) reads the current kube context (-n, or -A for all namespaces). When
 no kubeconfig exists at all and the flag was not given, prune goes on without it and says so; when a
@@ -86,7 +106,7 @@ cluster is configured but cannot be read, prune stops (exit 4) rather than delet
 				return err
 			}
 			protections = append(protections, found...)
-			client, err := registry.NewClient()
+			client, err := registryClient(api)
 			if err != nil {
 				return err
 			}
@@ -200,6 +220,9 @@ func printReport(stdout, stderr io.Writer, output string, rep *registry.Report) 
 		for _, s := range rep.Skipped {
 			fmt.Fprintf(stdout, "  skipped %s: %s\n", s.Digest, s.Why)
 		}
+		for _, f := range rep.Failed {
+			fmt.Fprintf(stdout, "  failed  %s (%s): %s: %s\n", f.Digest, strings.Join(f.Tags, ", "), f.Code, f.Reason)
+		}
 	}
 	for _, n := range rep.Notes {
 		fmt.Fprintln(stderr, "note:", n)
@@ -215,13 +238,13 @@ func shortDigest(d string) string {
 	return hex
 }
 
-func newImagesPreviousCmd(g *globals) *cobra.Command {
+func newImagesPreviousCmd(g *globals, api *string) *cobra.Command {
 	var prefix, output string
 	cmd := &cobra.Command{
 		Use:   "previous REGISTRY/REPO [--prefix P]",
 		Short: "Print the tag pushed before the newest one, for pipelines that roll back by tag",
 		Long: `previous prints the tag of the image pushed before the newest one among tags starting with --prefix
-(order by the image config's created time; tags sharing the newest image's digest are the newest, not the
+(order by push time: ECR's imagePushedAt, or the image config's created time elsewhere; tags sharing the newest image's digest are the newest, not the
 previous one). It refuses to guess when two images have the same time or an image has no time.
 -o json adds the digest and a pinned REPO:TAG@DIGEST reference.`,
 		Args: cobra.ExactArgs(1),
@@ -229,7 +252,7 @@ previous one). It refuses to guess when two images have the same time or an imag
 			if output != "text" && output != "json" {
 				return exitcode.BadInputf("--output %q: use text or json", output)
 			}
-			client, err := registry.NewClient()
+			client, err := registryClient(api)
 			if err != nil {
 				return err
 			}

@@ -35,6 +35,8 @@ type Client struct {
 	puller *remote.Puller
 	pusher *remote.Pusher
 	jobs   int
+	// API is --registry-api: APIAuto (or "") picks ECR by host name, APIECR or APIOCI force one.
+	API string
 	// afterPlan, when set, runs between planning and the re-check before deleting (tests move tags there).
 	afterPlan func()
 }

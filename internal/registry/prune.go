@@ -38,7 +38,9 @@ type Report struct {
 	Decisions  []lifecycle.Decision `json:"decisions"`
 	Deleted    []Deleted            `json:"deleted"`
 	Skipped    []Skipped            `json:"skipped,omitempty"`
-	Notes      []string             `json:"notes"`
+	// Failed lists images the registry refused to delete, with its reason (ECR's BatchDeleteImage failures).
+	Failed []Refused `json:"failed,omitempty"`
+	Notes  []string  `json:"notes"`
 }
 
 // Deleted is a manifest the prune deleted, with the tags that went with it.
@@ -59,12 +61,13 @@ const (
 	NoteUntagged = "untagged manifests cannot be listed through the OCI distribution API; rules with tagStatus untagged select nothing here and untagged manifests are never deleted"
 )
 
-// Prune plans the policy over the repository and, unless DryRun, deletes the expired manifests.
+// Prune plans the policy over the repository and, unless DryRun, deletes the expired images. The same plan,
+// protections and re-check serve every registry API; only listing and deleting differ (see backend).
 //
 // Deletion is by manifest digest, and the registry then drops every tag pointing at it. The plan works on
 // digests (an ECR "image" is a digest with all its tags), so a digest that any kept or protected tag points to
-// is kept as a whole. Right before deleting, tags are resolved again: a digest that gained a tag or a
-// protection since planning (a retag for a rollback, say) is skipped, not deleted.
+// is kept as a whole. Right before deleting, tags are read again: a digest that gained a tag or a protection
+// since planning (a retag for a rollback, say) is skipped, not deleted.
 func Prune(ctx context.Context, c *Client, o PruneOptions) (*Report, error) {
 	if o.Policy == nil {
 		return nil, exitcode.BadInputf("no lifecycle policy given; pass --policy FILE")
@@ -77,7 +80,11 @@ func Prune(ctx context.Context, c *Client, o PruneOptions) (*Report, error) {
 	if now.IsZero() {
 		now = time.Now()
 	}
-	listing, err := c.List(ctx, repo)
+	b, err := c.open(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	listing, err := b.list(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +96,7 @@ func Prune(ctx context.Context, c *Client, o PruneOptions) (*Report, error) {
 		DryRun:     o.DryRun,
 		Decisions:  plan.Decisions,
 		Deleted:    []Deleted{},
-		Notes:      append([]string{NotePushTime, NoteUntagged}, notes...),
+		Notes:      append(b.notes(), notes...),
 	}
 	if n := len(listing.Undated); n > 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("%d image(s) have no created time (or the 1970 epoch of reproducible builds) and are never expired", n))
@@ -102,27 +109,10 @@ func Prune(ctx context.Context, c *Client, o PruneOptions) (*Report, error) {
 	if c.afterPlan != nil {
 		c.afterPlan()
 	}
-	// Re-resolve every tag: the plan is only as good as the tags it saw.
-	fresh, err := c.resolveTags(ctx, repo, mapKeys(listing.Tags))
+	// Read every tag again: the plan is only as good as the tags it saw.
+	fresh, err := b.tagsNow(ctx, mapKeys(listing.Tags))
 	if err != nil {
 		return rep, err
-	}
-	if more, err := c.puller.List(ctx, repo); err == nil {
-		var added []string
-		for _, t := range more {
-			if _, ok := fresh[t]; !ok {
-				added = append(added, t)
-			}
-		}
-		extra, err := c.resolveTags(ctx, repo, added)
-		if err != nil {
-			return rep, err
-		}
-		for t, d := range extra {
-			fresh[t] = d
-		}
-	} else {
-		return rep, classify(err, repo, "listing tags of")
 	}
 	current := &Repository{Name: repo, Tags: fresh, Parents: listing.Parents}
 	protectNow, _ := resolveProtections(current, o.Protect)
@@ -135,23 +125,49 @@ func Prune(ctx context.Context, c *Client, o PruneOptions) (*Report, error) {
 		tagsNow[d] = append(tagsNow[d], t)
 	}
 
+	var doomed []lifecycle.Image
 	for i := len(expired) - 1; i >= 0; i-- { // oldest first
-		d := expired[i]
-		digest := d.Image.Digest
-		if protectedNow[digest] {
-			rep.Skipped = append(rep.Skipped, Skipped{Digest: digest, Why: "protected since planning"})
+		img := expired[i].Image
+		if protectedNow[img.Digest] {
+			rep.Skipped = append(rep.Skipped, Skipped{Digest: img.Digest, Why: "protected since planning"})
 			continue
 		}
-		if extra := without(tagsNow[digest], d.Image.Tags); len(extra) > 0 {
-			rep.Skipped = append(rep.Skipped, Skipped{Digest: digest, Why: "tagged " + strings.Join(extra, ", ") + " since planning"})
+		if extra := without(tagsNow[img.Digest], img.Tags); len(extra) > 0 {
+			rep.Skipped = append(rep.Skipped, Skipped{Digest: img.Digest, Why: "tagged " + strings.Join(extra, ", ") + " since planning"})
 			continue
 		}
-		if err := c.Delete(ctx, repo, digest); err != nil {
-			return rep, err
-		}
-		rep.Deleted = append(rep.Deleted, Deleted{Digest: digest, Tags: d.Image.Tags})
+		doomed = append(doomed, img)
 	}
-	return rep, nil
+	if len(doomed) == 0 {
+		return rep, nil
+	}
+	deleted, refused, err := b.remove(ctx, doomed)
+	rep.Deleted = append(rep.Deleted, deleted...)
+	if err != nil {
+		return rep, err
+	}
+	return rep, rep.addRefusals(refused)
+}
+
+// addRefusals reports images the registry declined to delete. An image already gone, or one a manifest list
+// still references (ECR keeps the platform images of a multi-platform index), is skipped: nothing is wrong.
+// Any other refusal is a failure of the run, after every other image was deleted.
+func (rep *Report) addRefusals(refused []Refused) error {
+	for _, r := range refused {
+		switch r.Code {
+		case "ImageNotFound":
+			rep.Skipped = append(rep.Skipped, Skipped{Digest: r.Digest, Why: "already gone (" + r.Code + ")"})
+		case "ImageReferencedByManifestList":
+			rep.Skipped = append(rep.Skipped, Skipped{Digest: r.Digest, Why: "a manifest list still references it (" + r.Code + ")"})
+		default:
+			rep.Failed = append(rep.Failed, r)
+		}
+	}
+	if n := len(rep.Failed); n > 0 {
+		first := rep.Failed[0]
+		return fmt.Errorf("the registry refused to delete %d image(s), e.g. %s: %s: %s (all listed under failed)", n, first.Digest, first.Code, first.Reason)
+	}
+	return nil
 }
 
 // resolveProtections turns references into digests of this repository, through the listing (no requests).
@@ -232,7 +248,11 @@ func Previous(ctx context.Context, c *Client, repository, prefix string) (*Previ
 	if err != nil {
 		return nil, err
 	}
-	listing, err := c.List(ctx, repo)
+	b, err := c.open(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	listing, err := b.list(ctx)
 	if err != nil {
 		return nil, err
 	}

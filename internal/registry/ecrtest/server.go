@@ -1,0 +1,395 @@
+// Package ecrtest is a protocol test double of the Amazon ECR API, for tests only.
+//
+// No ECR emulator can be installed from the package sources this project uses, so the tests start this
+// small endpoint on loopback and point the AWS SDK at it with AWS_ENDPOINT_URL_ECR. It is not a mock of
+// rollguard's code: it speaks the wire protocol the real SDK speaks (AWS JSON 1.1: POST /, Content-Type
+// application/x-amz-json-1.1, X-Amz-Target AmazonEC2ContainerRegistry_V20150921.<Operation>, errors as
+// {"__type", "message"} with X-Amzn-ErrorType) and holds the repositories' state, so a delete is seen by later
+// calls. It follows these pages of the Amazon ECR API Reference
+// (https://docs.aws.amazon.com/AmazonECR/latest/APIReference/):
+//
+//   - API_DescribeRepositories.html
+//   - API_DescribeImages.html (maxResults 1..1000, default 100, nextToken; filter.tagStatus TAGGED|UNTAGGED|ANY;
+//     imageIds, which cannot be combined with nextToken/maxResults; imagePushedAt as epoch seconds)
+//   - API_BatchDeleteImage.html (at most 100 imageIds; deleting by digest drops every tag; deleting by tag drops
+//     that tag and the image when it was the last; per-image failures with failureCode and failureReason)
+//   - API_GetLifecyclePolicy.html, API_PutLifecyclePolicy.html (LifecyclePolicyNotFoundException;
+//     lifecyclePolicyText of 100..30720 characters)
+//   - CommonErrors.html (UnrecognizedClientException for an unknown access key) and
+//     https://docs.aws.amazon.com/AmazonECR/latest/userguide/image-push.html for tags moving to a new push.
+//
+// Signatures are not verified; the access key ID in the SigV4 Authorization header is, so a test can present
+// credentials AWS would refuse.
+package ecrtest
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const targetPrefix = "AmazonEC2ContainerRegistry_V20150921."
+
+// Server is one ECR registry (one account, one region) on loopback.
+type Server struct {
+	URL       string
+	Account   string
+	Region    string
+	AccessKey string
+
+	mu    sync.Mutex
+	repos map[string]*repository
+	// refuse makes BatchDeleteImage fail for a digest with this failure code.
+	refuse map[string]string
+	calls  []string
+	seq    int
+}
+
+type repository struct {
+	name    string
+	created time.Time
+	images  []*Image
+	policy  string
+}
+
+// Image is one image as ECR stores it: a manifest digest, its tags, when it was pushed.
+type Image struct {
+	Digest    string
+	Tags      []string
+	Pushed    time.Time
+	MediaType string
+	Size      int64
+}
+
+// Start serves the double on a loopback port until the test ends.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	s := &Server{Account: "123456789012", Region: "eu-west-1", AccessKey: "AKIDROLLGUARDTEST",
+		repos: map[string]*repository{}, refuse: map[string]string{}}
+	ts := httptest.NewServer(http.HandlerFunc(s.serve))
+	t.Cleanup(ts.Close)
+	s.URL = ts.URL
+	return s
+}
+
+// Host is the registry host name ECR would give this account and region.
+func (s *Server) Host() string {
+	return fmt.Sprintf("%s.dkr.ecr.%s.amazonaws.com", s.Account, s.Region)
+}
+
+// Env points the AWS SDK's standard settings at the double, with credentials it accepts, and isolates the
+// test from the machine's own AWS configuration.
+func (s *Server) Env(t testing.TB) {
+	t.Helper()
+	dir := t.TempDir()
+	for k, v := range map[string]string{
+		"AWS_ENDPOINT_URL_ECR":        s.URL,
+		"AWS_ACCESS_KEY_ID":           s.AccessKey,
+		"AWS_SECRET_ACCESS_KEY":       "test-secret-never-printed",
+		"AWS_SESSION_TOKEN":           "",
+		"AWS_REGION":                  s.Region,
+		"AWS_PROFILE":                 "",
+		"AWS_CONFIG_FILE":             dir + "/config",
+		"AWS_SHARED_CREDENTIALS_FILE": dir + "/credentials",
+		"AWS_EC2_METADATA_DISABLED":   "true",
+		"AWS_MAX_ATTEMPTS":            "1",
+	} {
+		t.Setenv(k, v)
+	}
+}
+
+// CreateRepository adds an empty repository.
+func (s *Server) CreateRepository(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.repos[name] = &repository{name: name, created: time.Now().UTC()}
+}
+
+// Push stores an image pushed at the given time under tags; as on ECR, a tag already on another image moves
+// to this one, leaving that image untagged when it was its last tag. It returns the image's digest.
+func (s *Server) Push(repo string, pushed time.Time, tags ...string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq++
+	digest := fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(fmt.Sprintf("%s/%d/%v", repo, s.seq, tags))))
+	r := s.repos[repo]
+	for _, img := range r.images {
+		img.Tags = slices.DeleteFunc(img.Tags, func(t string) bool { return slices.Contains(tags, t) })
+	}
+	r.images = append(r.images, &Image{Digest: digest, Tags: slices.Clone(tags), Pushed: pushed.UTC(),
+		MediaType: "application/vnd.oci.image.manifest.v1+json", Size: int64(1000 + s.seq)})
+	return digest
+}
+
+// Tag points tag at an existing image (as pushing the same manifest under a new tag does), moving it from
+// any other image.
+func (s *Server) Tag(repo, digest, tag string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, img := range s.repos[repo].images {
+		img.Tags = slices.DeleteFunc(img.Tags, func(t string) bool { return t == tag })
+		if img.Digest == digest {
+			img.Tags = append(img.Tags, tag)
+		}
+	}
+}
+
+// Refuse makes BatchDeleteImage report a failure with this code for the digest (e.g. ImageReferencedByManifestList).
+func (s *Server) Refuse(digest, code string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refuse[digest] = code
+}
+
+// Images returns a copy of the repository's images, in push order.
+func (s *Server) Images(repo string) []Image {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Image
+	for _, img := range s.repos[repo].images {
+		c := *img
+		c.Tags = slices.Clone(img.Tags)
+		out = append(out, c)
+	}
+	return out
+}
+
+// Policy returns the repository's lifecycle policy text ("" when none).
+func (s *Server) Policy(repo string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.repos[repo].policy
+}
+
+// SetPolicy sets the repository's lifecycle policy text directly.
+func (s *Server) SetPolicy(repo, text string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.repos[repo].policy = text
+}
+
+// Calls returns the operations called so far, in order.
+func (s *Server) Calls() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.calls)
+}
+
+type apiError struct {
+	status int
+	typ    string
+	msg    string
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	op, ok := strings.CutPrefix(r.Header.Get("X-Amz-Target"), targetPrefix)
+	var out any
+	var aerr *apiError
+	switch {
+	case r.Method != http.MethodPost || !ok:
+		aerr = &apiError{400, "UnknownOperationException", "expected POST with X-Amz-Target " + targetPrefix + "<Operation>"}
+	case r.Header.Get("Content-Type") != "application/x-amz-json-1.1":
+		aerr = &apiError{400, "SerializationException", "Content-Type must be application/x-amz-json-1.1"}
+	case !strings.Contains(r.Header.Get("Authorization"), "Credential="+s.AccessKey+"/"):
+		aerr = &apiError{400, "UnrecognizedClientException", "The security token included in the request is invalid."}
+	default:
+		var in map[string]json.RawMessage
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+			aerr = &apiError{400, "SerializationException", err.Error()}
+			break
+		}
+		s.mu.Lock()
+		s.calls = append(s.calls, op)
+		out, aerr = s.dispatch(op, in)
+		s.mu.Unlock()
+	}
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	if aerr != nil {
+		w.Header().Set("X-Amzn-ErrorType", aerr.typ)
+		w.WriteHeader(aerr.status)
+		_ = json.NewEncoder(w).Encode(map[string]string{"__type": aerr.typ, "message": aerr.msg})
+		return
+	}
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+func (s *Server) dispatch(op string, in map[string]json.RawMessage) (any, *apiError) {
+	if id := str(in, "registryId"); id != "" && id != s.Account {
+		return nil, &apiError{400, "InvalidParameterException", "registryId " + id + " is not this registry"}
+	}
+	if op == "DescribeRepositories" {
+		return s.describeRepositories(in)
+	}
+	r, ok := s.repos[str(in, "repositoryName")]
+	if !ok {
+		return nil, &apiError{400, "RepositoryNotFoundException",
+			fmt.Sprintf("The repository with name '%s' does not exist in the registry with id '%s'", str(in, "repositoryName"), s.Account)}
+	}
+	switch op {
+	case "DescribeImages":
+		return s.describeImages(r, in)
+	case "BatchDeleteImage":
+		return s.batchDelete(r, in)
+	case "GetLifecyclePolicy":
+		if r.policy == "" {
+			return nil, &apiError{400, "LifecyclePolicyNotFoundException",
+				fmt.Sprintf("Lifecycle policy does not exist for the repository with name '%s' in the registry with id '%s'", r.name, s.Account)}
+		}
+		return map[string]any{"registryId": s.Account, "repositoryName": r.name, "lifecyclePolicyText": r.policy,
+			"lastEvaluatedAt": float64(time.Now().Unix())}, nil
+	case "PutLifecyclePolicy":
+		text := str(in, "lifecyclePolicyText")
+		if len(text) < 100 || len(text) > 30720 || !json.Valid([]byte(text)) {
+			return nil, &apiError{400, "InvalidParameterException", "Invalid parameter at 'LifecyclePolicyText' failed to satisfy constraint: 'Lifecycle policy validation failure'"}
+		}
+		r.policy = text
+		return map[string]any{"registryId": s.Account, "repositoryName": r.name, "lifecyclePolicyText": text}, nil
+	}
+	return nil, &apiError{400, "UnknownOperationException", "operation " + op + " is not served by this test double"}
+}
+
+func (s *Server) describeRepositories(in map[string]json.RawMessage) (any, *apiError) {
+	var names []string
+	_ = json.Unmarshal(in["repositoryNames"], &names)
+	if len(names) == 0 {
+		for n := range s.repos {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+	}
+	var out []map[string]any
+	for _, n := range names {
+		r, ok := s.repos[n]
+		if !ok {
+			return nil, &apiError{400, "RepositoryNotFoundException",
+				fmt.Sprintf("The repository with name '%s' does not exist in the registry with id '%s'", n, s.Account)}
+		}
+		out = append(out, map[string]any{
+			"repositoryArn":  fmt.Sprintf("arn:aws:ecr:%s:%s:repository/%s", s.Region, s.Account, n),
+			"registryId":     s.Account,
+			"repositoryName": n,
+			"repositoryUri":  s.Host() + "/" + n,
+			"createdAt":      float64(r.created.Unix()),
+		})
+	}
+	return map[string]any{"repositories": out}, nil
+}
+
+type imageID struct {
+	ImageDigest string `json:"imageDigest,omitempty"`
+	ImageTag    string `json:"imageTag,omitempty"`
+}
+
+func (s *Server) describeImages(r *repository, in map[string]json.RawMessage) (any, *apiError) {
+	var ids []imageID
+	_ = json.Unmarshal(in["imageIds"], &ids)
+	var filter struct {
+		TagStatus string `json:"tagStatus"`
+	}
+	_ = json.Unmarshal(in["filter"], &filter)
+	maxResults := 100
+	if raw, ok := in["maxResults"]; ok {
+		_ = json.Unmarshal(raw, &maxResults)
+		if maxResults < 1 || maxResults > 1000 {
+			return nil, &apiError{400, "InvalidParameterException", "maxResults must be between 1 and 1000"}
+		}
+	}
+	token := str(in, "nextToken")
+	if len(ids) > 0 && (token != "" || in["maxResults"] != nil) {
+		return nil, &apiError{400, "InvalidParameterException", "imageIds cannot be used with nextToken or maxResults"}
+	}
+	// ECR documents no order; digest order makes sure a client does not read push order into the listing.
+	all := slices.Clone(r.images)
+	slices.SortFunc(all, func(a, b *Image) int { return strings.Compare(a.Digest, b.Digest) })
+	var sel []*Image
+	for _, img := range all {
+		switch {
+		case len(ids) > 0:
+			if !slices.ContainsFunc(ids, func(id imageID) bool {
+				return id.ImageDigest == img.Digest || (id.ImageTag != "" && slices.Contains(img.Tags, id.ImageTag))
+			}) {
+				continue
+			}
+		case filter.TagStatus == "TAGGED" && len(img.Tags) == 0, filter.TagStatus == "UNTAGGED" && len(img.Tags) > 0:
+			continue
+		}
+		sel = append(sel, img)
+	}
+	if len(ids) > 0 && len(sel) == 0 {
+		return nil, &apiError{400, "ImageNotFoundException", "The image requested does not exist in the specified repository."}
+	}
+	start := 0
+	if token != "" {
+		if _, err := fmt.Sscanf(token, "page-%d", &start); err != nil || start > len(sel) {
+			return nil, &apiError{400, "InvalidParameterException", "Invalid parameter at 'nextToken'"}
+		}
+	}
+	end := min(start+maxResults, len(sel))
+	details := []map[string]any{}
+	for _, img := range sel[start:end] {
+		d := map[string]any{
+			"registryId": s.Account, "repositoryName": r.name, "imageDigest": img.Digest,
+			"imageSizeInBytes": img.Size, "imagePushedAt": float64(img.Pushed.UnixMilli()) / 1000,
+			"imageManifestMediaType": img.MediaType,
+		}
+		if len(img.Tags) > 0 {
+			d["imageTags"] = img.Tags
+		}
+		details = append(details, d)
+	}
+	out := map[string]any{"imageDetails": details}
+	if end < len(sel) {
+		out["nextToken"] = fmt.Sprintf("page-%d", end)
+	}
+	return out, nil
+}
+
+func (s *Server) batchDelete(r *repository, in map[string]json.RawMessage) (any, *apiError) {
+	var ids []imageID
+	_ = json.Unmarshal(in["imageIds"], &ids)
+	if len(ids) < 1 || len(ids) > 100 {
+		return nil, &apiError{400, "InvalidParameterException", "imageIds must have between 1 and 100 items"}
+	}
+	deleted, failures := []imageID{}, []map[string]any{}
+	fail := func(id imageID, code, reason string) {
+		failures = append(failures, map[string]any{"imageId": id, "failureCode": code, "failureReason": reason})
+	}
+	for _, id := range ids {
+		i := slices.IndexFunc(r.images, func(img *Image) bool {
+			return (id.ImageDigest == "" || img.Digest == id.ImageDigest) && (id.ImageTag == "" || slices.Contains(img.Tags, id.ImageTag))
+		})
+		switch {
+		case id.ImageDigest == "" && id.ImageTag == "":
+			fail(id, "MissingDigestAndTag", "Missing digest and tag")
+			continue
+		case i < 0:
+			fail(id, "ImageNotFound", "Requested image not found")
+			continue
+		}
+		img := r.images[i]
+		if code, ok := s.refuse[img.Digest]; ok {
+			fail(id, code, "Requested image is refused by the test double ("+code+")")
+			continue
+		}
+		if id.ImageDigest == "" && len(img.Tags) > 1 { // untag only
+			img.Tags = slices.DeleteFunc(img.Tags, func(t string) bool { return t == id.ImageTag })
+		} else {
+			r.images = slices.Delete(r.images, i, i+1)
+		}
+		deleted = append(deleted, imageID{ImageDigest: img.Digest, ImageTag: id.ImageTag})
+	}
+	return map[string]any{"imageIds": deleted, "failures": failures}, nil
+}
+
+func str(in map[string]json.RawMessage, key string) string {
+	var s string
+	_ = json.Unmarshal(in[key], &s)
+	return s
+}

@@ -27,7 +27,7 @@ func newImagesCmd(g *globals) *cobra.Command {
 	api := new(string)
 	cmd.PersistentFlags().StringVar(api, "registry-api", registry.APIAuto,
 		"registry API: auto (ECR for ACCOUNT.dkr.ecr.REGION.amazonaws.com, else the OCI distribution API), ecr or oci")
-	cmd.AddCommand(newImagesPruneCmd(g, api), newImagesPreviousCmd(g, api))
+	cmd.AddCommand(newImagesPruneCmd(g, api), newImagesPreviousCmd(g, api), newImagesPolicyCmd(g, api))
 	return cmd
 }
 
@@ -177,10 +177,38 @@ func printReport(stdout, stderr io.Writer, output string, rep *registry.Report) 
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
+	counts, err := printPlan(stdout, rep.Decisions)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\n%s: %d expire, %d keep, %d protected\n", rep.Repository,
+		counts[lifecycle.Expire], counts[lifecycle.Keep], counts[lifecycle.Protected])
+	if rep.DryRun {
+		fmt.Fprintln(stdout, "dry run: nothing deleted")
+	} else {
+		fmt.Fprintf(stdout, "deleted %d image(s)\n", len(rep.Deleted))
+		for _, d := range rep.Deleted {
+			fmt.Fprintf(stdout, "  deleted %s (%s)\n", d.Digest, strings.Join(d.Tags, ", "))
+		}
+		for _, s := range rep.Skipped {
+			fmt.Fprintf(stdout, "  skipped %s: %s\n", s.Digest, s.Why)
+		}
+		for _, f := range rep.Failed {
+			fmt.Fprintf(stdout, "  failed  %s (%s): %s: %s\n", f.Digest, strings.Join(f.Tags, ", "), f.Code, f.Reason)
+		}
+	}
+	for _, n := range rep.Notes {
+		fmt.Fprintln(stderr, "note:", n)
+	}
+	return nil
+}
+
+// printPlan prints the plan as a table, newest image first, and counts the verdicts.
+func printPlan(stdout io.Writer, decisions []lifecycle.Decision) (map[lifecycle.Verdict]int, error) {
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TAG\tDIGEST\tPUSHED\tRULE\tACTION")
 	counts := map[lifecycle.Verdict]int{}
-	for _, d := range rep.Decisions {
+	for _, d := range decisions {
 		counts[d.Action]++
 		tags := strings.Join(d.Image.Tags, ",")
 		if tags == "" {
@@ -205,29 +233,7 @@ func printReport(stdout, stderr io.Writer, output string, rep *registry.Report) 
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", tags, shortDigest(d.Image.Digest), pushed, rule, action)
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "\n%s: %d expire, %d keep, %d protected\n", rep.Repository,
-		counts[lifecycle.Expire], counts[lifecycle.Keep], counts[lifecycle.Protected])
-	if rep.DryRun {
-		fmt.Fprintln(stdout, "dry run: nothing deleted")
-	} else {
-		fmt.Fprintf(stdout, "deleted %d image(s)\n", len(rep.Deleted))
-		for _, d := range rep.Deleted {
-			fmt.Fprintf(stdout, "  deleted %s (%s)\n", d.Digest, strings.Join(d.Tags, ", "))
-		}
-		for _, s := range rep.Skipped {
-			fmt.Fprintf(stdout, "  skipped %s: %s\n", s.Digest, s.Why)
-		}
-		for _, f := range rep.Failed {
-			fmt.Fprintf(stdout, "  failed  %s (%s): %s: %s\n", f.Digest, strings.Join(f.Tags, ", "), f.Code, f.Reason)
-		}
-	}
-	for _, n := range rep.Notes {
-		fmt.Fprintln(stderr, "note:", n)
-	}
-	return nil
+	return counts, tw.Flush()
 }
 
 func shortDigest(d string) string {

@@ -88,20 +88,26 @@ func (s *Server) Host() string {
 // test from the machine's own AWS configuration.
 func (s *Server) Env(t testing.TB) {
 	t.Helper()
-	dir := t.TempDir()
-	for k, v := range map[string]string{
-		"AWS_ENDPOINT_URL_ECR":        s.URL,
-		"AWS_ACCESS_KEY_ID":           s.AccessKey,
-		"AWS_SECRET_ACCESS_KEY":       "test-secret-never-printed",
-		"AWS_SESSION_TOKEN":           "",
-		"AWS_REGION":                  s.Region,
-		"AWS_PROFILE":                 "",
-		"AWS_CONFIG_FILE":             dir + "/config",
-		"AWS_SHARED_CREDENTIALS_FILE": dir + "/credentials",
-		"AWS_EC2_METADATA_DISABLED":   "true",
-		"AWS_MAX_ATTEMPTS":            "1",
-	} {
+	for _, kv := range s.EnvList(t.TempDir()) {
+		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
+	}
+}
+
+// EnvList is Env as KEY=VALUE pairs for a child process (the rollguard binary); dir holds the empty AWS
+// config and credentials files.
+func (s *Server) EnvList(dir string) []string {
+	return []string{
+		"AWS_ENDPOINT_URL_ECR=" + s.URL,
+		"AWS_ACCESS_KEY_ID=" + s.AccessKey,
+		"AWS_SECRET_ACCESS_KEY=test-secret-never-printed",
+		"AWS_SESSION_TOKEN=",
+		"AWS_REGION=" + s.Region,
+		"AWS_PROFILE=",
+		"AWS_CONFIG_FILE=" + dir + "/config",
+		"AWS_SHARED_CREDENTIALS_FILE=" + dir + "/credentials",
+		"AWS_EC2_METADATA_DISABLED=true",
+		"AWS_MAX_ATTEMPTS=1",
 	}
 }
 

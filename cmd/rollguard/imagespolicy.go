@@ -1,0 +1,185 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rollguard/rollguard/internal/config"
+	"github.com/rollguard/rollguard/internal/exitcode"
+	"github.com/rollguard/rollguard/internal/registry"
+	"github.com/rollguard/rollguard/internal/registry/lifecycle"
+)
+
+func newImagesPolicyCmd(g *globals, api *string) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "policy show|diff|apply --repository ECR_REPO [--policy FILE]",
+		Short: "Compare an ECR repository's lifecycle policy with a file and put it, flagging images it would let ECR expire that rollguard protects",
+		Long: `policy works on an ECR repository's own lifecycle policy (GetLifecyclePolicy, PutLifecyclePolicy), which
+ECR runs once a day without knowing what a cluster runs or can roll back to.
+
+  show   prints the policy on ECR and rollguard's plan for it today
+  diff   compares --policy FILE with it, rule by rule (by rulePriority), beside rollguard's plan for the
+         file today, and flags every image the file would let ECR expire that rollguard protects
+  apply  does what diff does, then puts the file on the repository when it differs — refusing (exit 3)
+         when it would let ECR expire a protected image, unless --allow-expiring-protected
+
+Protections are those of images prune: --protect, the current kube context (--in-use-from-cluster, -n/-A)
+and the rollguard config's environments and release records (--config). Nothing is deleted.`,
+		Example: `  rollguard images policy show --repository 123456789012.dkr.ecr.eu-west-1.amazonaws.com/web
+  rollguard images policy diff --repository 123456789012.dkr.ecr.eu-west-1.amazonaws.com/web --policy policy.json
+  rollguard images policy apply --repository 123456789012.dkr.ecr.eu-west-1.amazonaws.com/web --policy policy.json`,
+	}
+	for _, verb := range []string{"show", "diff", "apply"} {
+		cmd.AddCommand(newImagesPolicyVerbCmd(g, api, verb))
+	}
+	return cmd
+}
+
+func newImagesPolicyVerbCmd(g *globals, api *string, verb string) *cobra.Command {
+	var (
+		repository, policyFile, output, configFile string
+		inUse, allNamespaces, allowExpiring        bool
+		protect                                    []string
+	)
+	cmd := &cobra.Command{
+		Use:  verb + " --repository ECR_REPO",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "table" && output != "json" {
+				return exitcode.BadInputf("--output %q: use table or json", output)
+			}
+			o := registry.PolicyOptions{Repository: repository, Apply: verb == "apply", AllowExpiringProtected: allowExpiring}
+			switch {
+			case repository == "":
+				return exitcode.BadInputf("--repository is required")
+			case verb == "show" && policyFile != "":
+				return exitcode.BadInputf("show prints the policy on ECR; use diff to compare it with --policy %s", policyFile)
+			case verb != "show" && policyFile == "":
+				return exitcode.BadInputf("--policy FILE is required")
+			case verb != "show":
+				data, err := os.ReadFile(policyFile)
+				if err != nil {
+					return exitcode.BadInputf("reading policy: %v", err)
+				}
+				if o.Policy, err = lifecycle.Parse(data); err != nil {
+					return exitcode.BadInputf("policy %s: %v", policyFile, err)
+				}
+				o.Text = data
+			}
+			for _, p := range protect {
+				o.Protect = append(o.Protect, registry.Protection{Ref: p, Why: "--protect " + p})
+			}
+			if inUse {
+				found, err := clusterImages(cmd, g, allNamespaces)
+				if err != nil {
+					return err
+				}
+				o.Protect = append(o.Protect, found...)
+			}
+			found, err := configImages(cmd, g, configFile)
+			if err != nil {
+				return err
+			}
+			o.Protect = append(o.Protect, found...)
+			client, err := registryClient(api)
+			if err != nil {
+				return err
+			}
+			rep, err := registry.LifecyclePolicy(cmd.Context(), client, o)
+			if rep != nil {
+				if perr := printPolicyReport(g.stdout, g.stderr, output, verb, rep); perr != nil && err == nil {
+					err = perr
+				}
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&repository, "repository", "", "the ECR repository, ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPO")
+	if verb != "show" {
+		f.StringVar(&policyFile, "policy", "", "the lifecycle policy document (JSON) to compare with the repository's")
+	}
+	if verb == "apply" {
+		f.BoolVar(&allowExpiring, "allow-expiring-protected", false, "put the policy even when it lets ECR expire images rollguard protects")
+	}
+	f.StringVarP(&output, "output", "o", "table", "table or json")
+	f.StringArrayVar(&protect, "protect", nil, "an image rollguard protects: REGISTRY/REPO:TAG, REGISTRY/REPO@DIGEST, or a bare TAG or DIGEST (repeatable)")
+	f.BoolVar(&inUse, "in-use-from-cluster", true, "protect images the current kube context runs or can roll back to")
+	f.BoolVarP(&allNamespaces, "all-namespaces", "A", false, "with --in-use-from-cluster, read every namespace")
+	f.StringVar(&configFile, "config", config.DefaultFile, "also protect what every environment of this rollguard config runs or can roll back to (read when the file exists)")
+	return cmd
+}
+
+func printPolicyReport(stdout, stderr io.Writer, output, verb string, rep *registry.PolicyReport) error {
+	if output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	fmt.Fprintf(stdout, "%s (%s)\n", rep.Repository, rep.ARN)
+	switch {
+	case verb == "show" && rep.Current == "":
+		fmt.Fprintln(stdout, "no lifecycle policy on ECR")
+	case verb == "show":
+		fmt.Fprintln(stdout, indentJSON(rep.Current))
+	case rep.Current == "":
+		fmt.Fprintln(stdout, "no lifecycle policy on ECR yet; every rule of the file is new")
+	}
+	if verb != "show" {
+		if len(rep.Changes) == 0 {
+			fmt.Fprintln(stdout, "the file and the policy on ECR are the same")
+		}
+		for _, c := range rep.Changes {
+			switch c.Kind {
+			case "added":
+				fmt.Fprintf(stdout, "+ rule %d: %s\n", c.RulePriority, c.Rule)
+			case "removed":
+				fmt.Fprintf(stdout, "- rule %d: %s\n", c.RulePriority, c.Rule)
+			default:
+				fmt.Fprintf(stdout, "~ rule %d: %s\n", c.RulePriority, strings.Join(c.Fields, "; "))
+			}
+		}
+	}
+	if len(rep.Decisions) > 0 {
+		fmt.Fprintln(stdout, "\nrollguard's plan with this policy today (ACTION is what rollguard does; ECR would also expire the protected ones):")
+		counts, err := printPlan(stdout, rep.Decisions)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%d expire, %d keep, %d protected\n", counts[lifecycle.Expire], counts[lifecycle.Keep], counts[lifecycle.Protected])
+	}
+	if len(rep.AtRisk) > 0 {
+		fmt.Fprintf(stdout, "\nWARNING: this policy lets ECR expire %d image(s) rollguard protects:\n", len(rep.AtRisk))
+		for _, d := range rep.AtRisk {
+			fmt.Fprintf(stdout, "  %s (%s) by rule %d: %s\n", tagList(d.Image.Tags), shortDigest(d.Image.Digest), d.Rule, strings.Join(d.ProtectedBy, "; "))
+		}
+	}
+	if rep.Applied {
+		fmt.Fprintln(stdout, "\napplied: the repository's lifecycle policy is now the file's")
+	}
+	for _, n := range rep.Notes {
+		fmt.Fprintln(stderr, "note:", n)
+	}
+	return nil
+}
+
+func tagList(tags []string) string {
+	if len(tags) == 0 {
+		return "<untagged>"
+	}
+	return strings.Join(tags, ",")
+}
+
+func indentJSON(s string) string {
+	var v any
+	if json.Unmarshal([]byte(s), &v) != nil {
+		return s
+	}
+	b, _ := json.MarshalIndent(v, "", "  ")
+	return string(b)
+}

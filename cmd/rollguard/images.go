@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/rollguard/rollguard/internal/action"
@@ -48,9 +49,8 @@ func registryClient(flag *string) (*registry.Client, error) {
 func newImagesPruneCmd(g *globals, api *string) *cobra.Command {
 	var (
 		repository, policyFile, output string
-		dryRun, inUse, allNamespaces   bool
-		protect                        []string
-		configFile                     string
+		dryRun                         bool
+		pf                             protectFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "prune --repository REGISTRY/REPO --policy policy.json [--dry-run]",
@@ -78,34 +78,18 @@ cluster is configured but cannot be read, prune stops (exit 4) rather than delet
 			if repository == "" || policyFile == "" {
 				return exitcode.BadInputf("--repository and --policy are required")
 			}
-			data, err := os.ReadFile(policyFile)
+			policy, _, err := readPolicy(policyFile)
 			if err != nil {
-				return exitcode.BadInputf("reading policy: %v", err)
-			}
-			policy, err := lifecycle.Parse(data)
-			if err != nil {
-				return exitcode.BadInputf("policy %s: %v", policyFile, err)
+				return err
 			}
 			repo, err := registry.ParseRepository(repository)
 			if err != nil {
 				return err
 			}
-			var protections []registry.Protection
-			for _, p := range protect {
-				protections = append(protections, registry.Protection{Ref: p, Why: "--protect " + p})
-			}
-			if inUse {
-				found, err := clusterImages(cmd, g, allNamespaces)
-				if err != nil {
-					return err
-				}
-				protections = append(protections, found...)
-			}
-			found, err := configImages(cmd, g, configFile)
+			protections, err := pf.gather(cmd, g)
 			if err != nil {
 				return err
 			}
-			protections = append(protections, found...)
 			client, err := registryClient(api)
 			if err != nil {
 				return err
@@ -126,11 +110,55 @@ cluster is configured but cannot be read, prune stops (exit 4) rather than delet
 	f.StringVar(&policyFile, "policy", "", "AWS ECR lifecycle policy document (JSON)")
 	f.BoolVar(&dryRun, "dry-run", false, "print the plan, delete nothing")
 	f.StringVarP(&output, "output", "o", "table", "table or json")
-	f.StringArrayVar(&protect, "protect", nil, "never delete this image: REGISTRY/REPO:TAG, REGISTRY/REPO@DIGEST, or a bare TAG or DIGEST of --repository (repeatable)")
-	f.BoolVar(&inUse, "in-use-from-cluster", true, "protect images the current kube context runs or can roll back to")
-	f.BoolVarP(&allNamespaces, "all-namespaces", "A", false, "with --in-use-from-cluster, read every namespace")
-	f.StringVar(&configFile, "config", config.DefaultFile, "also protect what every environment of this rollguard config runs, and every image its recorded releases deployed or would roll back to (read when the file exists)")
+	pf.add(f)
 	return cmd
+}
+
+// readPolicy reads and validates a lifecycle policy file; it returns the file's bytes too.
+func readPolicy(file string) (*lifecycle.Policy, []byte, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, nil, exitcode.BadInputf("reading policy: %v", err)
+	}
+	policy, err := lifecycle.Parse(data)
+	if err != nil {
+		return nil, nil, exitcode.BadInputf("policy %s: %v", file, err)
+	}
+	return policy, data, nil
+}
+
+// protectFlags are the flags that say which images rollguard protects, shared by prune and policy.
+type protectFlags struct {
+	protect              []string
+	inUse, allNamespaces bool
+	configFile           string
+}
+
+func (p *protectFlags) add(f *pflag.FlagSet) {
+	f.StringArrayVar(&p.protect, "protect", nil, "never delete this image: REGISTRY/REPO:TAG, REGISTRY/REPO@DIGEST, or a bare TAG or DIGEST of --repository (repeatable)")
+	f.BoolVar(&p.inUse, "in-use-from-cluster", true, "protect images the current kube context runs or can roll back to")
+	f.BoolVarP(&p.allNamespaces, "all-namespaces", "A", false, "with --in-use-from-cluster, read every namespace")
+	f.StringVar(&p.configFile, "config", config.DefaultFile, "also protect what every environment of this rollguard config runs, and every image its recorded releases deployed or would roll back to (read when the file exists)")
+}
+
+// gather collects the protections: --protect, the cluster's images in use, the config's environments.
+func (p *protectFlags) gather(cmd *cobra.Command, g *globals) ([]registry.Protection, error) {
+	var out []registry.Protection
+	for _, ref := range p.protect {
+		out = append(out, registry.Protection{Ref: ref, Why: "--protect " + ref})
+	}
+	if p.inUse {
+		found, err := clusterImages(cmd, g, p.allNamespaces)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, found...)
+	}
+	found, err := configImages(cmd, g, p.configFile)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, found...), nil
 }
 
 // clusterImages reads the images in use from the current kube context. With no kubeconfig at all, and the

@@ -4,12 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/rollguard/rollguard/internal/config"
 	"github.com/rollguard/rollguard/internal/exitcode"
 	"github.com/rollguard/rollguard/internal/registry"
 	"github.com/rollguard/rollguard/internal/registry/lifecycle"
@@ -42,9 +40,9 @@ and the rollguard config's environments and release records (--config). Nothing 
 
 func newImagesPolicyVerbCmd(g *globals, api *string, verb string) *cobra.Command {
 	var (
-		repository, policyFile, output, configFile string
-		inUse, allNamespaces, allowExpiring        bool
-		protect                                    []string
+		repository, policyFile, output string
+		allowExpiring                  bool
+		pf                             protectFlags
 	)
 	cmd := &cobra.Command{
 		Use:  verb + " --repository ECR_REPO",
@@ -62,30 +60,15 @@ func newImagesPolicyVerbCmd(g *globals, api *string, verb string) *cobra.Command
 			case verb != "show" && policyFile == "":
 				return exitcode.BadInputf("--policy FILE is required")
 			case verb != "show":
-				data, err := os.ReadFile(policyFile)
-				if err != nil {
-					return exitcode.BadInputf("reading policy: %v", err)
-				}
-				if o.Policy, err = lifecycle.Parse(data); err != nil {
-					return exitcode.BadInputf("policy %s: %v", policyFile, err)
-				}
-				o.Text = data
-			}
-			for _, p := range protect {
-				o.Protect = append(o.Protect, registry.Protection{Ref: p, Why: "--protect " + p})
-			}
-			if inUse {
-				found, err := clusterImages(cmd, g, allNamespaces)
-				if err != nil {
+				var err error
+				if o.Policy, o.Text, err = readPolicy(policyFile); err != nil {
 					return err
 				}
-				o.Protect = append(o.Protect, found...)
 			}
-			found, err := configImages(cmd, g, configFile)
-			if err != nil {
+			var err error
+			if o.Protect, err = pf.gather(cmd, g); err != nil {
 				return err
 			}
-			o.Protect = append(o.Protect, found...)
 			client, err := registryClient(api)
 			if err != nil {
 				return err
@@ -108,10 +91,7 @@ func newImagesPolicyVerbCmd(g *globals, api *string, verb string) *cobra.Command
 		f.BoolVar(&allowExpiring, "allow-expiring-protected", false, "put the policy even when it lets ECR expire images rollguard protects")
 	}
 	f.StringVarP(&output, "output", "o", "table", "table or json")
-	f.StringArrayVar(&protect, "protect", nil, "an image rollguard protects: REGISTRY/REPO:TAG, REGISTRY/REPO@DIGEST, or a bare TAG or DIGEST (repeatable)")
-	f.BoolVar(&inUse, "in-use-from-cluster", true, "protect images the current kube context runs or can roll back to")
-	f.BoolVarP(&allNamespaces, "all-namespaces", "A", false, "with --in-use-from-cluster, read every namespace")
-	f.StringVar(&configFile, "config", config.DefaultFile, "also protect what every environment of this rollguard config runs or can roll back to (read when the file exists)")
+	pf.add(f)
 	return cmd
 }
 

@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -23,15 +24,8 @@ type Change struct {
 // documents do not count; only what ECR would evaluate differently does.
 func Diff(old, updated *Policy) []Change {
 	before, after := byPriority(old), byPriority(updated)
-	prios := slices.Sorted(maps.Keys(before))
-	for p := range after {
-		if _, ok := before[p]; !ok {
-			prios = append(prios, p)
-		}
-	}
-	slices.Sort(prios)
 	var out []Change
-	for _, p := range prios {
+	for _, p := range unionKeys(before, after) {
 		o, inOld := before[p]
 		n, inNew := after[p]
 		switch {
@@ -86,15 +80,8 @@ func flatten(r *Rule) map[string]string {
 }
 
 func fieldDiff(a, b map[string]string) []string {
-	keys := slices.Sorted(maps.Keys(a))
-	for k := range b {
-		if _, ok := a[k]; !ok {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
 	var out []string
-	for _, k := range keys {
+	for _, k := range unionKeys(a, b) {
 		x, inA := a[k]
 		y, inB := b[k]
 		switch {
@@ -107,4 +94,16 @@ func fieldDiff(a, b map[string]string) []string {
 		}
 	}
 	return out
+}
+
+// unionKeys returns the keys of a and b, sorted.
+func unionKeys[K cmp.Ordered, V any](a, b map[K]V) []K {
+	keys := slices.Collect(maps.Keys(a))
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
 }

@@ -56,7 +56,7 @@ objects the release created, and proves the rollback healthy (exit 1); approve w
 	f.StringVar(&envName, "env", "", "deploy to environment `NAME` of rollguard.yaml: its context, namespace, manifests, timeout, on-failure, approval and access policy (flags given explicitly win)")
 	f.StringVar(&configFile, "config", config.DefaultFile, "with --env: the rollguard config `FILE`")
 	f.StringArrayVarP(&d.Files, "filename", "f", nil, "manifest file, folder (kustomization folders are built) or - for stdin; repeatable")
-	f.StringArrayVar(&d.Images, "image", nil, "set a container's image, `CONTAINER=IMAGE` (* for all containers); repeatable")
+	f.StringArrayVar(&d.Images, "image", nil, "set a container's image, `CONTAINER=IMAGE` (* for all containers), or CONTAINER=previous for the tag pushed before the one the cluster runs; repeatable")
 	f.BoolVar(&d.AllowMutableTags, "allow-mutable-tags", false, "accept images without a tag or with a mutable tag such as latest")
 	f.StringVar(&d.ChangeCause, "change-cause", "", "text recorded in kubernetes.io/change-cause (default: built from CI variables)")
 	f.DurationVar(&d.Timeout, "timeout", 5*time.Minute, "give up on a rollout that has not finished after this long")

@@ -15,6 +15,7 @@ import (
 	"github.com/rollguard/rollguard/internal/kube"
 	"github.com/rollguard/rollguard/internal/lock"
 	"github.com/rollguard/rollguard/internal/manifest"
+	"github.com/rollguard/rollguard/internal/registry"
 	"github.com/rollguard/rollguard/internal/release"
 	"github.com/rollguard/rollguard/internal/report"
 	"github.com/rollguard/rollguard/internal/track"
@@ -27,8 +28,11 @@ type Deploy struct {
 	// Files are manifest files, folders (kustomizations included) or "-" for standard input.
 	Files []string
 	Stdin io.Reader
-	// Images are CONTAINER=REF overrides, like `kubectl set image`.
-	Images           []string
+	// Images are CONTAINER=REF overrides, like `kubectl set image`; CONTAINER=previous deploys the tag pushed
+	// before the one the cluster runs in that container (see RollbackImage).
+	Images []string
+	// Registry finds previous images; nil means a client choosing ECR or OCI by host name.
+	Registry         *registry.Client
 	AllowMutableTags bool
 	ChangeCause      string
 	// Namespace is -n; empty means the kubeconfig context's namespace.
@@ -65,8 +69,15 @@ func (d *Deploy) Run(ctx context.Context) (*report.Result, error) {
 	if err := manifest.SetImages(objs, d.Images); err != nil {
 		return nil, err
 	}
-	if err := manifest.CheckImageTags(objs, d.AllowMutableTags, manifest.DefaultMutableTags()); err != nil {
+	// --image NAME=previous is resolved against the cluster and the registry once connected.
+	previous, err := previousSpecs(d.Images)
+	if err != nil {
 		return nil, err
+	}
+	if len(previous) == 0 {
+		if err := manifest.CheckImageTags(objs, d.AllowMutableTags, manifest.DefaultMutableTags()); err != nil {
+			return nil, err
+		}
 	}
 	getenv := d.Getenv
 	if getenv == nil {
@@ -98,6 +109,14 @@ func (d *Deploy) Run(ctx context.Context) (*report.Result, error) {
 			return nil, exitcode.BadInputf("%v", err)
 		}
 		return nil, err
+	}
+	if len(previous) > 0 {
+		if err := d.resolvePrevious(ctx, c, objs, previous); err != nil {
+			return nil, err
+		}
+		if err := manifest.CheckImageTags(objs, d.AllowMutableTags, manifest.DefaultMutableTags()); err != nil {
+			return nil, err
+		}
 	}
 	objs = manifest.Order(objs)
 	if d.Namespace == "" {

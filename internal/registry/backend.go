@@ -63,6 +63,15 @@ func (c *Client) open(ctx context.Context, repo name.Repository) (backend, error
 	return &ociRepo{c: c, repo: repo}, nil
 }
 
+// listRepository lists repo through its backend.
+func (c *Client) listRepository(ctx context.Context, repo name.Repository) (*Repository, error) {
+	b, err := c.open(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	return b.list(ctx)
+}
+
 func (c *Client) usesECR(repo name.Repository) bool {
 	switch c.API {
 	case APIECR:

@@ -79,6 +79,17 @@ func TestECRPushTimesAndPrevious(t *testing.T) {
 		t.Errorf("reference %s, want %s", prev.Reference, want)
 	}
 
+	// The image pushed before the one running: by push time, whether the workload names a tag or a digest.
+	for running, want := range map[string]string{repo + ":1.0.2": "1.1.0", repo + ":1.0.3": "1.0.2", repo + "@" + imgs[1].Digest: "1.0.0"} {
+		got, err := registry.PreviousOf(ctx, client(t), running, "1.")
+		if err != nil || got.Tag != want {
+			t.Errorf("previous of %s: %+v, %v; want %s", running, got, err, want)
+		}
+	}
+	if _, err := registry.PreviousOf(ctx, client(t), repo+":1.0.0", ""); exitcode.Of(err) != exitcode.BadInput {
+		t.Errorf("previous of the oldest image: %v, want exit 3", err)
+	}
+
 	// Keep the two newest by push time: 1.0.2 and 1.0.3 stay although 1.1.0 is the higher version.
 	rep, err := registry.Prune(ctx, client(t), registry.PruneOptions{Repository: repo,
 		Policy: mustPolicy(t, rule(1, `"tagStatus": "tagged", "tagPrefixList": ["1."], "countType": "imageCountMoreThan", "countNumber": 2`))})

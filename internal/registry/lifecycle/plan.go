@@ -245,3 +245,57 @@ func Previous(images []Image, prefix string) (Image, []string, error) {
 	slices.Sort(tags)
 	return prev, tags, nil
 }
+
+// Before returns the image pushed immediately before the running one (by digest) among images with a tag
+// starting with prefix, and that image's tags with the prefix, sorted: "the tag pushed before the one
+// running". The running image need not carry the prefix. It refuses to guess, as Previous does: an image
+// without a push time, or one pushed at the same instant as its neighbour, is an error.
+func Before(images []Image, running, prefix string) (Image, []string, error) {
+	var cur *Image
+	var cands []*Image
+	for i := range images {
+		img := &images[i]
+		if img.Digest == running {
+			cur = img
+			continue
+		}
+		if slices.ContainsFunc(img.Tags, func(t string) bool { return strings.HasPrefix(t, prefix) }) && Dated(img.Pushed) {
+			cands = append(cands, img)
+		}
+	}
+	if cur == nil {
+		return Image{}, nil, fmt.Errorf("the running image %s is not in the repository (deleted, or pushed elsewhere)", running)
+	}
+	if !Dated(cur.Pushed) {
+		return Image{}, nil, fmt.Errorf("the running image %s has no push or created time, so images cannot be ordered", running)
+	}
+	var prev *Image
+	for _, c := range cands {
+		if c.Pushed.Before(cur.Pushed) && (prev == nil || c.Pushed.After(prev.Pushed)) {
+			prev = c
+		}
+	}
+	for _, c := range cands {
+		for _, n := range []*Image{cur, prev} {
+			if n != nil && c != n && c.Pushed.Equal(n.Pushed) {
+				return Image{}, nil, fmt.Errorf("images %s and %s have the same push time %s; cannot tell which came first",
+					c.Digest, n.Digest, c.Pushed.UTC().Format(time.RFC3339))
+			}
+		}
+	}
+	if prev == nil {
+		what := "tagged image"
+		if prefix != "" {
+			what = fmt.Sprintf("image tagged with prefix %q", prefix)
+		}
+		return Image{}, nil, fmt.Errorf("no %s was pushed before the running one (%s, pushed %s)", what, strings.Join(cur.Tags, ", "), cur.Pushed.UTC().Format(time.RFC3339))
+	}
+	var tags []string
+	for _, t := range prev.Tags {
+		if strings.HasPrefix(t, prefix) {
+			tags = append(tags, t)
+		}
+	}
+	slices.Sort(tags)
+	return *prev, tags, nil
+}

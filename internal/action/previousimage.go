@@ -1,0 +1,319 @@
+package action
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/rollguard/rollguard/internal/exitcode"
+	"github.com/rollguard/rollguard/internal/kube"
+	"github.com/rollguard/rollguard/internal/lock"
+	"github.com/rollguard/rollguard/internal/manifest"
+	"github.com/rollguard/rollguard/internal/registry"
+	"github.com/rollguard/rollguard/internal/release"
+	"github.com/rollguard/rollguard/internal/report"
+	"github.com/rollguard/rollguard/internal/track"
+)
+
+// PreviousImage is the value of --image NAME=previous: the tag pushed before the one running.
+const PreviousImage = "previous"
+
+// RollbackImage rolls a workload back to the image pushed before the one it runs, by push time in the
+// registry (ECR's imagePushedAt, or the image config's created time elsewhere) — the manual "sort_by
+// imagePushedAt [-2], kubectl set image" in one step, recorded as a release and tracked like a deploy.
+type RollbackImage struct {
+	Connect Connector
+	Watch
+	// Object is TYPE/NAME; empty means the workload of App's newest release.
+	Object    string
+	App       string
+	Namespace string
+	// Container names the container to roll back; needed when the workload has several.
+	Container string
+	// Prefix limits the previous image to tags starting with it (e.g. "1." or "prod-").
+	Prefix      string
+	Registry    *registry.Client
+	WaitForLock time.Duration
+	LockTTL     time.Duration
+	Getenv      func(string) string
+}
+
+// Run finds the previous image, records the release, sets the image and follows the rollout.
+func (r *RollbackImage) Run(ctx context.Context) (*report.Result, error) {
+	if r.Timeout <= 0 {
+		return nil, exitcode.BadInputf("--timeout must be positive, got %s", r.Timeout)
+	}
+	if r.Object == "" && r.App == "" {
+		return nil, exitcode.BadInputf("--to-previous-image needs the workload: pass TYPE/NAME (e.g. deployment/web) or --app NAME")
+	}
+	c, err := r.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ns := r.Namespace
+	if ns == "" {
+		ns = c.Namespace
+	}
+	store := release.NewStore(c)
+	object := r.Object
+	if object == "" {
+		if object, err = r.appWorkload(ctx, store, ns); err != nil {
+			return nil, err
+		}
+	}
+	w, err := resolveWorkload(ctx, c, object, ns)
+	if err != nil {
+		return nil, err
+	}
+	if w.target.Kind == "Job" {
+		return nil, exitcode.BadInputf("%s is a Job; --to-previous-image rolls back Deployments, StatefulSets and DaemonSets", object)
+	}
+	container, running, err := containerImage(w.live, r.Container)
+	if err != nil {
+		return nil, err
+	}
+	prev, err := registry.PreviousOf(ctx, r.registry(), running, r.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	app := r.App
+	if app == "" {
+		app = w.target.Name
+	}
+	lk, err := lock.Acquire(ctx, c, w.target.Namespace, app, lock.Options{Wait: r.WaitForLock, TTL: r.LockTTL})
+	if err != nil {
+		return nil, err
+	}
+	defer lk.Release(context.WithoutCancel(ctx))
+
+	getenv := r.Getenv
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	ci := manifest.DetectCI(getenv)
+	prevRev, _ := strconv.ParseInt(w.live.GetAnnotations()["deployment.kubernetes.io/revision"], 10, 64)
+	rec := &release.Record{
+		App: app, Namespace: w.target.Namespace, DeployedBy: release.Identity(ctx, c, ci), CI: ci,
+		ChangeCause: fmt.Sprintf("rollguard rollback --to-previous-image: %s %s → %s (pushed %s)", container, running, prev.Reference,
+			prev.Pushed.UTC().Format(time.RFC3339)),
+		Objects: []release.ObjectState{{APIVersion: w.live.GetAPIVersion(), Kind: w.live.GetKind(), Namespace: w.target.Namespace,
+			Name: w.target.Name, Existed: true, Previous: release.Capture(w.live)}},
+		Workloads: []release.WorkloadState{{Kind: w.target.Kind, Namespace: w.target.Namespace, Name: w.target.Name,
+			PreviousRevision: prevRev, Images: withImage(w.live, container, prev.Reference)}},
+	}
+	if last, err := store.Latest(ctx, w.target.Namespace, app); err == nil && last != nil {
+		rec.RollbackOf = last.ID
+	}
+	if err := store.Create(ctx, rec); err != nil {
+		return nil, err
+	}
+	result := &report.Result{Command: "rollback", Release: rec.ID, Namespace: w.target.Namespace, ChangeCause: rec.ChangeCause}
+	started := time.Now()
+	if err := setImage(ctx, c, w, container, prev.Reference); err != nil {
+		rec.Message = err.Error()
+		_ = finish(context.WithoutCancel(ctx), store, rec, release.Failed)
+		return nil, err
+	}
+	r.logger().Info("set the previous image", "workload", w.target.String(), "container", container, "image", prev.Reference)
+	result.AppliedAt = time.Now()
+	rec.Outcome, rec.Timings.AppliedAt = release.Tracking, result.AppliedAt.UTC()
+	if err := store.Update(ctx, rec); err != nil {
+		return result, err
+	}
+	ws, err := r.track(ctx, c, []track.Target{w.target}, started.Add(-2*time.Second), result.AppliedAt)
+	result.Workloads, result.FinishedAt = ws, time.Now()
+	if err != nil {
+		return result, err
+	}
+	recordVerdicts(rec, ws)
+	recordRevisions(ctx, c, rec)
+	result.Outcome, result.Message = outcomeOf(ws), summary(ws)
+	outcome := release.Succeeded
+	if result.Outcome != report.Succeeded {
+		outcome = release.Failed
+	}
+	return result, finish(ctx, store, rec, outcome)
+}
+
+func (r *RollbackImage) registry() *registry.Client {
+	if r.Registry != nil {
+		return r.Registry
+	}
+	c, _ := registry.NewClient()
+	return c
+}
+
+// appWorkload is the workload of the app's newest release that has the container (any, without --container).
+func (r *RollbackImage) appWorkload(ctx context.Context, store *release.Store, ns string) (string, error) {
+	rec, err := store.Latest(ctx, ns, r.App)
+	if err != nil {
+		return "", err
+	}
+	if rec == nil {
+		return "", exitcode.BadInputf("app %q has no release in namespace %q; name the workload (e.g. deployment/web)", r.App, ns)
+	}
+	var found []string
+	for _, w := range rec.Workloads {
+		if w.Kind == "Job" {
+			continue
+		}
+		for _, o := range rec.Objects {
+			if o.Kind == w.Kind && o.Name == w.Name && (r.Container == "" || slices.Contains(containerNames(o.Previous), r.Container) || o.Previous == nil) {
+				found = append(found, strings.ToLower(w.Kind)+"/"+w.Name)
+			}
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", exitcode.BadInputf("release %s has no Deployment, StatefulSet or DaemonSet%s; name the workload", rec.ID, ifContainer(r.Container))
+	case 1:
+		return found[0], nil
+	}
+	return "", exitcode.BadInputf("release %s has several workloads (%s); name one, e.g. rollguard rollback --to-previous-image %s", rec.ID, strings.Join(found, ", "), found[0])
+}
+
+func ifContainer(name string) string {
+	if name == "" {
+		return ""
+	}
+	return " with container " + name
+}
+
+// containerImage picks the container to roll back and its image; with no name, the workload must have one.
+func containerImage(live *unstructured.Unstructured, name string) (string, string, error) {
+	cs, _, _ := unstructured.NestedSlice(live.Object, "spec", "template", "spec", "containers")
+	var names []string
+	for _, c := range cs {
+		m, _ := c.(map[string]any)
+		n, _ := m["name"].(string)
+		img, _ := m["image"].(string)
+		if n == name || (name == "" && len(cs) == 1) {
+			return n, img, nil
+		}
+		names = append(names, n)
+	}
+	if name == "" {
+		return "", "", exitcode.BadInputf("%s %s has containers %s; pass --container NAME", live.GetKind(), live.GetName(), strings.Join(names, ", "))
+	}
+	return "", "", exitcode.BadInputf("%s %s has no container %q; its containers are %s", live.GetKind(), live.GetName(), name, strings.Join(names, ", "))
+}
+
+func containerNames(obj *unstructured.Unstructured) []string {
+	if obj == nil {
+		return nil
+	}
+	cs, _, _ := unstructured.NestedSlice(obj.Object, "spec", "template", "spec", "containers")
+	var out []string
+	for _, c := range cs {
+		if m, ok := c.(map[string]any); ok {
+			n, _ := m["name"].(string)
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// withImage lists the workload's template images with one container's image replaced.
+func withImage(live *unstructured.Unstructured, container, image string) []string {
+	obj := live.DeepCopy()
+	cs, _, _ := unstructured.NestedSlice(obj.Object, "spec", "template", "spec", "containers")
+	for _, c := range cs {
+		if m, ok := c.(map[string]any); ok && m["name"] == container {
+			m["image"] = image
+		}
+	}
+	_ = unstructured.SetNestedSlice(obj.Object, cs, "spec", "template", "spec", "containers")
+	return templateImages(obj)
+}
+
+// setImage changes one container's image with a strategic merge patch, as `kubectl set image` does: no
+// other field changes hands, so an HPA's replicas or another tool's fields are left alone.
+func setImage(ctx context.Context, c *kube.Client, w *workload, container, image string) error {
+	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
+		"containers": []map[string]string{{"name": container, "image": image}}}}}})
+	if err != nil {
+		return err
+	}
+	res, err := c.Resource(w.gvk, w.target.Namespace)
+	if err != nil {
+		return err
+	}
+	if _, err := res.Patch(ctx, w.target.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: kube.FieldManager}); err != nil {
+		return kube.Classify(err, "setting the image of "+w.target.String(), c.Server)
+	}
+	return nil
+}
+
+// previousSpecs returns the containers of --image NAME=previous specs.
+func previousSpecs(specs []string) ([]string, error) {
+	var out []string
+	for _, s := range specs {
+		c, ref, _ := strings.Cut(s, "=")
+		if strings.TrimSpace(ref) != PreviousImage {
+			continue
+		}
+		if c = strings.TrimSpace(c); c == "*" {
+			return nil, exitcode.BadInputf("--image *=previous: name the container (NAME=previous); each container's previous image is its own")
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// resolvePrevious sets each named container to the image pushed before the one its workload runs in the
+// cluster now. The workload must exist and run one image in that container: "previous" is relative to it.
+func (d *Deploy) resolvePrevious(ctx context.Context, c *kube.Client, objs []*manifest.Object, containers []string) error {
+	reg := d.Registry
+	if reg == nil {
+		var err error
+		if reg, err = registry.NewClient(); err != nil {
+			return err
+		}
+	}
+	var specs []string
+	for _, name := range containers {
+		var running []string
+		for _, o := range objs {
+			if !slices.Contains(containerNames(o.Unstructured), name) {
+				continue
+			}
+			res, err := c.Resource(o.GroupVersionKind(), o.GetNamespace())
+			if err != nil {
+				return err
+			}
+			live, err := res.Get(ctx, o.GetName(), metav1.GetOptions{})
+			if err != nil {
+				if kerr := kube.Classify(err, "reading "+kube.Ref(o.Unstructured), c.Server); exitcode.Of(kerr) == exitcode.Unreachable {
+					return kerr
+				}
+				return exitcode.BadInputf("--image %s=previous: %s %s/%s is not running (%v); previous is relative to the image it runs", name, o.GetKind(), o.GetNamespace(), o.GetName(), err)
+			}
+			_, img, err := containerImage(live, name)
+			if err != nil {
+				return err
+			}
+			if !slices.Contains(running, img) {
+				running = append(running, img)
+			}
+		}
+		if len(running) != 1 {
+			return exitcode.BadInputf("--image %s=previous: the workloads with container %s run different images (%s); deploy them one at a time", name, name, strings.Join(running, ", "))
+		}
+		prev, err := registry.PreviousOf(ctx, reg, running[0], "")
+		if err != nil {
+			return err
+		}
+		d.logger().Info("previous image", "container", name, "running", running[0], "previous", prev.Reference)
+		specs = append(specs, name+"="+prev.Reference)
+	}
+	return manifest.SetImages(objs, specs)
+}

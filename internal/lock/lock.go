@@ -279,7 +279,73 @@ func (l *Lock) start(lease *coordv1.Lease) {
 	ctx, cancel := context.WithCancel(context.Background())
 	l.stop, l.done, l.lost = cancel, make(chan struct{}), make(chan struct{})
 	go l.renewLoop(ctx)
+	go l.watchLoop(ctx, lease.ResourceVersion)
 }
+
+// watchLoop watches the Lease so that a lock taken away (`rollguard unlock`, a takeover after an expiry)
+// is noticed at once, not at the next renewal: a run that lost its lock must stop before the next run
+// changes the app. A watch that ends is re-opened; renewals still catch a loss if watching keeps failing.
+func (l *Lock) watchLoop(ctx context.Context, rv string) {
+	sel := fields.OneTermEqualSelector("metadata.name", LeaseName(l.app)).String()
+	for ctx.Err() == nil {
+		w, err := l.leases.Watch(ctx, metav1.ListOptions{FieldSelector: sel, ResourceVersion: rv, AllowWatchBookmarks: true})
+		if err != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			rv = "" // the version may be too old: start from the current state
+			continue
+		}
+		for ev := range w.ResultChan() {
+			switch ev.Type {
+			case watch.Deleted:
+				l.markLost()
+				w.Stop()
+				return
+			case watch.Added, watch.Modified:
+				lease, ok := ev.Object.(*coordv1.Lease)
+				if !ok {
+					continue
+				}
+				rv = lease.ResourceVersion
+				if ptrStr(lease.Spec.HolderIdentity) != l.holder {
+					l.markLost()
+					w.Stop()
+					return
+				}
+			case watch.Bookmark:
+				if o, ok := ev.Object.(metav1.Object); ok {
+					rv = o.GetResourceVersion()
+				}
+			}
+		}
+		w.Stop()
+	}
+}
+
+// Verify reads the Lease and returns ErrLost unless this run still holds it: the last check before a run
+// declares its outcome, so a run whose lock was taken cannot claim a result another run has overwritten.
+func (l *Lock) Verify(ctx context.Context) error {
+	select {
+	case <-l.lost:
+		return ErrLost
+	default:
+	}
+	cur, err := l.leases.Get(ctx, LeaseName(l.app), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) || err == nil && ptrStr(cur.Spec.HolderIdentity) != l.holder {
+		l.markLost()
+		return ErrLost
+	}
+	if err != nil {
+		return kube.Classify(err, "checking the lock of "+l.app, l.server)
+	}
+	return nil
+}
+
+// ErrLost says the lock was taken away (unlocked, or taken over after an expiry).
+var ErrLost = errors.New("the app's lock was taken away (rollguard unlock, or it expired and another run took it)")
 
 // renewLoop renews every TTL/3. A renewal that fails on the network is retried on the next tick; when
 // none succeeded for a whole TTL the lock is lost (another run may take it), and so is it when the

@@ -45,8 +45,20 @@ func (c *Client) Apply(ctx context.Context, obj *unstructured.Unstructured, dryR
 	opts := metav1.PatchOptions{FieldManager: FieldManager, Force: ptrTrue(), FieldValidation: "Strict"}
 	if dryRun {
 		opts.DryRun = []string{metav1.DryRunAll}
+	} else if err := adoptClientSideApply(ctx, res, obj.GetName()); err != nil {
+		return nil, Classify(err, doing+": taking over the fields of `kubectl apply`", c.Server)
 	}
 	out, err := res.Patch(ctx, obj.GetName(), types.ApplyPatchType, body, opts)
+	if err != nil && MustReplace(obj, err) {
+		// A Job whose pod template changed is a new run: validated as a fresh object, then replaced.
+		if dryRun {
+			return nil, Classify(dryRunReplacement(ctx, res, obj), doing, c.Server)
+		}
+		if err := deleteAndWait(ctx, res, obj.GetName()); err != nil {
+			return nil, Classify(err, "replacing "+Ref(obj), c.Server)
+		}
+		return c.Apply(ctx, obj, false)
+	}
 	if err != nil {
 		return nil, Classify(err, doing, c.Server)
 	}

@@ -84,11 +84,17 @@ func isCredentialPlugin(err error) bool {
 }
 
 func apiMessage(err error) string {
+	msg := err.Error()
 	var status apierrors.APIStatus
 	if errors.As(err, &status) {
-		return oneLine(status.Status().Message)
+		msg = status.Status().Message
 	}
-	return oneLine(err.Error())
+	msg = oneLine(msg)
+	// One readable line: an API message can embed whole objects.
+	if len(msg) > 400 {
+		msg = msg[:400] + "…"
+	}
+	return msg
 }
 
 // invalidCauses lists each field error ("spec.replicas: Invalid value: -1: must be >= 0"), which is what a
@@ -100,13 +106,27 @@ func invalidCauses(err error) string {
 	}
 	var parts []string
 	for _, c := range status.Status().Details.Causes {
+		msg := shortValue(oneLine(c.Message))
 		if c.Field != "" {
-			parts = append(parts, c.Field+": "+oneLine(c.Message))
+			parts = append(parts, c.Field+": "+msg)
 		} else {
-			parts = append(parts, oneLine(c.Message))
+			parts = append(parts, msg)
 		}
 	}
 	return strings.Join(parts, "; ")
+}
+
+// shortValue drops a long rejected value from "Invalid value: <value>: <reason>": for an immutable pod
+// template the value is a Go struct dump of thousands of characters, while the reason is what helps.
+func shortValue(msg string) string {
+	const prefix = "Invalid value: "
+	if !strings.HasPrefix(msg, prefix) || len(msg) < 160 {
+		return msg
+	}
+	if i := strings.LastIndex(msg, ": "); i > len(prefix) {
+		return msg[i+2:]
+	}
+	return msg[:160] + "…"
 }
 
 func rootCause(err error) string {

@@ -43,12 +43,38 @@ const (
 	PendingApproval Outcome = "pending_approval"
 	// Rejected: the rollback was declined (or the approval timed out); the failed release stays.
 	Rejected Outcome = "rejected"
+	// Interrupted: the run was stopped (SIGINT/SIGTERM) after it changed the cluster and before it verified
+	// the release; Message says where. The next deploy of the app keeps its recorded previous state.
+	Interrupted Outcome = "interrupted"
+	// Superseded: the run lost the app's lock (`rollguard unlock`, or an expiry) and stopped; a later run
+	// owns the app. The release was never verified and is not what runs.
+	Superseded Outcome = "superseded"
 )
 
 // Unfinished reports whether a run in this state is still under way — or was killed before it ended,
 // when no process holds the release's lock.
 func (o Outcome) Unfinished() bool {
 	return o == Applying || o == Tracking || o == RollingBack
+}
+
+// InEffect reports whether a release's changes may still be in the cluster: every state but a completed
+// rollback.
+func (o Outcome) InEffect() bool {
+	return o != RolledBack && o != Superseded
+}
+
+// RestorePoint is what a rollback of the next release of the app returns to when r is the app's newest
+// record: r itself when it ended healthy, else what r's own rollback returns to (a failed, rolled back,
+// held or interrupted release hands its recorded previous state on; see Deploy's converge).
+func RestorePoint(r *Record) string {
+	switch {
+	case r == nil:
+		return ""
+	case r.Outcome == Succeeded:
+		return r.ID
+	default:
+		return r.RestoresTo
+	}
 }
 
 // Text is the outcome as a person reads it ("rolled back").
@@ -85,8 +111,17 @@ type Record struct {
 	Message string  `json:"message,omitempty"`
 	Timings Timings `json:"timings"`
 	// RollbackOf is set on a record that describes a rollback or undo: the ID of the release it undid.
-	RollbackOf string    `json:"rollbackOf,omitempty"`
-	Approval   *Approval `json:"approval,omitempty"`
+	RollbackOf string `json:"rollbackOf,omitempty"`
+	// RestoresTo is the release whose state a rollback of this release returns to (the one its recorded
+	// previous state belongs to), or, on an undo's record, the release whose revision the undo went back
+	// to; "" when that state was not made by a rollguard release. Written once, when the record is made,
+	// so history never has to guess it.
+	RestoresTo string `json:"restoresTo,omitempty"`
+	// Undo marks the record of a `rollguard undo` (RollbackOf names the release it undid, when it undid one).
+	Undo bool `json:"undo,omitempty"`
+	// Skipped lists the newer releases a `rollback --skip-newer` of this release undid along with it.
+	Skipped  []string  `json:"skipped,omitempty"`
+	Approval *Approval `json:"approval,omitempty"`
 	// Workloads are the release's Deployments, StatefulSets, DaemonSets and Jobs.
 	Workloads []WorkloadState `json:"workloads,omitempty"`
 

@@ -22,6 +22,14 @@ func Human(w io.Writer, r Result) error {
 			humanWorkload(&b, "  ", wl, r.Namespace, rb.StartedAt, "rollback")
 		}
 	}
+	// The release ID is what approve, rollback and history take: always name it.
+	if r.Release != "" {
+		b.WriteString("Release: " + r.Release)
+		if r.Namespace != "" {
+			b.WriteString(" in namespace " + r.Namespace)
+		}
+		b.WriteString("\n")
+	}
 	b.WriteString("Result: " + r.Outcome.text())
 	if d := r.Duration(); d > 0 {
 		b.WriteString(" (" + human(d) + ")")

@@ -22,6 +22,7 @@ type jsonResult struct {
 	Release         string         `json:"release"`
 	Command         string         `json:"command"`
 	Outcome         Outcome        `json:"outcome"`
+	ExitCode        int            `json:"exitCode"`
 	Message         string         `json:"message"`
 	Namespace       string         `json:"namespace"`
 	ChangeCause     string         `json:"changeCause"`
@@ -72,6 +73,7 @@ func JSON(w io.Writer, r Result) error {
 		Release:         r.Release,
 		Command:         r.Command,
 		Outcome:         r.Outcome,
+		ExitCode:        r.ExitCode,
 		Message:         r.Message,
 		Namespace:       r.Namespace,
 		ChangeCause:     r.ChangeCause,

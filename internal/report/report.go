@@ -28,6 +28,14 @@ const (
 	RollbackFailed Outcome = "rollback_failed"
 	// PendingApproval: the release failed and the rollback waits for an approval given by a later step.
 	PendingApproval Outcome = "pending_approval"
+	// Interrupted: the run was stopped by a signal before it knew the outcome; Message says where and what
+	// to run next.
+	Interrupted Outcome = "interrupted"
+	// Superseded: the run lost the app's lock to another run and stopped changing anything.
+	Superseded Outcome = "superseded"
+	// Error: the run stopped on an error (bad input, an unreachable cluster) before it had an outcome;
+	// Message is the error. Written so that a CI parser always gets a result.
+	Error Outcome = "error"
 )
 
 // text is the outcome as a person reads it ("rolled back").
@@ -57,6 +65,8 @@ type Result struct {
 	Rollback *Rollback
 	// Message is a one-line summary, e.g. `Deployment/web failed: ImagePullFailed; rolled back to r-41`.
 	Message string
+	// ExitCode is the process exit code the run ends with (see README).
+	ExitCode int
 }
 
 // Duration is the time from apply to the end of the run; zero when either end is unknown.

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rollguard/rollguard/internal/action"
+	"github.com/rollguard/rollguard/internal/exitcode"
 )
 
 // newDecideCmd is `rollguard approve` or `rollguard reject`: the decision on the rollback of a failed
@@ -30,7 +31,7 @@ run died — approve rolls the release back here and proves the rollback healthy
 rollback is unhealthy), and reject closes the release as rejected.`,
 		Example: "  rollguard " + verb + " web.v7 -n shop",
 		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: out.wrap(g, verb, func(cmd *cobra.Command, args []string) error {
 			if err := out.validate(); err != nil {
 				return err
 			}
@@ -44,20 +45,21 @@ rollback is unhealthy), and reject closes the release as rejected.`,
 			progress.Done()
 			switch {
 			case decided != nil && decided.Result != nil: // this run rolled back
+				if err == nil {
+					err = resultError(decided.Result)
+				}
+				decided.Result.ExitCode = exitcode.Of(err)
 				if werr := out.write(g.stdout, decided.Result); werr != nil {
 					return werr
 				}
-				if err != nil {
-					return err
-				}
-				return resultError(decided.Result)
+				return err
 			case err != nil:
 				return err
 			}
 			a := decided.Record.Approval
 			_, err = fmt.Fprintf(g.stdout, "release %s: rollback %s by %s\n", decided.Record.ID, a.Decision, a.By)
 			return err
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.DurationVar(&d.Timeout, "timeout", 5*time.Minute, "when this run rolls back: give up on the restored rollout after this long")

@@ -33,7 +33,7 @@ objects the release created, and proves the rollback healthy (exit 1); approve w
   helm template web ./chart | rollguard deploy -f - -n web
   rollguard deploy -f overlays/prod -o json --junit report.xml`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: out.wrap(g, "deploy", func(cmd *cobra.Command, _ []string) error {
 			if err := out.validate(); err != nil {
 				return err
 			}
@@ -50,7 +50,7 @@ objects the release created, and proves the rollback healthy (exit 1); approve w
 				d.Prompt = os.Stdin
 			}
 			return out.track(g, &d.Watch, func() (*report.Result, error) { return d.Run(cmd.Context()) })
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.StringVar(&envName, "env", "", "deploy to environment `NAME` of rollguard.yaml: its context, namespace, manifests, timeout, on-failure, approval and access policy (flags given explicitly win)")

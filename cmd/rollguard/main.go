@@ -12,7 +12,13 @@ import (
 )
 
 func main() {
+	// The first SIGINT/SIGTERM cancels ctx: the running action stops changing the cluster, records where it
+	// stopped, writes its reports and exits with the code of that state. A second one kills at once.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	err := newRootCmd(os.Stdout, os.Stderr).ExecuteContext(ctx)
 	stop()
 	if err != nil {

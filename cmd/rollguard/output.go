@@ -1,11 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/rollguard/rollguard/internal/action"
@@ -19,6 +21,8 @@ type outputFlags struct {
 	format   string
 	junit    string
 	markdown string
+	// written is set once a result went out, so an error after it is not reported twice.
+	written bool
 }
 
 func (o *outputFlags) add(fs *pflag.FlagSet) {
@@ -27,19 +31,46 @@ func (o *outputFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&o.markdown, "summary-markdown", "", "also write a Markdown summary to `FILE` (e.g. $GITHUB_STEP_SUMMARY)")
 }
 
+// validate checks the flags and that the report files can be written, before anything changes: a report
+// that cannot be written must not turn a healthy deploy into a failure after the cluster changed.
 func (o *outputFlags) validate() error {
 	if o.format != "text" && o.format != "json" {
 		return exitcode.BadInputf("--output must be text or json, got %q", o.format)
+	}
+	for _, f := range []struct{ flag, path string }{{"--junit", o.junit}, {"--summary-markdown", o.markdown}} {
+		if f.path == "" {
+			continue
+		}
+		if err := checkWritable(f.path); err != nil {
+			return exitcode.BadInputf("%s %s: cannot write the report there (%v); pass a writable path. Nothing was changed", f.flag, f.path, errors.Unwrap(err))
+		}
+	}
+	return nil
+}
+
+// checkWritable opens path for writing without changing it; a file it had to create is removed again.
+func checkWritable(path string) error {
+	_, statErr := os.Stat(path)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	if os.IsNotExist(statErr) {
+		return os.Remove(path)
 	}
 	return nil
 }
 
 // write prints the result and writes the report files.
 func (o *outputFlags) write(stdout io.Writer, r *report.Result) error {
+	o.written = true
 	var err error
-	if o.format == "json" {
+	switch {
+	case o.format == "json":
 		err = report.JSON(stdout, *r)
-	} else {
+	case r.Outcome != report.Error:
+		// An error result in text is the "Error:" line on stderr; stdout stays empty.
 		err = report.Human(stdout, *r)
 	}
 	if err != nil {
@@ -64,6 +95,31 @@ func (o *outputFlags) write(stdout io.Writer, r *report.Result) error {
 	return nil
 }
 
+// run runs a command's body so that every exit code comes with a result: when the body fails before it
+// wrote one (bad input, an unreachable cluster, a refused preflight), the error itself is written as the
+// result (outcome "error") to -o json, --junit and --summary-markdown, so a CI parser always has input.
+func (o *outputFlags) run(g *globals, command string, body func() error) error {
+	err := body()
+	if err == nil || o.written {
+		return err
+	}
+	if o.format != "json" {
+		o.format = "text" // an invalid -o still gets its report files
+	}
+	res := &report.Result{Command: command, Outcome: report.Error, Message: err.Error(), FinishedAt: time.Now(), ExitCode: exitcode.Of(err)}
+	if werr := o.write(g.stdout, res); werr != nil {
+		fmt.Fprintln(g.stderr, "Warning:", werr)
+	}
+	return err
+}
+
+// wrap is run for a cobra RunE.
+func (o *outputFlags) wrap(g *globals, command string, runE func(*cobra.Command, []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		return o.run(g, command, func() error { return runE(cmd, args) })
+	}
+}
+
 func writeFile(path string, fn func(io.Writer) error) error {
 	f, err := os.Create(path)
 	if err != nil {
@@ -84,16 +140,18 @@ func (o *outputFlags) track(g *globals, w *action.Watch, run func() (*report.Res
 	w.OnUpdate, w.OnEvent = progress.Update, progress.Event
 	res, err := run()
 	progress.Done()
-	// A result without an outcome (refused before anything ran) has nothing worth printing.
-	if res != nil && (err == nil || res.Outcome != "") {
-		if werr := o.write(g.stdout, res); werr != nil {
-			return werr
-		}
-	}
-	if err != nil {
+	// A result without an outcome (refused before anything ran) is written by run as an error result.
+	if res == nil || err != nil && res.Outcome == "" {
 		return err
 	}
-	return resultError(res)
+	if err == nil {
+		err = resultError(res)
+	}
+	res.ExitCode = exitcode.Of(err)
+	if werr := o.write(g.stdout, res); werr != nil {
+		return werr
+	}
+	return err
 }
 
 // resultError turns a run's outcome into the error that sets the exit code.
@@ -105,6 +163,8 @@ func resultError(r *report.Result) error {
 		return exitcode.New(exitcode.RolledBack, fmt.Errorf("release failed and was rolled back: %s", r.Message))
 	case report.PendingApproval:
 		return exitcode.New(exitcode.PendingApproval, fmt.Errorf("release failed; rollback waits for approval: %s", r.Message))
+	case report.Interrupted, report.Superseded:
+		return exitcode.New(exitcode.NotRecovered, errors.New(r.Message))
 	default:
 		return exitcode.New(exitcode.NotRecovered, fmt.Errorf("release failed: %s", r.Message))
 	}

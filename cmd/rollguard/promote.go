@@ -29,7 +29,7 @@ the release record says so. The target's record names who promoted, from which e
 		Example: `  rollguard promote --from staging --to production
   rollguard promote --from dev --to production --force --config deploy/rollguard.yaml -o json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: out.wrap(g, "promote", func(cmd *cobra.Command, _ []string) error {
 			if err := out.validate(); err != nil {
 				return err
 			}
@@ -57,7 +57,7 @@ the release record says so. The target's record names who promoted, from which e
 			}
 			p.Notice = g.stderr
 			return out.track(g, &p.Watch, func() (*report.Result, error) { return p.Run(cmd.Context()) })
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.StringVar(&p.From, "from", "", "source environment `NAME`")

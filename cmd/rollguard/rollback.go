@@ -24,6 +24,10 @@ Secrets included), deletes the objects it created, and follows the restored work
 It is the later pipeline step after "rollguard deploy --on-failure=hold" (exit 5), and it finishes a
 rollback that a killed run left half done.
 
+Only the app's current release is rolled back: rolling back an older one would silently undo the newer
+releases too, so it is refused (exit 3, naming the current release) unless --skip-newer says so; the
+record then names the newer releases it undid.
+
 --to-previous-image instead rolls a workload back to the image pushed before the one it runs, by push time
 in the registry (ECR's imagePushedAt; elsewhere the image config's created time): the tag pushed before the
 running one among tags starting with --prefix, pinned by digest. The change is recorded as a release and
@@ -34,7 +38,7 @@ workload); --container picks the container when there are several. See docs/regi
   rollguard rollback --to-previous-image deployment/web -n shop --prefix 1.
   rollguard rollback --to-previous-image --app web --container web`,
 		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: out.wrap(g, "rollback", func(cmd *cobra.Command, args []string) error {
 			if err := out.validate(); err != nil {
 				return err
 			}
@@ -58,13 +62,14 @@ workload); --container picks the container when there are several. See docs/regi
 			r.Connect = g.connect
 			r.Namespace = g.namespace()
 			return out.track(g, &r.Watch, func() (*report.Result, error) { return r.Run(cmd.Context()) })
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.BoolVar(&r.Last, "last", false, "roll back the newest release of --app")
 	f.BoolVar(&toPrevious, "to-previous-image", false, "roll the workload back to the tag pushed before the one it runs (by registry push time)")
 	f.StringVar(&prev.Container, "container", "", "with --to-previous-image: the container to roll back")
 	f.StringVar(&prev.Prefix, "prefix", "", "with --to-previous-image: only tags starting with this prefix, e.g. 1.")
+	f.BoolVar(&r.SkipNewer, "skip-newer", false, "roll back a release that is not the current one, undoing the newer releases' changes too (recorded)")
 	f.StringVar(&r.App, "app", "", "the app whose newest release --last rolls back")
 	f.DurationVar(&r.Timeout, "timeout", 5*time.Minute, "give up on the restored rollout after this long")
 	f.DurationVar(&r.WaitForLock, "wait-for-lock", 2*time.Minute, "how long to wait while another run holds the app's lock")

@@ -20,7 +20,7 @@ but reports a failing rollout (image pull errors, crash loops, readiness failure
 and evidence as soon as it is visible instead of waiting for the timeout.`,
 		Example: `  rollguard status deployment/web -n shop --timeout 2m`,
 		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: out.wrap(g, "status", func(cmd *cobra.Command, args []string) error {
 			if err := out.validate(); err != nil {
 				return err
 			}
@@ -28,7 +28,7 @@ and evidence as soon as it is visible instead of waiting for the timeout.`,
 			s.Connect = g.connect
 			s.Namespace = g.namespace()
 			return out.track(g, &s.Watch, func() (*report.Result, error) { return s.Run(cmd.Context()) })
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.DurationVar(&s.Timeout, "timeout", 5*time.Minute, "give up on a rollout that has not finished after this long")

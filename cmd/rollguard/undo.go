@@ -23,7 +23,7 @@ fast with a reason if the old revision is unhealthy too, and records the undo in
   rollguard undo deployment/web --to-revision 3
   rollguard undo deployment/web --to-image previous`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: out.wrap(g, "undo", func(cmd *cobra.Command, args []string) error {
 			if err := out.validate(); err != nil {
 				return err
 			}
@@ -31,7 +31,7 @@ fast with a reason if the old revision is unhealthy too, and records the undo in
 			u.Connect = g.connect
 			u.Namespace = g.namespace()
 			return out.track(g, &u.Watch, func() (*report.Result, error) { return u.Run(cmd.Context()) })
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.Int64Var(&u.ToRevision, "to-revision", 0, "the revision to return to (default: the one before the current)")

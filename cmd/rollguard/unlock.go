@@ -15,8 +15,8 @@ func newUnlockCmd(g *globals) *cobra.Command {
 		Short: "Remove an app's deploy lock left by a run that died",
 		Long: `Unlock removes the lock that keeps two rollguard runs from deploying or rolling back the same app at
 once. A lock whose run died expires by itself (30 seconds after its last renewal), so unlock is only
-needed when that is too long to wait. Unlocking an app while its run is alive lets a second run change the
-app at the same time: the first run stops at its next renewal, possibly half-way.`,
+needed when that is too long to wait. A run that is still alive notices at once that its lock was taken:
+it stops changing anything, records its release as superseded and exits 2, so the next run owns the app.`,
 		Example: `  rollguard unlock web -n shop`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
@@ -34,7 +34,6 @@ app at the same time: the first run stops at its next renewal, possibly half-way
 			if ns == "" {
 				ns = c.Namespace
 			}
-			fmt.Fprintf(g.stderr, "warning: removing the lock of %s in namespace %s; if the run holding it is still alive, two runs may now change %s at once\n", app, ns, app)
 			holder, err := lock.ForceUnlock(cmd.Context(), c, ns, app)
 			if err != nil {
 				return err
@@ -43,7 +42,7 @@ app at the same time: the first run stops at its next renewal, possibly half-way
 				_, err = fmt.Fprintf(g.stdout, "%s was not locked in namespace %s\n", app, ns)
 				return err
 			}
-			_, err = fmt.Fprintf(g.stdout, "unlocked %s in namespace %s (it was held by %s)\n", app, ns, holder)
+			_, err = fmt.Fprintf(g.stdout, "unlocked %s in namespace %s (it was held by %s; if that run is alive it stops and records its release as superseded)\n", app, ns, holder)
 			return err
 		},
 	}

@@ -69,7 +69,7 @@ func (d *Decision) Run(ctx context.Context) (*DecisionResult, error) {
 	}
 	result := &report.Result{Command: "approve", Release: rec.ID, Namespace: ns, ChangeCause: rec.ChangeCause}
 	rb, err := restoreAndVerify(ctx, c, store, rec, d.Watch)
-	rb.ToRelease = lastGood(ctx, store, ns, rec.App, rec.ID)
+	rb.ToRelease = lastGood(ctx, store, rec)
 	result.Rollback, result.FinishedAt = rb, time.Now()
 	if err != nil {
 		return &DecisionResult{Record: rec, Result: result}, err

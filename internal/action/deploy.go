@@ -50,6 +50,8 @@ type Deploy struct {
 	WaitForLock time.Duration
 	// LockTTL is how long the lock outlives a run that died (default 30s).
 	LockTTL time.Duration
+	// held is this run's lock on the app, once acquired.
+	held *lock.Lock
 	// AfterApply, when set, runs once every object is applied, before tracking (an environment's access
 	// policy, so a new Ingress is not left open while the rollout is watched). An error fails the release.
 	AfterApply func(ctx context.Context, c *kube.Client, ns string) error
@@ -165,35 +167,34 @@ func (d *Deploy) Run(ctx context.Context) (*report.Result, error) {
 	}
 	defer lk.Release(context.WithoutCancel(ctx))
 	crashpoint.Hit("deploy:locked")
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := holdLock(ctx, lk, log, app)
 	defer cancel()
-	go func() {
-		select {
-		case <-lk.Lost():
-			log.Error("lost the release lock; stopping", "app", app)
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	d.held = lk
 
 	store := release.NewStore(c)
 	inherited, err := d.converge(ctx, c, store, ns, app)
 	if err != nil {
-		return nil, err
+		return nil, stoppedBeforeChange(ctx, err)
+	}
+	last, err := store.Latest(ctx, ns, app)
+	if err != nil {
+		return nil, stoppedBeforeChange(ctx, err)
 	}
 	states, wstates, err := captureState(ctx, c, objs, inherited)
 	if err != nil {
-		return nil, err
+		return nil, stoppedBeforeChange(ctx, err)
 	}
 	ci := manifest.DetectCI(getenv)
 	rec := &release.Record{
 		App: app, Namespace: ns, Environment: d.Environment, DeployedBy: release.Identity(ctx, c, ci), CI: ci,
 		ChangeCause: cause, Objects: states, Workloads: wstates, Outcome: release.Applying,
+		RestoresTo: release.RestorePoint(last),
 	}
 	if err := store.Create(ctx, rec); err != nil {
-		return nil, err
+		return nil, stoppedBeforeChange(ctx, err)
 	}
-	if inherited != nil {
+	// A killed or pending release is closed as failed; one that already says how it stopped keeps that.
+	if inherited != nil && inherited.Outcome != release.Interrupted && inherited.Outcome != release.Superseded {
 		inherited.Message = "interrupted; superseded by " + rec.ID
 		if err := finish(ctx, store, inherited, release.Failed); err != nil {
 			return nil, err
@@ -248,13 +249,20 @@ func (d *Deploy) Run(ctx context.Context) (*report.Result, error) {
 		result.Workloads[i].Images = imagesOf(objs, result.Workloads[i].Kind, result.Workloads[i].Namespace, result.Workloads[i].Name)
 	}
 	if err != nil {
-		// Interrupted (signal, lost lock): the record stays "tracking" so the next run converges.
+		if cause := stopCause(ctx); cause != nil {
+			return halt(ctx, store, rec, result, stageTracking, cause)
+		}
 		return result, err
 	}
 	recordVerdicts(rec, ws)
 	recordRevisions(ctx, c, rec)
 	result.Message = summary(ws)
 	if outcomeOf(ws) == report.Succeeded {
+		// A run whose lock was taken may have watched the next run's rollout become healthy: only the
+		// holder may call the release a success.
+		if err := lk.Verify(ctx); err != nil {
+			return halt(ctx, store, rec, result, stageFinishing, err)
+		}
 		result.Outcome = report.Succeeded
 		return result, finish(ctx, store, rec, release.Succeeded)
 	}

@@ -55,7 +55,8 @@ func (d *Deploy) converge(ctx context.Context, c *kube.Client, store *release.St
 			return nil, fmt.Errorf("finishing the interrupted rollback of %s: %w", last.ID, err)
 		}
 		return nil, nil
-	case release.Applying, release.Tracking, release.PendingApproval, release.Failed, release.Rejected, release.RollbackFailed:
+	case release.Applying, release.Tracking, release.PendingApproval, release.Failed, release.Rejected, release.RollbackFailed,
+		release.Interrupted, release.Superseded:
 		d.logger().Warn("previous release did not end healthy; keeping its recorded previous state", "release", last.ID, "outcome", last.Outcome)
 		return last, nil
 	}
@@ -65,6 +66,9 @@ func (d *Deploy) converge(ctx context.Context, c *kube.Client, store *release.St
 // failApply handles an apply that failed after the dry-run passed (a race with another writer, a webhook):
 // some objects may have changed, so the on-failure policy applies as to any failed release.
 func (d *Deploy) failApply(ctx context.Context, c *kube.Client, store *release.Store, rec *release.Record, result *report.Result, err error) (*report.Result, error) {
+	if cause := stopCause(ctx); cause != nil {
+		return halt(ctx, store, rec, result, stageApplying, cause)
+	}
 	rec.Reason, rec.Message = "ApplyFailed", err.Error()
 	result.Message = "apply failed: " + err.Error()
 	result.AppliedAt = time.Now()
@@ -73,6 +77,9 @@ func (d *Deploy) failApply(ctx context.Context, c *kube.Client, store *release.S
 
 // onFailure carries out the on-failure policy for a failed release.
 func (d *Deploy) onFailure(ctx context.Context, c *kube.Client, store *release.Store, rec *release.Record, result *report.Result, policy string) (*report.Result, error) {
+	if cause := stopCause(ctx); cause != nil {
+		return halt(ctx, store, rec, result, stageTracking, cause)
+	}
 	switch policy {
 	case OnFailureNone:
 		result.Outcome = report.Failed
@@ -90,6 +97,9 @@ func (d *Deploy) onFailure(ctx context.Context, c *kube.Client, store *release.S
 		}
 		crashpoint.Hit("approval:waiting")
 		decision, err := d.await(ctx, c, store, rec)
+		if cause := stopCause(ctx); cause != nil {
+			return halt(ctx, store, rec, result, stageApproval, cause)
+		}
 		if err != nil {
 			return result, err
 		}
@@ -104,10 +114,19 @@ func (d *Deploy) onFailure(ctx context.Context, c *kube.Client, store *release.S
 			return result, finish(ctx, store, rec, release.Rejected)
 		}
 	}
+	// Only the lock's holder may roll back: a run whose lock was taken would undo the next run's release.
+	if d.held != nil {
+		if err := d.held.Verify(ctx); err != nil {
+			return halt(ctx, store, rec, result, stageTracking, err)
+		}
+	}
 	rb, err := restoreAndVerify(ctx, c, store, rec, d.Watch)
-	rb.ToRelease = lastGood(ctx, store, rec.Namespace, rec.App, rec.ID)
+	rb.ToRelease = lastGood(context.WithoutCancel(ctx), store, rec)
 	result.Rollback = rb
 	result.FinishedAt = time.Now()
+	if cause := stopCause(ctx); cause != nil {
+		return halt(ctx, store, rec, result, stageRollback, cause)
+	}
 	if err != nil {
 		return result, err
 	}

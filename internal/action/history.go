@@ -475,9 +475,10 @@ func histNewestFirst(records []*release.Record) []*release.Record {
 	return out
 }
 
-// histRollbackTargets maps each rolled-back release (and each undo's undone release) to the release whose
-// state the rollback restored: the one before it in the same app, or, if that one was itself rolled back,
-// what that one returned to. records are newest first.
+// histRollbackTargets maps each rolled-back release (and each undo) to the release whose state the
+// rollback restored. Records say it themselves (RestoresTo); for records written before they did, it is
+// worked out: the newest release before it that ended healthy, since a failed, rejected, held or
+// interrupted release hands its recorded previous state on to the next one. records are newest first.
 func histRollbackTargets(records []*release.Record) map[string]string {
 	byApp := map[string][]*release.Record{}
 	for _, r := range records {
@@ -486,29 +487,50 @@ func histRollbackTargets(records []*release.Record) map[string]string {
 	out := map[string]string{}
 	for _, rs := range byApp {
 		// Oldest first: each release's "state before" is known when we reach it.
-		state := "" // the release whose state the app is in
+		state := "" // the last known-good release: what a rollback returns to
 		before := map[string]string{}
 		for i := len(rs) - 1; i >= 0; i-- {
 			r := rs[i]
 			before[r.ID] = state
 			switch {
-			case r.RollbackOf != "":
-				if t := before[r.RollbackOf]; t != "" {
+			case r.RollbackOf != "" || r.Undo:
+				t := r.RestoresTo
+				if t == "" && !histNotedRevision(r) && r.RollbackOf != "" {
+					// An undo recorded before undos noted where they went: assume the revision before.
+					t = before[r.RollbackOf]
+				}
+				if t != "" {
+					out[r.ID] = t
+				}
+				if r.Outcome == release.Succeeded {
+					state = r.ID
+				}
+			case r.Outcome == release.RolledBack:
+				t := r.RestoresTo
+				if t == "" {
+					t = state
+				}
+				if t != "" {
 					out[r.ID] = t
 					state = t
 				}
-			case r.Outcome == release.RolledBack:
-				if state != "" {
-					out[r.ID] = state
-				}
-			case r.Outcome.Unfinished() || r.Outcome == release.RollbackFailed:
-				// The state is uncertain; keep pointing at the last known one.
-			default:
+			case r.Outcome == release.Succeeded:
 				state = r.ID
 			}
 		}
 	}
 	return out
+}
+
+// histNotedRevision reports whether a record noted the revision it rolled out (every record since undos
+// record where they went; a record without it is older).
+func histNotedRevision(r *release.Record) bool {
+	for _, w := range r.Workloads {
+		if w.NewRevision > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func histMarkTargets(entries []HistoryEntry, targets map[string]string) {

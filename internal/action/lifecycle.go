@@ -73,6 +73,15 @@ func captureState(ctx context.Context, c *kube.Client, objs []*manifest.Object, 
 				return nil, nil, err
 			}
 			ws.PreviousRevision, ws.PreviousTemplateHash = rev, hash
+			// A killed or failed release's recorded previous state is the true one (see converge), and so
+			// is the revision it replaced: that is where a rollback returns.
+			if inherited != nil {
+				for _, iw := range inherited.Workloads {
+					if iw.Kind == ws.Kind && iw.Namespace == ws.Namespace && iw.Name == ws.Name {
+						ws.PreviousRevision, ws.PreviousTemplateHash = iw.PreviousRevision, iw.PreviousTemplateHash
+					}
+				}
+			}
 			workloads = append(workloads, ws)
 		}
 	}
@@ -145,14 +154,19 @@ func releaseNamespace(objs []*manifest.Object, def string) string {
 	return def
 }
 
-// lastGood is the newest succeeded release of the app other than id: what a rollback returns to.
-func lastGood(ctx context.Context, store *release.Store, ns, app, id string) string {
+// lastGood is what a rollback of rec returns to: as recorded when rec was made, or for a record written
+// before rollguard recorded it, the newest succeeded release before rec.
+func lastGood(ctx context.Context, store *release.Store, rec *release.Record) string {
+	if rec.RestoresTo != "" {
+		return rec.RestoresTo
+	}
+	ns, app, id := rec.Namespace, rec.App, rec.ID
 	recs, err := store.List(ctx, ns, app)
 	if err != nil {
 		return ""
 	}
 	for _, r := range recs {
-		if r.ID != id && r.Outcome == release.Succeeded {
+		if r.ID != id && r.Revision < rec.Revision && r.Outcome == release.Succeeded {
 			return r.ID
 		}
 	}

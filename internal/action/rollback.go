@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -27,9 +28,12 @@ type Rollback struct {
 	Watch
 	Namespace string
 	// Release is the record ID ("web.v7"); with Last, the newest record of App is used instead.
-	Release     string
-	App         string
-	Last        bool
+	Release string
+	App     string
+	Last    bool
+	// SkipNewer allows rolling back a release that is not the app's current one: the newer releases'
+	// changes to the same objects are undone with it, and the record names them.
+	SkipNewer   bool
 	WaitForLock time.Duration
 	LockTTL     time.Duration
 }
@@ -39,7 +43,10 @@ func (r *Rollback) Run(ctx context.Context) (*report.Result, error) {
 	if r.Timeout <= 0 {
 		return nil, exitcode.BadInputf("--timeout must be positive, got %s", r.Timeout)
 	}
-	if (r.Release == "") == !r.Last {
+	if r.Release != "" && r.Last {
+		return nil, exitcode.BadInputf("pass either a RELEASE or --last --app NAME, not both")
+	}
+	if r.Release == "" && !r.Last {
 		return nil, exitcode.BadInputf("name the release to roll back (e.g. rollguard rollback web.v7) or pass --last --app NAME")
 	}
 	// Without --app, "the newest release" would be any app's: never roll back one the user did not name.
@@ -77,14 +84,35 @@ func (r *Rollback) Run(ctx context.Context) (*report.Result, error) {
 		return nil, err
 	}
 	defer lk.Release(context.WithoutCancel(ctx))
+	newer, err := newerReleases(ctx, store, rec)
+	if err != nil {
+		return nil, err
+	}
+	if len(newer) > 0 && !r.SkipNewer {
+		return nil, exitcode.BadInputf("%s is not the current release of %s (%s is, deployed after it): roll back %s instead, or pass --skip-newer to also undo %s; nothing was changed",
+			rec.ID, rec.App, newer[0], newer[0], strings.Join(newer, ", "))
+	}
+	rec.Skipped = newer
 	crashpoint.Hit("rollback:locked")
+
+	ctx, cancel := holdLock(ctx, lk, r.logger(), rec.App)
+	defer cancel()
 
 	result := &report.Result{Command: "rollback", Release: rec.ID, Namespace: ns, ChangeCause: rec.ChangeCause}
 	rb, err := restoreAndVerify(ctx, c, store, rec, r.Watch)
+	if len(rec.Skipped) == 0 {
+		rb.ToRelease = lastGood(context.WithoutCancel(ctx), store, rec)
+	}
 	result.Rollback = rb
 	result.FinishedAt = time.Now()
+	if cause := stopCause(ctx); cause != nil {
+		return halt(ctx, store, rec, result, stageRollback, cause)
+	}
 	if err != nil {
 		return result, err
+	}
+	if len(rec.Skipped) > 0 {
+		rb.Message += "; also undid the newer " + strings.Join(rec.Skipped, ", ")
 	}
 	if rb.Outcome == report.Succeeded {
 		result.Outcome = report.Succeeded
@@ -94,6 +122,22 @@ func (r *Rollback) Run(ctx context.Context) (*report.Result, error) {
 		result.Message = "rollback of " + rec.ID + " failed: " + rb.Message
 	}
 	return result, nil
+}
+
+// newerReleases lists, newest first, the app's releases after rec that are still in effect (not rolled
+// back): rolling rec back would silently undo them too.
+func newerReleases(ctx context.Context, store *release.Store, rec *release.Record) ([]string, error) {
+	recs, err := store.List(ctx, rec.Namespace, rec.App)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, r := range recs {
+		if r.Revision > rec.Revision && r.Outcome.InEffect() {
+			out = append(out, r.ID)
+		}
+	}
+	return out, nil
 }
 
 // restoreAndVerify puts back every object the release changed, deletes what it created, then tracks the
@@ -110,6 +154,9 @@ func restoreAndVerify(ctx context.Context, c *kube.Client, store *release.Store,
 	}
 	crashpoint.Hit("rollback:started")
 	if err := restore(ctx, c, rec); err != nil {
+		if cause := stopCause(ctx); cause != nil {
+			return rb, cause // left rolling_back: the caller records where it stopped
+		}
 		rec.Outcome = release.RollbackFailed
 		rec.Message = err.Error()
 		rec.Timings.RollbackFinishedAt = time.Now().UTC()
@@ -132,6 +179,9 @@ func restoreAndVerify(ctx context.Context, c *kube.Client, store *release.Store,
 	rb.Workloads = ws
 	rb.FinishedAt = time.Now()
 	rec.Timings.RollbackFinishedAt = rb.FinishedAt.UTC()
+	if cause := stopCause(ctx); err != nil && cause != nil {
+		return rb, cause
+	}
 	if err != nil {
 		rec.Outcome = release.RollbackFailed
 		rec.Message = "rollback not verified: " + err.Error()
@@ -188,6 +238,9 @@ func restore(ctx context.Context, c *kube.Client, rec *release.Record) error {
 			_, err = res.Create(ctx, prev, metav1.CreateOptions{FieldManager: kube.FieldManager})
 		case err == nil:
 			err = replace(ctx, c, res, live, prev)
+			if err != nil && kube.MustReplace(prev, err) {
+				_, err = c.Recreate(ctx, prev)
+			}
 		}
 		if err != nil {
 			errs = append(errs, kube.Classify(err, "restoring "+o.Ref(), c.Server))

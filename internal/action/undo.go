@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -87,22 +88,50 @@ func (u *Undo) Run(ctx context.Context) (*report.Result, error) {
 		return nil, exitcode.BadInputf("cannot undo a %s: %v", w.target.Kind, err)
 	}
 
+	if w.target.Kind == "Deployment" && u.ToRevision > 0 {
+		if u.ToRevision, err = renumberedRevision(ctx, c, w.live, u.ToRevision); err != nil {
+			return nil, err
+		}
+	}
+	// A server-side dry-run of the same rollback first: a refused undo (no such revision, nothing to
+	// change) is bad input and leaves no record behind.
+	msg, err := rollbacker.Rollback(w.live, nil, u.ToRevision, cmdutil.DryRunServer)
+	if err != nil {
+		return nil, exitcode.BadInputf("undoing %s: %v; nothing was changed (rollguard history %s -n %s lists its revisions)", u.Object, err, u.Object, w.target.Namespace)
+	}
+	if strings.HasPrefix(msg, "skipped rollback") {
+		// Already there: nothing changes, so nothing is recorded.
+		now := time.Now()
+		return &report.Result{Command: "undo", Namespace: w.target.Namespace, Outcome: report.Succeeded, FinishedAt: now,
+			Message: "nothing to undo: " + strings.TrimSuffix(strings.TrimPrefix(msg, "skipped rollback "), "\n")}, nil
+	}
+
 	store := release.NewStore(c)
 	getenv := u.Getenv
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
 	ci := manifest.DetectCI(getenv)
-	prevRev, _ := strconv.ParseInt(w.live.GetAnnotations()["deployment.kubernetes.io/revision"], 10, 64)
+	prevRev, prevHash, err := release.CurrentRevision(ctx, c, w.target.Kind, w.target.Namespace, w.target.Name)
+	if err != nil {
+		return nil, err
+	}
 	rec := &release.Record{
 		App: app, Namespace: w.target.Namespace, DeployedBy: release.Identity(ctx, c, ci), CI: ci,
-		ChangeCause: undoCause(u.ToRevision),
+		ChangeCause: undoCause(u.ToRevision), Undo: true,
 		Objects: []release.ObjectState{{APIVersion: w.live.GetAPIVersion(), Kind: w.live.GetKind(), Namespace: w.target.Namespace,
 			Name: w.target.Name, Existed: true, Previous: release.Capture(w.live)}},
-		Workloads: []release.WorkloadState{{Kind: w.target.Kind, Namespace: w.target.Namespace, Name: w.target.Name, PreviousRevision: prevRev}},
+		Workloads: []release.WorkloadState{{Kind: w.target.Kind, Namespace: w.target.Namespace, Name: w.target.Name,
+			PreviousRevision: prevRev, PreviousTemplateHash: prevHash}},
 	}
-	if last, err := store.Latest(ctx, w.target.Namespace, app); err == nil && last != nil {
-		rec.RollbackOf = last.ID
+	records, err := store.List(ctx, w.target.Namespace, app)
+	if err != nil {
+		return nil, err
+	}
+	// "Undo of a release" only when the workload runs what that release rolled out: after a change made
+	// with kubectl (or anything else), the undo undoes that change, not the release.
+	if len(records) > 0 && madeRevision(records[0], w.target, prevRev, prevHash) {
+		rec.RollbackOf = records[0].ID
 	}
 	if err := store.Create(ctx, rec); err != nil {
 		return nil, err
@@ -110,11 +139,11 @@ func (u *Undo) Run(ctx context.Context) (*report.Result, error) {
 	crashpoint.Hit("undo:recorded")
 	result := &report.Result{Command: "undo", Release: rec.ID, Namespace: w.target.Namespace, ChangeCause: rec.ChangeCause}
 	started := time.Now()
-	msg, err := rollbacker.Rollback(w.live, nil, u.ToRevision, cmdutil.DryRunNone)
+	msg, err = rollbacker.Rollback(w.live, nil, u.ToRevision, cmdutil.DryRunNone)
 	if err != nil {
 		rec.Message = err.Error()
 		_ = finish(context.WithoutCancel(ctx), store, rec, release.Failed)
-		return nil, exitcode.BadInputf("undoing %s: %v", u.Object, err)
+		return nil, exitcode.New(exitcode.NotRecovered, fmt.Errorf("undoing %s: %w", u.Object, err))
 	}
 	u.logger().Info("rolled back", "workload", w.target.String(), "result", msg)
 	result.AppliedAt = time.Now()
@@ -125,15 +154,70 @@ func (u *Undo) Run(ctx context.Context) (*report.Result, error) {
 	ws, err := u.track(ctx, c, []track.Target{w.target}, started.Add(-2*time.Second), result.AppliedAt)
 	result.Workloads, result.FinishedAt = ws, time.Now()
 	if err != nil {
+		if cause := stopCause(ctx); cause != nil {
+			return halt(ctx, store, rec, result, stageTracking, cause)
+		}
 		return result, err
 	}
 	recordVerdicts(rec, ws)
+	// The revision the undo went to, and the release that made it: history shows both from the record.
+	recordRevisions(ctx, c, rec)
+	rec.RestoresTo = madeBy(records, rec.Workloads[0])
 	result.Outcome, result.Message = outcomeOf(ws), summary(ws)
 	outcome := release.Succeeded
 	if result.Outcome != report.Succeeded {
 		outcome = release.Failed
 	}
 	return result, finish(ctx, store, rec, outcome)
+}
+
+// madeRevision reports whether rec rolled out the workload's revision rev/hash.
+func madeRevision(rec *release.Record, t track.Target, rev int64, hash string) bool {
+	for _, w := range rec.Workloads {
+		if w.Kind == t.Kind && w.Name == t.Name && (w.Namespace == "" || w.Namespace == t.Namespace) {
+			return hash != "" && w.NewTemplateHash == hash || hash == "" && rev > 0 && w.NewRevision == rev
+		}
+	}
+	return false
+}
+
+// madeBy is the newest release (not an undo) among records, newest first, that rolled out the template
+// w now runs: where the undo went back to.
+func madeBy(records []*release.Record, w release.WorkloadState) string {
+	t := track.Target{Kind: w.Kind, Namespace: w.Namespace, Name: w.Name}
+	for _, r := range records {
+		if !r.Undo && r.RollbackOf == "" && w.NewTemplateHash != "" && madeRevision(r, t, 0, w.NewTemplateHash) {
+			return r.ID
+		}
+	}
+	return ""
+}
+
+// renumberedRevision maps a revision number history lists to the number the Deployment knows it by now:
+// a rollback to a revision gives its ReplicaSet a new number and keeps the old ones in
+// deployment.kubernetes.io/revision-history, which kubectl's rollbacker does not read.
+func renumberedRevision(ctx context.Context, c *kube.Client, live *unstructured.Unstructured, rev int64) (int64, error) {
+	rsList, err := c.Typed.AppsV1().ReplicaSets(live.GetNamespace()).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return 0, kube.Classify(err, "listing ReplicaSets of "+live.GetName(), c.Server)
+	}
+	current, _ := strconv.ParseInt(live.GetAnnotations()["deployment.kubernetes.io/revision"], 10, 64)
+	for _, rs := range rsList.Items {
+		if !controlledBy(&rs, live.GetUID()) {
+			continue
+		}
+		n, _ := strconv.ParseInt(rs.Annotations["deployment.kubernetes.io/revision"], 10, 64)
+		if n == rev {
+			return rev, nil
+		}
+		if slices.Contains(histParseRevisions(rs.Annotations["deployment.kubernetes.io/revision-history"]), rev) {
+			if n == current {
+				return 0, exitcode.BadInputf("revision %d of Deployment %s is the current one (now numbered %d): nothing to undo", rev, live.GetName(), n)
+			}
+			return n, nil
+		}
+	}
+	return rev, nil
 }
 
 func undoCause(rev int64) string {

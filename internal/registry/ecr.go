@@ -61,11 +61,16 @@ func (e *ecrRepo) notes() []string { return []string{NoteECR} }
 
 // list pages through DescribeImages (all tag states, active images), 1000 at a time.
 func (e *ecrRepo) list(ctx context.Context) (*Repository, error) {
+	return e.describe(ctx, types.TagStatusAny)
+}
+
+// describe lists the images with the given tag status.
+func (e *ecrRepo) describe(ctx context.Context, status types.TagStatus) (*Repository, error) {
 	out := &Repository{Name: e.repo, Tags: map[string]string{}, Parents: map[string]string{}}
 	p := ecr.NewDescribeImagesPaginator(e.api, &ecr.DescribeImagesInput{
 		RegistryId:     e.registryID,
 		RepositoryName: aws.String(e.repo.RepositoryStr()),
-		Filter:         &types.DescribeImagesFilter{TagStatus: types.TagStatusAny},
+		Filter:         &types.DescribeImagesFilter{TagStatus: status},
 		MaxResults:     aws.Int32(1000),
 	})
 	for p.HasMorePages() {
@@ -93,9 +98,9 @@ func (e *ecrRepo) list(ctx context.Context) (*Repository, error) {
 	return out, nil
 }
 
-// tagsNow lists the repository again: one paged call returns every tag.
+// tagsNow lists the tagged images again (filter TAGGED: untagged images carry no tag to re-check).
 func (e *ecrRepo) tagsNow(ctx context.Context, _ []string) (map[string]string, error) {
-	l, err := e.list(ctx)
+	l, err := e.describe(ctx, types.TagStatusTagged)
 	if err != nil {
 		return nil, err
 	}

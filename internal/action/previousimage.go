@@ -9,10 +9,12 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/types"
-
+	"github.com/google/go-containerregistry/pkg/name"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/rollguard/rollguard/internal/exitcode"
 	"github.com/rollguard/rollguard/internal/kube"
@@ -81,7 +83,7 @@ func (r *RollbackImage) Run(ctx context.Context) (*report.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	prev, err := registry.PreviousOf(ctx, r.registry(), running, r.Prefix)
+	prev, err := registry.PreviousOf(ctx, r.registry(), runningReference(ctx, c, w.live, container, running), r.Prefix)
 	if err != nil {
 		return nil, err
 	}
@@ -282,6 +284,7 @@ func (d *Deploy) resolvePrevious(ctx context.Context, c *kube.Client, objs []*ma
 	var specs []string
 	for _, name := range containers {
 		var running []string
+		live0 := map[string]*unstructured.Unstructured{}
 		for _, o := range objs {
 			if !slices.Contains(containerNames(o.Unstructured), name) {
 				continue
@@ -303,12 +306,13 @@ func (d *Deploy) resolvePrevious(ctx context.Context, c *kube.Client, objs []*ma
 			}
 			if !slices.Contains(running, img) {
 				running = append(running, img)
+				live0[img] = live
 			}
 		}
 		if len(running) != 1 {
 			return exitcode.BadInputf("--image %s=previous: the workloads with container %s run different images (%s); deploy them one at a time", name, name, strings.Join(running, ", "))
 		}
-		prev, err := registry.PreviousOf(ctx, reg, running[0], "")
+		prev, err := registry.PreviousOf(ctx, reg, runningReference(ctx, c, live0[running[0]], name, running[0]), "")
 		if err != nil {
 			return err
 		}
@@ -316,4 +320,51 @@ func (d *Deploy) resolvePrevious(ctx context.Context, c *kube.Client, objs []*ma
 		specs = append(specs, name+"="+prev.Reference)
 	}
 	return manifest.SetImages(objs, specs)
+}
+
+// runningReference pins image to the digest the kubelet reports for the workload's pods that run it, when
+// they all agree: a tag pushed again after the pods started must not change what "the one running" means.
+// Without such a report (a simulated kubelet, pods not started yet) image is returned as it is.
+func runningReference(ctx context.Context, c *kube.Client, live *unstructured.Unstructured, container, image string) string {
+	if strings.Contains(image, "@") {
+		return image
+	}
+	m, _, _ := unstructured.NestedStringMap(live.Object, "spec", "selector", "matchLabels")
+	if len(m) == 0 {
+		return image
+	}
+	pods, err := c.Typed.CoreV1().Pods(live.GetNamespace()).List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(m).String()})
+	if err != nil {
+		return image
+	}
+	if d := podDigest(pods.Items, container, image); d != "" {
+		return image + "@" + d
+	}
+	return image
+}
+
+// podDigest is the one digest the pods running image in container report, or "" when none or several do.
+func podDigest(pods []corev1.Pod, container, image string) string {
+	repo, err := name.ParseReference(image)
+	if err != nil {
+		return ""
+	}
+	var found string
+	for _, p := range pods {
+		if !slices.ContainsFunc(p.Spec.Containers, func(c corev1.Container) bool { return c.Name == container && c.Image == image }) {
+			continue
+		}
+		for _, st := range p.Status.ContainerStatuses {
+			id := strings.TrimPrefix(st.ImageID, "docker-pullable://")
+			d, err := name.NewDigest(id)
+			if st.Name != container || err != nil || d.Context().Name() != repo.Context().Name() {
+				continue
+			}
+			if found != "" && found != d.DigestStr() {
+				return ""
+			}
+			found = d.DigestStr()
+		}
+	}
+	return found
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -102,7 +101,10 @@ func (r *RollbackImage) Run(ctx context.Context) (*report.Result, error) {
 		getenv = func(string) string { return "" }
 	}
 	ci := manifest.DetectCI(getenv)
-	prevRev, _ := strconv.ParseInt(w.live.GetAnnotations()["deployment.kubernetes.io/revision"], 10, 64)
+	prevRev, prevHash, err := release.CurrentRevision(ctx, c, w.target.Kind, w.target.Namespace, w.target.Name)
+	if err != nil {
+		return nil, err
+	}
 	rec := &release.Record{
 		App: app, Namespace: w.target.Namespace, DeployedBy: release.Identity(ctx, c, ci), CI: ci,
 		ChangeCause: fmt.Sprintf("rollguard rollback --to-previous-image: %s %s → %s (pushed %s)", container, running, prev.Reference,
@@ -110,10 +112,15 @@ func (r *RollbackImage) Run(ctx context.Context) (*report.Result, error) {
 		Objects: []release.ObjectState{{APIVersion: w.live.GetAPIVersion(), Kind: w.live.GetKind(), Namespace: w.target.Namespace,
 			Name: w.target.Name, Existed: true, Previous: release.Capture(w.live)}},
 		Workloads: []release.WorkloadState{{Kind: w.target.Kind, Namespace: w.target.Namespace, Name: w.target.Name,
-			PreviousRevision: prevRev, Images: withImage(w.live, container, prev.Reference)}},
+			PreviousRevision: prevRev, PreviousTemplateHash: prevHash, Images: withImage(w.live, container, prev.Reference)}},
 	}
-	if last, err := store.Latest(ctx, w.target.Namespace, app); err == nil && last != nil {
-		rec.RollbackOf = last.ID
+	records, err := store.List(ctx, w.target.Namespace, app)
+	if err != nil {
+		return nil, err
+	}
+	// A rollback of a release only when the workload runs what that release rolled out (as for undo).
+	if len(records) > 0 && madeRevision(records[0], w.target, prevRev, prevHash) {
+		rec.RollbackOf = records[0].ID
 	}
 	if err := store.Create(ctx, rec); err != nil {
 		return nil, err
@@ -134,6 +141,9 @@ func (r *RollbackImage) Run(ctx context.Context) (*report.Result, error) {
 	ws, err := r.track(ctx, c, []track.Target{w.target}, started.Add(-2*time.Second), result.AppliedAt)
 	result.Workloads, result.FinishedAt = ws, time.Now()
 	if err != nil {
+		if cause := stopCause(ctx); cause != nil {
+			return halt(ctx, store, rec, result, stageTracking, cause)
+		}
 		return result, err
 	}
 	recordVerdicts(rec, ws)

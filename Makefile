@@ -5,8 +5,11 @@ SANDBOX := $(GO) run ./cmd/sandbox
 
 .PHONY: build sandbox-binaries test-deps test vet demo bench clean
 
+# The version is the git description (tag, commits since, revision), so `rollguard version` names the build.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/rollguard
+	$(GO) build -ldflags "-X github.com/rollguard/rollguard/internal/version.Version=$(VERSION)" -o $(BIN) ./cmd/rollguard
 
 # Builds the sandbox's Kubernetes binaries into the per-user cache once (about 8 minutes on 2 cores),
 # printing progress; later runs find them there at once.

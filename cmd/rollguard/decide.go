@@ -17,19 +17,26 @@ func newDecideCmd(g *globals, approve bool) *cobra.Command {
 	d := &action.Decision{Approve: approve, Getenv: os.Getenv}
 	var out outputFlags
 	verb, short := "reject", "Decline the rollback of a failed release that waits for a decision"
-	if approve {
-		verb, short = "approve", "Approve the rollback of a failed release that waits for a decision"
-	}
-	cmd := &cobra.Command{
-		Use:   verb + " RELEASE",
-		Short: short,
-		Long: short + `.
+	long := short + `: the failed release stays as it is.
 
 When a deploy running with --on-failure=approve waits for the decision, it is recorded (with who and when)
-and that deploy acts on it. When none waits — the release was held with --on-failure=hold, or the waiting
-run died — approve rolls the release back here and proves the rollback healthy (exit 0, or 2 if the
-rollback is unhealthy), and reject closes the release as rejected.`,
-		Example: "  rollguard " + verb + " web.v7 -n shop",
+and that deploy ends with exit 2. When none waits (the release was held with --on-failure=hold, or the
+waiting run died), reject closes the release as rejected here. Nothing in the cluster changes.`
+	if approve {
+		verb, short = "approve", "Approve the rollback of a failed release that waits for a decision"
+		long = short + `.
+
+When a deploy running with --on-failure=approve waits for the decision, it is recorded (with who and when)
+and that deploy rolls back. When none waits (the release was held with --on-failure=hold, or the waiting
+run was interrupted or died), approve rolls the release back here and proves the rollback healthy (exit 0,
+or 2 if the rollback is unhealthy).`
+	}
+	var env envScope
+	cmd := &cobra.Command{
+		Use:     verb + " RELEASE",
+		Short:   short,
+		Long:    long,
+		Example: "  rollguard " + verb + " web.v7 -n shop\n  rollguard " + verb + " web.v7 --env production",
 		Args:    cobra.ExactArgs(1),
 		RunE: out.wrap(g, verb, func(cmd *cobra.Command, args []string) error {
 			if err := out.validate(); err != nil {
@@ -37,10 +44,15 @@ rollback is unhealthy), and reject closes the release as rejected.`,
 			}
 			d.Release = args[0]
 			d.Connect = g.connect
-			d.Namespace = g.namespace()
+			ns, err := env.namespace(cmd, g)
+			if err != nil {
+				return err
+			}
+			d.Namespace = ns
 			d.Log = g.logger()
 			progress := progressPrinter(g.stderr)
 			d.OnUpdate, d.OnEvent = progress.Update, progress.Event
+			started := time.Now()
 			decided, err := d.Run(cmd.Context())
 			progress.Done()
 			switch {
@@ -48,7 +60,7 @@ rollback is unhealthy), and reject closes the release as rejected.`,
 				if err == nil {
 					err = resultError(decided.Result)
 				}
-				decided.Result.ExitCode = exitcode.Of(err)
+				decided.Result.ExitCode, decided.Result.StartedAt = exitcode.Of(err), started
 				if werr := out.write(g.stdout, decided.Result); werr != nil {
 					return werr
 				}
@@ -66,6 +78,13 @@ rollback is unhealthy), and reject closes the release as rejected.`,
 	f.DurationVar(&d.LockTTL, "lock-ttl", 30*time.Second, "how long the lock outlives a run that died")
 	_ = f.MarkHidden("lock-ttl")
 	out.add(f)
+	env.add(cmd)
 	addThresholdFlags(f, &d.Thresholds)
+	if !approve {
+		// reject rolls nothing back: the rollback's flags would only mislead in its help.
+		for _, name := range []string{"timeout", "output", "junit", "summary-markdown", "image-pull-grace", "crash-loop-restarts", "readiness-slack", "unschedulable-grace", "quota-grace"} {
+			_ = f.MarkHidden(name)
+		}
+	}
 	return cmd
 }

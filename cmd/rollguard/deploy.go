@@ -45,6 +45,13 @@ objects the release created, and proves the rollback healthy (exit 1); approve w
 			if err := applyEnv(cmd, g, d, envName, configFile); err != nil {
 				return err
 			}
+			if d.OnFailure != action.OnFailureApprove {
+				for _, name := range []string{"approval-timeout", "approval-timeout-action"} {
+					if cmd.Flags().Changed(name) {
+						return exitcode.BadInputf("--%s applies only with --on-failure approve (this deploy's is %s); drop it or pass --on-failure approve", name, d.OnFailure)
+					}
+				}
+			}
 			d.Notice = g.stderr
 			if interactive(d.Files) {
 				d.Prompt = os.Stdin

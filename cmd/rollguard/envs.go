@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -139,8 +140,9 @@ release, last outcome, health now, the images its workloads run with their diges
 environment before it in the promotion order (the images that differ).
 
 A digest comes from the image reference when it names one, else from the ready pods' imageID, else from the
-tag resolved in the registry now (marked with *). Exits 4 when an environment cannot be reached (after
-showing the others).`,
+tag resolved in the registry now (marked with *); "?" means none of these knows it. After showing every
+environment, exits 4 when one cannot be reached and 3 when one is misconfigured (for example its context
+is not in the kubeconfig).`,
 		Example: `  rollguard envs
   rollguard envs --config deploy/rollguard.yaml -o json`,
 		Args: cobra.NoArgs,
@@ -168,7 +170,11 @@ showing the others).`,
 			if werr != nil {
 				return fmt.Errorf("writing the environments: %w", werr)
 			}
-			return runErr
+			if runErr != nil {
+				// Each environment's error is already in the output; say once that there were some.
+				return exitcode.New(exitcode.Of(runErr), errors.New("some environments could not be read (see above)"))
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&configFile, "config", config.DefaultFile, "rollguard config `FILE`")
@@ -210,6 +216,14 @@ func writeEnvs(w io.Writer, states []action.EnvState) error {
 			return slices.ContainsFunc(wl.Images, func(im action.RunningImage) bool { return im.DigestFrom == action.DigestFromRegistry })
 		}) {
 			fmt.Fprintln(w, "* the tag's digest in the registry now: the pods report no digest, and the tag may have moved since they started")
+			break
+		}
+	}
+	for _, s := range states {
+		if slices.ContainsFunc(s.Workloads, func(wl action.EnvWorkload) bool {
+			return slices.ContainsFunc(wl.Images, func(im action.RunningImage) bool { return im.Digest == "" })
+		}) {
+			fmt.Fprintln(w, "? digest unknown: no ready pod reports one and the registry could not resolve the tag")
 			break
 		}
 	}

@@ -138,8 +138,12 @@ func (o *outputFlags) track(g *globals, w *action.Watch, run func() (*report.Res
 	w.Log = g.logger()
 	progress := progressPrinter(g.stderr)
 	w.OnUpdate, w.OnEvent = progress.Update, progress.Event
+	started := time.Now()
 	res, err := run()
 	progress.Done()
+	if res != nil && res.StartedAt.IsZero() {
+		res.StartedAt = started
+	}
 	// A result without an outcome (refused before anything ran) is written by run as an error result.
 	if res == nil || err != nil && res.Outcome == "" {
 		return err

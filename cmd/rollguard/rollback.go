@@ -16,6 +16,7 @@ func newRollbackCmd(g *globals) *cobra.Command {
 	prev := &action.RollbackImage{Getenv: os.Getenv}
 	var toPrevious bool
 	var out outputFlags
+	var env envScope
 	cmd := &cobra.Command{
 		Use:   "rollback [RELEASE | --last --app NAME | --to-previous-image [TYPE/NAME | --app NAME]]",
 		Short: "Restore a recorded release's previous state and prove it healthy",
@@ -35,11 +36,16 @@ tracked like a deploy. Name the workload (deployment/web) or the app (--app web:
 workload); --container picks the container when there are several. See docs/registry.md.`,
 		Example: `  rollguard rollback web.v7 -n shop
   rollguard rollback --last --app web -n shop
+  rollguard rollback web.v7 --env production
   rollguard rollback --to-previous-image deployment/web -n shop --prefix 1.
   rollguard rollback --to-previous-image --app web --container web`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: out.wrap(g, "rollback", func(cmd *cobra.Command, args []string) error {
 			if err := out.validate(); err != nil {
+				return err
+			}
+			ns, err := env.namespace(cmd, g)
+			if err != nil {
 				return err
 			}
 			if toPrevious {
@@ -50,7 +56,7 @@ workload); --container picks the container when there are several. See docs/regi
 					prev.Object = args[0]
 				}
 				prev.App, prev.Timeout, prev.WaitForLock, prev.LockTTL, prev.Thresholds = r.App, r.Timeout, r.WaitForLock, r.LockTTL, r.Thresholds
-				prev.Connect, prev.Namespace = g.connect, g.namespace()
+				prev.Connect, prev.Namespace = g.connect, ns
 				return out.track(g, &prev.Watch, func() (*report.Result, error) { return prev.Run(cmd.Context()) })
 			}
 			if prev.Container != "" || prev.Prefix != "" {
@@ -60,7 +66,7 @@ workload); --container picks the container when there are several. See docs/regi
 				r.Release = args[0]
 			}
 			r.Connect = g.connect
-			r.Namespace = g.namespace()
+			r.Namespace = ns
 			return out.track(g, &r.Watch, func() (*report.Result, error) { return r.Run(cmd.Context()) })
 		}),
 	}
@@ -76,6 +82,7 @@ workload); --container picks the container when there are several. See docs/regi
 	f.DurationVar(&r.LockTTL, "lock-ttl", 30*time.Second, "how long the lock outlives a run that died")
 	_ = f.MarkHidden("lock-ttl")
 	out.add(f)
+	env.add(cmd)
 	addThresholdFlags(f, &r.Thresholds)
 	return cmd
 }

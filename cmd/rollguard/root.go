@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
 	"github.com/rollguard/rollguard/internal/exitcode"
@@ -67,9 +68,16 @@ Exit codes:
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	// A flag error is bad input: exit 3, not cobra's default path to exit 2 ("not recovered").
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return exitcode.BadInputf("%v (see --help)", err)
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		if s := suggestFlag(cmd, err); s != "" {
+			return exitcode.BadInputf("%v: did you mean --%s? (see %s --help)", err, s, cmd.CommandPath())
+		}
+		return exitcode.BadInputf("%v (see %s --help)", err, cmd.CommandPath())
 	})
+	root.Version = version.String()
+	root.SetVersionTemplate("rollguard {{.Version}}\n")
+	// cobra leaves this 0 until it prints its own suggestions, which rollguard replaces (see unknownCommand).
+	root.SuggestionsMinimumDistance = 2
 	g.kube.AddFlags(root.PersistentFlags())
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log detail on stderr: debug, info, warn or error")
 
@@ -89,27 +97,79 @@ Exit codes:
 		newAccessCmd(g),
 		newRBACCmd(g),
 	)
-	// Runnable, so cobra checks its arguments (a non-runnable root prints help for any typo and exits 0).
-	root.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
-	// A mistyped command is bad input: one line, exit 3, with cobra's suggestion folded in.
-	root.Args = func(cmd *cobra.Command, args []string) error {
-		if len(args) == 0 {
-			return nil
-		}
-		hint := "see rollguard --help"
-		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
-			hint = "did you mean " + strings.Join(s, " or ") + "?"
-		}
-		return exitcode.BadInputf("unknown command %q: %s", args[0], hint)
-	}
+	unknownCommands(root)
 	badArgsAreBadInput(root)
 	return root
+}
+
+// unknownCommands makes the root and every command group runnable, so cobra checks their arguments (a
+// non-runnable group prints help for any typo and exits 0), and a mistyped command bad input: one line,
+// exit 3, with cobra's suggestion folded in.
+func unknownCommands(c *cobra.Command) {
+	if c.HasSubCommands() && c.Run == nil && c.RunE == nil {
+		c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return nil
+			}
+			cmd.SuggestionsMinimumDistance = 2
+			hint := "see " + cmd.CommandPath() + " --help"
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				hint = "did you mean " + strings.Join(s, " or ") + "?"
+			}
+			return exitcode.BadInputf("unknown command %q for %s: %s", args[0], cmd.CommandPath(), hint)
+		}
+	}
+	for _, sub := range c.Commands() {
+		unknownCommands(sub)
+	}
+}
+
+// suggestFlag is the command's flag nearest to the unknown one in err, or "".
+func suggestFlag(cmd *cobra.Command, err error) string {
+	const prefix = "unknown flag: --"
+	msg := err.Error()
+	if !strings.HasPrefix(msg, prefix) {
+		return ""
+	}
+	typed := strings.SplitN(strings.TrimPrefix(msg, prefix), "=", 2)[0]
+	best, bestDist := "", 3
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Hidden {
+			return
+		}
+		if d := editDistance(typed, f.Name); d < bestDist {
+			best, bestDist = f.Name, d
+		}
+	})
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 // badArgsAreBadInput makes every command's argument check fail with exit 3, like a flag error; cobra's
 // plain errors would otherwise exit 2, which pipelines read as "release failed, not recovered".
 func badArgsAreBadInput(c *cobra.Command) {
-	if check := c.Args; check != nil && c.HasParent() {
+	if check := c.Args; check != nil && c.HasParent() && !c.HasSubCommands() {
 		c.Args = func(cmd *cobra.Command, args []string) error {
 			if err := check(cmd, args); err != nil {
 				return exitcode.BadInputf("%s: %v (see %s --help)", cmd.CommandPath(), err, cmd.CommandPath())

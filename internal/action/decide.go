@@ -70,7 +70,8 @@ func (d *Decision) Run(ctx context.Context) (*DecisionResult, error) {
 	result := &report.Result{Command: "approve", Release: rec.ID, Namespace: ns, ChangeCause: rec.ChangeCause}
 	rb, err := restoreAndVerify(ctx, c, store, rec, d.Watch)
 	rb.ToRelease = lastGood(ctx, store, rec)
-	result.Rollback, result.FinishedAt = rb, time.Now()
+	// The workloads this run tracked are the restored ones.
+	result.Rollback, result.Workloads, result.FinishedAt = rb, rb.Workloads, time.Now()
 	if err != nil {
 		return &DecisionResult{Record: rec, Result: result}, err
 	}

@@ -55,7 +55,9 @@ type Result struct {
 	Outcome Outcome
 	// AppliedAt is when the release's objects were applied; zero when nothing was applied in this run and the
 	// applied time is unknown. Detection times are reported relative to it.
-	AppliedAt  time.Time
+	AppliedAt time.Time
+	// StartedAt is when the run started; the duration of a run that applied nothing counts from it.
+	StartedAt  time.Time
 	FinishedAt time.Time
 	// Namespace is the run's default namespace; workloads in it are shown without a namespace prefix.
 	Namespace   string
@@ -69,9 +71,10 @@ type Result struct {
 	ExitCode int
 }
 
-// Duration is the time from apply to the end of the run; zero when either end is unknown.
+// Duration is the time from apply (or, for a run that applied nothing, such as status or approve, from the
+// run's start) to the end of the run; zero when either end is unknown.
 func (r Result) Duration() time.Duration {
-	return between(r.AppliedAt, r.FinishedAt)
+	return between(firstNonZero(r.AppliedAt, r.StartedAt), r.FinishedAt)
 }
 
 // Workload is one workload's state at the end of a run (or at the latest update, for live progress).

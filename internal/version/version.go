@@ -6,15 +6,32 @@ import "runtime/debug"
 // Version is overridden by `-ldflags "-X github.com/rollguard/rollguard/internal/version.Version=v1.2.3"`.
 var Version = "dev"
 
-// String is the version with the VCS revision when the Go toolchain recorded one.
+// String is the version: set at release time, else the module version the Go toolchain embedded (a tag,
+// or a pseudo-version from the VCS), with the VCS revision when one was recorded.
 func String() string {
 	v := Version
-	if info, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range info.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				return v + " (" + s.Value[:12] + ")"
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return v
+	}
+	if v == "dev" && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		v = info.Main.Version
+	}
+	var rev, modified string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			if len(s.Value) >= 12 {
+				rev = s.Value[:12]
+			}
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = ", modified"
 			}
 		}
+	}
+	if rev != "" {
+		return v + " (" + rev + modified + ")"
 	}
 	return v
 }

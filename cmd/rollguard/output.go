@@ -188,9 +188,13 @@ func progressPrinter(stderr io.Writer) *report.Progress {
 // seconds without failing a healthy but slow one.
 func addThresholdFlags(fs *pflag.FlagSet, th *diagnose.Thresholds) {
 	*th = diagnose.DefaultThresholds()
-	fs.DurationVar(&th.ImagePullGrace, "image-pull-grace", th.ImagePullGrace, "tolerate a lone image pull error (a registry flake) this long; back-off fails at once")
+	fs.DurationVar(&th.ImagePullGrace, "image-pull-grace", th.ImagePullGrace, "tolerate transient image pull errors (registry unreachable: timeouts, DNS, TLS, 5xx, 429) this long; a missing image or refused access fails at once")
 	fs.Int32Var(&th.CrashLoopRestarts, "crash-loop-restarts", th.CrashLoopRestarts, "restarts after which a container is in a crash loop even before CrashLoopBackOff")
-	fs.DurationVar(&th.ReadinessSlack, "readiness-slack", th.ReadinessSlack, "added to the readiness probe's own budget (initialDelay + period × failureThreshold) before readiness fails")
-	fs.DurationVar(&th.UnschedulableGrace, "unschedulable-grace", th.UnschedulableGrace, "how long new pods may stay unschedulable (raise it when a cluster autoscaler adds nodes)")
-	fs.DurationVar(&th.QuotaGrace, "quota-grace", th.QuotaGrace, "how long exceeded quota is tolerated while old pods terminate")
+	fs.DurationVar(&th.ReadinessSlack, "readiness-slack", th.ReadinessSlack, "first deploy (no earlier revision to learn from): added to the probes' budget (initialDelay + period × failureThreshold) before readiness fails")
+	fs.DurationVar(&th.HistorySlack, "history-slack", th.HistorySlack, "with an earlier revision: readiness fails after the larger of the probes' budget and --startup-multiple × its start-up time, plus this")
+	fs.IntVar(&th.StartupMultiple, "startup-multiple", th.StartupMultiple, "how many times the previous revision's start-up time a new pod may take to become ready")
+	fs.DurationVar(&th.UnschedulableGrace, "unschedulable-grace", th.UnschedulableGrace, "how long new pods may stay unschedulable on a cluster that cannot grow (no cluster-autoscaler, no Karpenter)")
+	fs.DurationVar(&th.ScaleUpGrace, "scale-up-grace", th.ScaleUpGrace, "how long new pods may stay unschedulable where the cluster may grow (or old pods still terminate) before the autoscaler speaks")
+	fs.DurationVar(&th.ScaleUpWait, "scale-up-wait", th.ScaleUpWait, "cap on the wait once the autoscaler said it is adding nodes (TriggeredScaleUp); NotTriggerScaleUp fails at once")
+	fs.DurationVar(&th.QuotaGrace, "quota-grace", th.QuotaGrace, "how long exceeded quota is tolerated while old pods terminate, and pod creation errors that may pass on a retry")
 }

@@ -11,7 +11,8 @@ import (
 
 // Pod-creation reasons, read from the FailedCreate events and ReplicaFailure condition of the object that
 // creates the new pods (the new ReplicaSet, the StatefulSet, the DaemonSet): QuotaExceeded,
-// LimitRangeViolation, PermissionDenied. Admission refused the pod, so there is no pod to look at.
+// LimitRangeViolation, PermissionDenied, AdmissionDenied, PodRejected. Admission refused the pod, so there is
+// no pod to look at. The same vocabulary names what the pod-level preflight's dry-run refuses (Classify).
 
 var (
 	quotaExceeded = regexp.MustCompile(`exceeded quota: ([^,]+), (requested: .*)$`)
@@ -20,12 +21,20 @@ var (
 	missingSA     = regexp.MustCompile(`serviceaccount "([^"]+)" not found`)
 	podSecurity   = regexp.MustCompile(`violates PodSecurity "([^"]+)": (.*)$`)
 	webhookDenied = regexp.MustCompile(`admission webhook "([^"]+)" denied the request: (.*)$`)
-	statefulPod   = regexp.MustCompile(`^Create Pod (\S+) in StatefulSet`)
+	webhookFailed = regexp.MustCompile(`failed calling webhook "([^"]+)": (.*)$`)
+	policyDenied  = regexp.MustCompile(`ValidatingAdmissionPolicy '([^']+)' with binding '([^']+)' denied request: (.*)$`)
+	// A LimitRange default limit below the template's request makes the pod invalid only after defaulting:
+	// the template itself passed validation with the Deployment.
+	limitDefaulted = regexp.MustCompile(`(spec\.\S*containers\[\d+\]\.resources\.requests): Invalid value: "([^"]+)": must be less than or equal to (\S+) limit(?: of (\S+))?`)
+	podInvalid     = regexp.MustCompile(`(?i)pods? "[^"]*" is invalid: (.*)$`)
+	statefulPod    = regexp.MustCompile(`^Create Pod (\S+) in StatefulSet`)
 )
 
-// createFindings: LimitRange and permission refusals are deterministic and fail at once. "exceeded quota" also
-// fails at once, unless pods of the workload are terminating (a rolling update frees their quota within
-// seconds), in which case it must persist for th.QuotaGrace. Nothing counts once the creator has all its pods.
+// createFindings: every refusal gets a named reason. LimitRange, permission, admission and validation
+// refusals are deterministic and fail at once. "exceeded quota" also fails at once, unless pods of the
+// workload are terminating (a rolling update frees their quota within seconds). Errors that may pass on a
+// retry (an unreachable webhook, a new namespace's default ServiceAccount, anything unreadable) must persist
+// for th.QuotaGrace. Nothing counts once the creator has all its pods.
 func createFindings(r *rollout, ev events, now time.Time, th Thresholds) []finding {
 	if !r.creating || r.creatorName == "" {
 		return nil
@@ -33,12 +42,11 @@ func createFindings(r *rollout, ev events, now time.Time, th Thresholds) []findi
 	creator := objectKey(r.creatorKind, r.creatorName)
 	byReason := map[Reason]*finding{}
 	var order []Reason
+	lasts := map[Reason]bool{}
 	add := func(msg string, since time.Time, e Evidence) {
-		reason, what, fix, ok := classifyCreate(msg, r.namespace)
-		if !ok {
-			return
-		}
+		reason, what, fix, lasting := classifyCreate(msg, r.namespace)
 		f := byReason[reason]
+		lasts[reason] = lasts[reason] || lasting
 		if f == nil {
 			f = &finding{reason: reason, since: since, object: creator, fix: fix,
 				message: fmt.Sprintf("%s %s cannot create pods: %s", r.creatorKind, r.creatorName, what)}
@@ -65,14 +73,26 @@ func createFindings(r *rollout, ev events, now time.Time, th Thresholds) []findi
 	var out []finding
 	for _, reason := range order {
 		f := byReason[reason]
-		f.confirmed = reason != QuotaExceeded || !r.terminating || now.Sub(f.since) >= th.QuotaGrace
+		wait := !lasts[reason] || reason == QuotaExceeded && r.terminating
+		f.confirmed = !wait || now.Sub(f.since) >= th.QuotaGrace
 		out = append(out, *f)
 	}
 	return out
 }
 
-// classifyCreate maps an admission refusal to a reason, what was refused, and a fix.
-func classifyCreate(msg, ns string) (reason Reason, what, fix string, ok bool) {
+// Classify names why the API server refused a pod (a FailedCreate message, or the pod-level preflight's
+// dry-run error): the reason, what was refused, a fix, and whether the refusal lasts (false: it may pass on a
+// retry, such as an unreachable webhook). ok is false only for an empty message.
+func Classify(msg, namespace string) (reason Reason, what, fix string, lasting, ok bool) {
+	if strings.TrimSpace(msg) == "" {
+		return "", "", "", false, false
+	}
+	reason, what, fix, lasting = classifyCreate(msg, namespace)
+	return reason, oneLine(what), oneLine(fix), lasting, true
+}
+
+// classifyCreate maps an admission refusal to a reason, what was refused, a fix, and whether it lasts.
+func classifyCreate(msg, ns string) (reason Reason, what, fix string, lasting bool) {
 	if m := quotaExceeded.FindStringSubmatch(msg); m != nil {
 		return QuotaExceeded, fmt.Sprintf("exceeded ResourceQuota %q (%s)", m[1], m[2]),
 			fmt.Sprintf("raise ResourceQuota %q in namespace %s or lower replicas/requests (%s); maxSurge: 0 lets a rolling update fit a full quota", m[1], ns, m[2]), true
@@ -86,23 +106,44 @@ func classifyCreate(msg, ns string) (reason Reason, what, fix string, ok bool) {
 		return LimitRangeViolation, "LimitRange refused it: " + what,
 			fmt.Sprintf("set the containers' resources within the LimitRange of namespace %s (%s)", ns, what), true
 	}
+	if m := limitDefaulted.FindStringSubmatch(msg); m != nil {
+		limit := m[3] + " limit"
+		if m[4] != "" {
+			limit += " " + m[4]
+		}
+		return LimitRangeViolation, fmt.Sprintf("the LimitRange's default %s is below the request %s (%s)", limit, m[2], m[1]),
+			fmt.Sprintf("set resources.limits.%s explicitly (at least %s) or lower the request; the LimitRange of namespace %s sets a default limit of %s", m[3], m[2], ns, m[4]), true
+	}
 	if m := missingSA.FindStringSubmatch(msg); m != nil {
+		// A new namespace gets its default ServiceAccount a moment after it is created.
 		return PermissionDenied, fmt.Sprintf("ServiceAccount %q not found", m[1]),
-			fmt.Sprintf("create ServiceAccount %q in namespace %s, or fix serviceAccountName in the pod template", m[1], ns), true
+			fmt.Sprintf("create ServiceAccount %q in namespace %s, or fix serviceAccountName in the pod template", m[1], ns), m[1] != "default"
 	}
 	if m := podSecurity.FindStringSubmatch(msg); m != nil {
 		return PermissionDenied, fmt.Sprintf("violates PodSecurity %q: %s", m[1], m[2]),
 			fmt.Sprintf("make the pod template meet Pod Security level %q of namespace %s: %s", m[1], ns, m[2]), true
 	}
 	if m := webhookDenied.FindStringSubmatch(msg); m != nil {
-		return PermissionDenied, fmt.Sprintf("admission webhook %q denied it: %s", m[1], m[2]),
+		return AdmissionDenied, fmt.Sprintf("admission webhook %q denied it: %s", m[1], m[2]),
 			fmt.Sprintf("change the pod template to satisfy admission webhook %q: %s", m[1], m[2]), true
+	}
+	if m := policyDenied.FindStringSubmatch(msg); m != nil {
+		return AdmissionDenied, fmt.Sprintf("ValidatingAdmissionPolicy %q (binding %q) denied it: %s", m[1], m[2], m[3]),
+			fmt.Sprintf("change the pod template to satisfy ValidatingAdmissionPolicy %q: %s", m[1], m[3]), true
+	}
+	if m := webhookFailed.FindStringSubmatch(msg); m != nil {
+		return AdmissionDenied, fmt.Sprintf("admission webhook %q could not be called: %s", m[1], m[2]),
+			fmt.Sprintf("admission webhook %q must answer for pods to be created: check its service and endpoints", m[1]), false
+	}
+	if m := podInvalid.FindStringSubmatch(msg); m != nil {
+		return PodRejected, "the pod is invalid: " + m[1],
+			"fix the pod template (it became invalid after the API server's defaulting and mutating admission): " + m[1], true
 	}
 	if i := strings.Index(msg, "is forbidden: "); i >= 0 {
 		rest := msg[i+len("is forbidden: "):]
 		return PermissionDenied, "forbidden: " + rest, PermissionDenied.Fix() + ": " + rest, true
 	}
-	return "", "", "", false
+	return PodRejected, strings.TrimPrefix(msg, "Error creating: "), PodRejected.Fix(), false
 }
 
 // podName matches the generated pod name in admission messages, which differs on every retry.

@@ -14,8 +14,11 @@ import (
 // Where each failure reason is decided:
 //
 //	pods.go      ImagePullFailed, CrashLoop, ConfigError, ReadinessFailed   (container states of new pods)
-//	create.go    QuotaExceeded, LimitRangeViolation, PermissionDenied       (FailedCreate on the pod creator)
-//	schedule.go  Unschedulable                                              (PodScheduled=False, FailedScheduling)
+//	pull.go      image missing (fails at once) vs registry unreachable (waits ImagePullGrace)
+//	startup.go   how long the previous revision took to become ready, and readiness gates
+//	create.go    QuotaExceeded, LimitRangeViolation, PermissionDenied,      (FailedCreate on the pod creator)
+//	             AdmissionDenied, PodRejected
+//	schedule.go  Unschedulable, knowing whether the cluster can grow        (PodScheduled=False, FailedScheduling)
 //	workload.go  ProgressDeadlineExceeded, and Healthy/Progressing          (the workload's own status)
 //	diagnose.go  Timeout, and which finding wins when several fire          (this file)
 //	revision.go  which pods belong to the new revision;  events.go  event times, counts and lines
@@ -39,24 +42,60 @@ type Input struct {
 	Events []corev1.Event
 	// Logs maps "pod/container" to the last lines of the previous (crashed) container, when the API gave them.
 	Logs map[string]string
+	// KnownStartup is how long the previous healthy revision's pods took from start to Ready, as the caller
+	// remembers it (pods gone since, a release record); zero when unknown. The larger of it and what the
+	// old pods in Pods show (PreviousStartup) sets the readiness wait.
+	KnownStartup time.Duration
+	// Autoscaler says whether the cluster can add nodes for an unschedulable pod.
+	Autoscaler Autoscaler
 }
+
+// Autoscaler is what the caller found out about node autoscaling in the cluster.
+type Autoscaler string
+
+const (
+	// AutoscalerUnknown: not looked at, or not readable; treated as a cluster that may grow.
+	AutoscalerUnknown Autoscaler = ""
+	// AutoscalerNone: no cluster-autoscaler status ConfigMap and no Karpenter NodePool API: the nodes are all
+	// there will be.
+	AutoscalerNone Autoscaler = "none"
+	// ClusterAutoscaler: kube-system/cluster-autoscaler-status exists.
+	ClusterAutoscaler Autoscaler = "cluster-autoscaler"
+	// Karpenter: the karpenter.sh NodePool API is served.
+	Karpenter Autoscaler = "karpenter"
+)
 
 // Thresholds are the grace windows that separate "not yet" from "failed". The CLI exposes them as flags.
 type Thresholds struct {
-	// ImagePullGrace tolerates a lone ErrImagePull (a registry flake) for this long. ImagePullBackOff,
-	// InvalidImageName and ErrImageNeverPull, or any sign the kubelet already retried, fail at once.
+	// ImagePullGrace tolerates transient pull errors (timeouts, refused connections, DNS, TLS, 5xx, 429)
+	// this long, back-off included. Definitive ones (not found, unauthorized, invalid reference,
+	// ErrImageNeverPull) fail at once; see pull.go.
 	ImagePullGrace time.Duration
 	// CrashLoopRestarts is the restart count at which a container that keeps terminating is a crash loop even
 	// before the kubelet reports CrashLoopBackOff.
 	CrashLoopRestarts int32
-	// ReadinessSlack is added to what the readiness probe itself allows (initialDelaySeconds +
-	// periodSeconds × failureThreshold, plus the startup probe's budget) before a running, unready container fails.
+	// ReadinessSlack is added to what the probes allow (initialDelaySeconds + periodSeconds ×
+	// failureThreshold of the readiness probe, plus the startup probe's) before a running, unready container
+	// fails, when the app has no history: a first deploy.
 	ReadinessSlack time.Duration
-	// UnschedulableGrace is how long a new pod may stay unschedulable. Raise it when a cluster autoscaler can
-	// add nodes.
+	// HistorySlack replaces ReadinessSlack when the previous revision's start-up time is known: the wait is
+	// then the larger of the probe budget and StartupMultiple × that time, plus HistorySlack.
+	HistorySlack time.Duration
+	// StartupMultiple is how many times its previous revision's start-up time a new pod may take.
+	StartupMultiple int
+	// UnschedulableGrace is how long a new pod may stay unschedulable on a cluster that cannot grow (no
+	// cluster-autoscaler, no Karpenter).
 	UnschedulableGrace time.Duration
+	// ScaleUpGrace is how long a new pod may stay unschedulable where the cluster may grow but the
+	// autoscaler has not said whether it will, and while pods of the workload terminate (their room is
+	// about to free up).
+	ScaleUpGrace time.Duration
+	// ScaleUpWait caps the wait once the autoscaler said it is adding nodes (TriggeredScaleUp).
+	ScaleUpWait time.Duration
 	// QuotaGrace is how long "exceeded quota" is tolerated while pods of the workload are terminating, since
 	// the quota they hold is about to be released. With nothing terminating, quota failures are immediate.
+	// Creation errors that name no known cause (PodRejected from an unreadable message, an unreachable
+	// webhook, a namespace's default ServiceAccount not created yet) wait as long.
 	QuotaGrace time.Duration
 	// LogLines is how many trailing lines of a crashed container's log go into the evidence.
 	LogLines int
@@ -65,10 +104,14 @@ type Thresholds struct {
 // DefaultThresholds are tuned to report a broken release within seconds without failing a healthy but slow one.
 func DefaultThresholds() Thresholds {
 	return Thresholds{
-		ImagePullGrace:     15 * time.Second,
+		ImagePullGrace:     time.Minute,
 		CrashLoopRestarts:  3,
 		ReadinessSlack:     10 * time.Second,
-		UnschedulableGrace: 30 * time.Second,
+		HistorySlack:       2 * time.Second,
+		StartupMultiple:    2,
+		UnschedulableGrace: 4 * time.Second,
+		ScaleUpGrace:       30 * time.Second,
+		ScaleUpWait:        5 * time.Minute,
 		QuotaGrace:         30 * time.Second,
 		LogLines:           5,
 	}
@@ -85,6 +128,10 @@ type finding struct {
 	message   string
 	fix       string
 	evidence  []Evidence
+	// transient and pullAttempts describe an image pull error: one the next pull may fix, and how many
+	// pulls failed so far (pull.go).
+	transient    bool
+	pullAttempts int32
 }
 
 // Diagnose decides whether the rollout in is Healthy, still Progressing, or Failed and why.
@@ -100,18 +147,19 @@ func Diagnose(in Input, th Thresholds) Verdict {
 	}
 	ev := indexEvents(in.Events, in.Started)
 	var found []finding
-	found = append(found, podFindings(r, ev, in, th)...)          // pods.go
-	found = append(found, createFindings(r, ev, in.Now, th)...)   // create.go
-	found = append(found, scheduleFindings(r, ev, in.Now, th)...) // schedule.go
-	found = append(found, deadlineFindings(r)...)                 // workload.go
-	found = append(found, jobFindings(r, in.Logs, th)...)         // job.go
+	found = append(found, podFindings(r, ev, in, th)...)        // pods.go
+	found = append(found, gateFindings(r)...)                   // startup.go
+	found = append(found, createFindings(r, ev, in.Now, th)...) // create.go
+	found = append(found, scheduleFindings(r, ev, in, th)...)   // schedule.go
+	found = append(found, deadlineFindings(r)...)               // workload.go
+	found = append(found, jobFindings(r, in.Logs, th)...)       // job.go
 	return decide(v, r, found, in.Now, in.Deadline)
 }
 
 // Precedence, when several rules fire: the most specific cause first, then the earliest.
 //
 //  1. The release itself is broken (same result on every retry): ConfigError, ImagePullFailed, CrashLoop,
-//     LimitRangeViolation, PermissionDenied.
+//     LimitRangeViolation, PermissionDenied, AdmissionDenied, PodRejected.
 //  2. The cluster lacks room for it: QuotaExceeded, Unschedulable.
 //  3. It runs but never becomes ready: ReadinessFailed (a crash or missing capacity explains unreadiness, not
 //     the reverse).
@@ -131,8 +179,12 @@ func precedence(r Reason) (tier, order int) {
 		return 1, 3
 	case PermissionDenied:
 		return 1, 4
-	case JobFailed:
+	case AdmissionDenied:
 		return 1, 5
+	case PodRejected:
+		return 1, 6
+	case JobFailed:
+		return 1, 7
 	case QuotaExceeded:
 		return 2, 0
 	case Unschedulable:

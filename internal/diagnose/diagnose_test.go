@@ -41,12 +41,8 @@ func TestDiagnose(t *testing.T) {
 		// Image pulls.
 		{name: "ImagePullBackOff fails at once", dir: "image-pull-backoff", status: Failed, reason: ImagePullFailed,
 			mentions: []string{img, "container web: waiting ImagePullBackOff", "Normal BackOff: Back-off pulling image", "does not exist"}},
-		{name: "a lone ErrImagePull is a flake at first", dir: "image-pull-first-error", status: Progressing,
-			mentions: []string{"waiting ErrImagePull", "not failed yet"}},
-		{name: "a lone ErrImagePull fails after the grace", dir: "image-pull-first-error", after: 15 * time.Second,
-			status: Failed, reason: ImagePullFailed, mentions: []string{"Warning Failed: Error: ErrImagePull"}},
-		{name: "a longer pull grace keeps waiting", dir: "image-pull-first-error", after: 15 * time.Second,
-			th: func(th *Thresholds) { th.ImagePullGrace = time.Minute }, status: Progressing},
+		{name: "a first ErrImagePull saying not found fails at once", dir: "image-pull-first-error", status: Failed, reason: ImagePullFailed,
+			mentions: []string{"image missing: not found", "Warning Failed: Error: ErrImagePull", "does not exist"}},
 		{name: "InvalidImageName fails at once", dir: "image-invalid-name", status: Failed, reason: ImagePullFailed,
 			mentions: []string{"invalid reference format", "not a valid image name"}},
 
@@ -65,11 +61,12 @@ func TestDiagnose(t *testing.T) {
 		{name: "missing Secret key", dir: "config-missing-key", status: Failed, reason: ConfigError,
 			mentions: []string{`key "password" missing from Secret "db"`}},
 
-		// Readiness: probe 5s × 3 = 15s, plus 10s slack; the fixture was read past that.
+		// Readiness: probe 5s × 3 = 15s; the old pods became ready within a second, so the wait is 15s plus
+		// the 2s history slack; the fixture was read past that.
 		{name: "never ready fails past the probe budget", dir: "never-ready", status: Failed, reason: ReadinessFailed,
 			mentions: []string{"Warning Unhealthy: Readiness probe failed: HTTP probe failed with statuscode: 503", "HTTP GET :8080/healthz"}},
 		{name: "never ready within a larger slack", dir: "never-ready",
-			th: func(th *Thresholds) { th.ReadinessSlack = time.Minute }, status: Progressing, mentions: []string{"statuscode: 503"}},
+			th: func(th *Thresholds) { th.HistorySlack = time.Minute }, status: Progressing, mentions: []string{"statuscode: 503", "previous revision became ready in 1s"}},
 
 		// Creation refused by admission.
 		{name: "quota", dir: "quota-exceeded", status: Failed, reason: QuotaExceeded,
@@ -81,13 +78,13 @@ func TestDiagnose(t *testing.T) {
 		{name: "pod security", dir: "pod-security", status: Failed, reason: PermissionDenied,
 			mentions: []string{`violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true)`}},
 
-		// Scheduling: the default grace is 30s.
+		// Scheduling: 30s where the cluster may grow (or nobody looked), 4s where it cannot.
 		{name: "unschedulable within the grace", dir: "unschedulable", status: Progressing,
-			mentions: []string{"Insufficient cpu"}},
+			mentions: []string{"Insufficient cpu", "the cluster may add nodes"}},
 		{name: "unschedulable past the grace", dir: "unschedulable", after: 31 * time.Second, status: Failed, reason: Unschedulable,
 			mentions: []string{"0/2 nodes are available: 2 Insufficient cpu.", "Warning FailedScheduling", "request (8)"}},
-		{name: "unschedulable with an autoscaler grace", dir: "unschedulable", after: 31 * time.Second,
-			th: func(th *Thresholds) { th.UnschedulableGrace = 5 * time.Minute }, status: Progressing},
+		{name: "unschedulable with a longer scale-up grace", dir: "unschedulable", after: 31 * time.Second,
+			th: func(th *Thresholds) { th.ScaleUpGrace = 5 * time.Minute }, status: Progressing},
 		{name: "unschedulable at the deadline times out with the explanation", dir: "unschedulable", timedOut: true,
 			status: Failed, reason: Timeout, mentions: []string{"Insufficient cpu"}},
 
@@ -246,7 +243,7 @@ func TestTailRedactsSecrets(t *testing.T) {
 
 func TestReasonsHaveFixes(t *testing.T) {
 	for _, r := range []Reason{ImagePullFailed, CrashLoop, ConfigError, ReadinessFailed, QuotaExceeded,
-		LimitRangeViolation, PermissionDenied, Unschedulable, ProgressDeadlineExceeded, Timeout} {
+		LimitRangeViolation, PermissionDenied, AdmissionDenied, PodRejected, Unschedulable, ProgressDeadlineExceeded, Timeout} {
 		if r.Fix() == "" {
 			t.Errorf("%s has no fix", r)
 		}
@@ -295,14 +292,7 @@ func TestDiagnoseVariations(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := loadFixture(t, filepath.Join("testdata", tc.dir))
-			in := f.in
-			in.Now = f.captured.Add(tc.after)
-			tc.mutate(t, &in)
-			v := Diagnose(in, DefaultThresholds())
-			if v.Status != tc.status || v.Reason != tc.reason {
-				t.Fatalf("got %s/%s, want %s/%s: %s", v.Status, v.Reason, tc.status, tc.reason, v.Message)
-			}
+			diagnoseVariation(t, tc.dir, tc.after, tc.mutate, tc.status, tc.reason, nil)
 		})
 	}
 }

@@ -17,7 +17,11 @@ func (r Reason) Fix() string {
 	case LimitRangeViolation:
 		return "set the containers' requests and limits within the namespace LimitRange"
 	case PermissionDenied:
-		return "create the missing ServiceAccount or change the pod template so admission (Pod Security, webhooks) accepts it"
+		return "create the missing ServiceAccount, or change the pod template so the namespace's Pod Security level accepts it"
+	case AdmissionDenied:
+		return "change the pod template so the admission webhook or policy named in the message accepts it (or have its owners change the rule)"
+	case PodRejected:
+		return "the API server refused the pod built from the template (often invalid only after defaulting): fix what its message names"
 	case Unschedulable:
 		return "free or add node capacity, or relax the pod's requests, nodeSelector, affinity and tolerations"
 	case ProgressDeadlineExceeded:

@@ -17,12 +17,16 @@ import (
 // podFindings inspects every container (init containers included) of every new pod.
 func podFindings(r *rollout, ev events, in Input, th Thresholds) []finding {
 	var out []finding
+	startup := max(in.KnownStartup, r.previousStartup())
 	for i := range r.newPods {
 		p := &r.newPods[i]
+		if disrupted(p) {
+			continue // evicted or preempted: its replacement is judged instead
+		}
 		specs := containerSpecs(p)
 		statuses := append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...)
 		for _, cs := range statuses {
-			c := containerCheck{pod: p, spec: specs[cs.Name], status: cs, events: containerEvents(ev, p, cs.Name), now: in.Now, th: th}
+			c := containerCheck{pod: p, spec: specs[cs.Name], status: cs, events: containerEvents(ev, p, cs.Name), now: in.Now, th: th, startup: startup}
 			if w := cs.State.Waiting; w != nil {
 				switch w.Reason {
 				case "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull":
@@ -44,6 +48,7 @@ func podFindings(r *rollout, ev events, in Input, th Thresholds) []finding {
 			}
 		}
 	}
+	judgePulls(r, out, th)
 	return out
 }
 
@@ -55,29 +60,27 @@ type containerCheck struct {
 	events []corev1.Event
 	now    time.Time
 	th     Thresholds
+	// startup is how long the previous revision took to become ready; zero when unknown.
+	startup time.Duration
 }
 
 func (c containerCheck) object() string { return objectKey("Pod", c.pod.Name) }
 
-// imagePull: ImagePullBackOff, InvalidImageName and ErrImageNeverPull are final. ErrImagePull alone may be a
-// registry flake, so it fails only after th.ImagePullGrace, or at once when the kubelet already backed off
-// (a BackOff event or an "Error: ImagePullBackOff" event shows the pull failed at least twice).
+// imagePull: a definitive error (the image does not exist, access is refused, the reference is invalid; see
+// pull.go) fails at once. A transient one (network, DNS, TLS, 5xx, rate limits) is tolerated for
+// th.ImagePullGrace, even through the kubelet's back-off: the next pull often works. judgePulls fails it
+// earlier when every new pod keeps failing that way after transientPullRetries pulls.
 func (c containerCheck) imagePull() finding {
 	w := c.status.State.Waiting
 	image := c.image()
 	pulls := eventsWithReason(c.events, "Failed", "BackOff", "ErrImageNeverPull", "InspectFailed")
 	since := earliest(pulls, c.pod.CreationTimestamp.Time)
-	retried := false
-	for _, e := range pulls {
-		if e.Reason == "BackOff" || strings.Contains(e.Message, "ImagePullBackOff") || occurrences(e) > 1 {
-			retried = true
-		}
-	}
-	detail := w.Message
+	detail, attempts := w.Message, int32(0)
 	for _, e := range pulls {
 		// The kubelet's "Failed to pull image" event carries the registry's own answer; prefer it.
 		if m := failedPull.FindStringSubmatch(e.Message); m != nil {
 			detail = m[1]
+			attempts += occurrences(e)
 		}
 	}
 	if detail == "" {
@@ -85,30 +88,45 @@ func (c containerCheck) imagePull() finding {
 	}
 	detail = grpcPrefix.ReplaceAllString(detail, "") // the CRI's transport wrapping says nothing to a user
 	detail = withoutImageEchoes(detail, image)
+	kind := classifyPull(w.Reason, detail)
 	return finding{
-		reason:    ImagePullFailed,
-		confirmed: w.Reason != "ErrImagePull" || retried || c.now.Sub(since) >= c.th.ImagePullGrace,
-		since:     since,
-		object:    c.object(),
-		message:   fmt.Sprintf("pod %s: container %s cannot pull image %q: %s", c.pod.Name, c.status.Name, image, clip(detail)),
-		fix:       imagePullFix(w.Reason, image, detail),
-		evidence:  append([]Evidence{c.stateEvidence()}, eventEvidence(pulls)...),
+		reason:       ImagePullFailed,
+		confirmed:    kind.definitive() || c.now.Sub(since) >= c.th.ImagePullGrace,
+		since:        since,
+		object:       c.object(),
+		message:      fmt.Sprintf("pod %s: container %s cannot pull image %q: %s: %s", c.pod.Name, c.status.Name, image, kind, clip(detail)),
+		fix:          pullFix(kind, w.Reason, image),
+		evidence:     append([]Evidence{c.stateEvidence()}, eventEvidence(pulls)...),
+		pullAttempts: attempts,
+		transient:    !kind.definitive(),
 	}
 }
 
-func imagePullFix(reason, image, detail string) string {
-	d := strings.ToLower(detail)
-	switch {
-	case reason == "InvalidImageName":
-		return fmt.Sprintf("fix the image reference %q: it is not a valid image name", image)
-	case reason == "ErrImageNeverPull":
-		return fmt.Sprintf("imagePullPolicy is Never but %q is not on the node: use IfNotPresent or preload the image", image)
-	case strings.Contains(d, "unauthorized") || strings.Contains(d, "denied") || strings.Contains(d, "authentication required") || strings.Contains(d, "403"):
-		return fmt.Sprintf("the registry refused to serve %q: add or fix imagePullSecrets (or the service account's) for it", image)
-	case strings.Contains(d, "not found") || strings.Contains(d, "manifest unknown"):
-		return fmt.Sprintf("image %q does not exist: check the repository and tag, and that it was pushed before deploying", image)
+// judgePulls fails transient pull errors before the grace when every new pod has one and each has failed
+// transientPullRetries pulls: the registry is down for this release, not blipping. Those still tolerated
+// say so in their message.
+func judgePulls(r *rollout, found []finding, th Thresholds) {
+	persistent := len(r.newPods) > 0
+	failing := map[string]bool{}
+	for _, f := range found {
+		if f.reason == ImagePullFailed && f.transient && f.pullAttempts >= transientPullRetries {
+			failing[f.object] = true
+		}
 	}
-	return ImagePullFailed.Fix() + fmt.Sprintf(" (image %q)", image)
+	for i := range r.newPods {
+		persistent = persistent && failing[objectKey("Pod", r.newPods[i].Name)]
+	}
+	for i := range found {
+		f := &found[i]
+		switch {
+		case f.reason != ImagePullFailed || !f.transient || f.confirmed:
+		case persistent:
+			f.confirmed = true
+			f.message += fmt.Sprintf(" (every new pod failed %d pulls or more)", transientPullRetries)
+		default:
+			f.message += fmt.Sprintf(" (transient: tolerated for %s)", th.ImagePullGrace)
+		}
+	}
 }
 
 // crashLoop: a CrashLoopBackOff state fails at once; so does a container that terminated and restarted
@@ -185,9 +203,9 @@ func (c containerCheck) crashFix(term *corev1.ContainerStateTerminated) string {
 		name, c.pod.Name, name)
 }
 
-// readiness: a running container that is not ready fails once it has been unready longer than its probes
-// allow plus th.ReadinessSlack. Without a readiness probe the kubelet marks a running container ready by
-// itself, so no readiness failure is possible.
+// readiness: a running container that is not ready fails once it has been unready longer than the app's
+// history or its probes allow (readinessWait). Without a readiness probe the kubelet marks a running
+// container ready by itself, so no readiness failure is possible.
 func (c containerCheck) readiness() (finding, bool) {
 	cs := c.status
 	if cs.State.Running == nil || cs.Ready || c.spec == nil || c.spec.ReadinessProbe == nil {
@@ -196,7 +214,7 @@ func (c containerCheck) readiness() (finding, bool) {
 	if c.isPlainInit() {
 		return finding{}, false
 	}
-	budget := probeBudget(c.spec.ReadinessProbe) + probeBudget(c.spec.StartupProbe) + c.th.ReadinessSlack
+	wait, allows := readinessWait(c.spec, c.startup, c.th)
 	unready := cs.State.Running.StartedAt.Time
 	for _, pc := range c.pod.Status.Conditions {
 		// A container that was ready and lost it is unready since that transition, not since it started.
@@ -212,14 +230,13 @@ func (c containerCheck) readiness() (finding, bool) {
 	}
 	since := earliest(probes, unready)
 	age := c.now.Sub(unready).Round(time.Second)
-	msg := fmt.Sprintf("pod %s: container %s running for %s but not ready (its probes allow %s)",
-		c.pod.Name, cs.Name, age, budget-c.th.ReadinessSlack)
+	msg := fmt.Sprintf("pod %s: container %s running for %s but not ready (%s)", c.pod.Name, cs.Name, age, allows)
 	if len(probes) > 0 {
 		msg += ": " + clip(probes[len(probes)-1].Message)
 	}
 	return finding{
 		reason:    ReadinessFailed,
-		confirmed: c.now.Sub(unready) >= budget,
+		confirmed: c.now.Sub(unready) >= wait,
 		since:     since,
 		object:    c.object(),
 		message:   msg,

@@ -15,13 +15,14 @@ import (
 
 var insufficient = regexp.MustCompile(`Insufficient ([\w./-]+)`)
 
-// scheduleFindings: an unschedulable pod fails only after th.UnschedulableGrace, because a cluster autoscaler
-// or a finishing rollout elsewhere may make room. The scheduler's message is quoted as is.
-func scheduleFindings(r *rollout, ev events, now time.Time, th Thresholds) []finding {
+// scheduleFindings: how long an unschedulable pod may wait depends on whether room can appear (scheduleWait).
+// The scheduler's message is quoted as is.
+func scheduleFindings(r *rollout, ev events, in Input, th Thresholds) []finding {
 	var out []finding
+	now := in.Now
 	for i := range r.newPods {
 		p := &r.newPods[i]
-		if p.Spec.NodeName != "" {
+		if p.Spec.NodeName != "" || disrupted(p) {
 			continue
 		}
 		failed := ev.about("Pod", p.Name, p.UID, "FailedScheduling")
@@ -47,17 +48,46 @@ func scheduleFindings(r *rollout, ev events, now time.Time, th Thresholds) []fin
 			msg = failed[len(failed)-1].Message // the scheduler's latest word
 		}
 		evidence = append(evidence, eventEvidence(failed)...)
+		scale := ev.about("Pod", p.Name, p.UID, "NotTriggerScaleUp", "TriggeredScaleUp")
+		evidence = append(evidence, eventEvidence(scale)...)
+		wait, why := scheduleWait(r, p, scale, in.Autoscaler, th)
 		out = append(out, finding{
 			reason:    Unschedulable,
-			confirmed: now.Sub(since) >= th.UnschedulableGrace,
+			confirmed: now.Sub(since) >= wait,
 			since:     since,
 			object:    objectKey("Pod", p.Name),
-			message:   fmt.Sprintf("pod %s cannot be scheduled: %s", p.Name, clip(withoutPreemption(msg))),
+			message:   fmt.Sprintf("pod %s cannot be scheduled: %s (%s)", p.Name, clip(withoutPreemption(msg)), why),
 			fix:       scheduleFix(p, msg),
 			evidence:  evidence,
 		})
 	}
 	return out
+}
+
+// scheduleWait: on a cluster that cannot grow, a pod no node fits fails after th.UnschedulableGrace. Room
+// may still appear where the autoscaler adds nodes, pods of the workload are terminating, or the scheduler
+// nominated a node after preempting lower-priority pods: those wait th.ScaleUpGrace. The autoscaler's own
+// word decides where it spoke last: NotTriggerScaleUp (no node group would fit the pod) fails at once,
+// TriggeredScaleUp waits up to th.ScaleUpWait.
+func scheduleWait(r *rollout, p *corev1.Pod, scale []corev1.Event, a Autoscaler, th Thresholds) (time.Duration, string) {
+	if len(scale) > 0 {
+		last := scale[len(scale)-1]
+		if last.Reason == "NotTriggerScaleUp" {
+			return 0, "the cluster autoscaler will not add a node for it"
+		}
+		return th.ScaleUpWait, fmt.Sprintf("the cluster autoscaler is adding nodes; waiting up to %s", th.ScaleUpWait)
+	}
+	switch {
+	case p.Status.NominatedNodeName != "":
+		return th.ScaleUpGrace, fmt.Sprintf("preempting pods on node %s", p.Status.NominatedNodeName)
+	case r.terminating:
+		return th.ScaleUpGrace, "pods of the workload are terminating and may free room"
+	case a == AutoscalerNone:
+		return th.UnschedulableGrace, "the cluster has no node autoscaler"
+	case a == AutoscalerUnknown:
+		return th.ScaleUpGrace, "the cluster may add nodes"
+	}
+	return th.ScaleUpGrace, fmt.Sprintf("waiting for %s to add a node", a)
 }
 
 // withoutPreemption drops the scheduler's "preemption: ..." tail, which repeats the node count, and the

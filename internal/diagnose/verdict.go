@@ -29,6 +29,8 @@ const (
 	QuotaExceeded            Reason = "QuotaExceeded"
 	LimitRangeViolation      Reason = "LimitRangeViolation"
 	PermissionDenied         Reason = "PermissionDenied"
+	AdmissionDenied          Reason = "AdmissionDenied"
+	PodRejected              Reason = "PodRejected"
 	Unschedulable            Reason = "Unschedulable"
 	ProgressDeadlineExceeded Reason = "ProgressDeadlineExceeded"
 	JobFailed                Reason = "JobFailed"

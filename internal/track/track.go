@@ -54,6 +54,9 @@ type Options struct {
 	Thresholds diagnose.Thresholds
 	// Started is when the change was applied; signals from before it are ignored.
 	Started time.Time
+	// KnownStartup maps "Kind/name" to how long the workload's previous revision took to become ready, when
+	// the caller knows it from elsewhere (a release record); the old pods themselves are read too.
+	KnownStartup map[string]time.Duration
 	// Deadline ends tracking with a Timeout verdict for whatever has not finished.
 	Deadline time.Time
 	// OnUpdate receives every target's status whenever any of them changes.
@@ -98,6 +101,10 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 	}
 
 	logs := newLogCache(c)
+	autoscaler := c.Autoscaler(ctx)
+	// The previous revision's start-up time is read from its pods while they exist; during the rollout they
+	// go away (Recreate deletes them first), so each target keeps the first time it saw.
+	startups := make([]time.Duration, len(targets))
 	statuses := make([]Status, len(targets))
 	for i, t := range targets {
 		statuses[i] = Status{Target: t, Verdict: diagnose.Verdict{Status: diagnose.Progressing}}
@@ -112,6 +119,10 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 			in := caches[t.Namespace].input(t)
 			in.Now, in.Started, in.Deadline = now, opts.Started, opts.Deadline
 			in.Logs = fetched
+			if startups[i] == 0 {
+				startups[i] = diagnose.PreviousStartup(in)
+			}
+			in.KnownStartup, in.Autoscaler = max(startups[i], opts.KnownStartup[t.String()]), autoscaler
 			v := diagnose.Diagnose(in, opts.Thresholds)
 			if v.Reason == diagnose.CrashLoop && logs.want(ctx, in.Pods) {
 				fetched = logs.get()

@@ -1,0 +1,244 @@
+package diagnose
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Precision rules on captured fixtures: facts the caller passes in (the autoscaler, the previous revision's
+// start-up time) and states the sandbox passes through too quickly to capture.
+func TestPrecisionVariations(t *testing.T) {
+	tests := []struct {
+		name     string
+		dir      string
+		after    time.Duration
+		mutate   func(t *testing.T, in *Input)
+		status   Status
+		reason   Reason
+		mentions []string
+	}{
+		// Unschedulable knows whether the cluster can grow.
+		{name: "no autoscaler: unschedulable fails after the short grace", dir: "unschedulable", after: 4 * time.Second,
+			mutate: autoscaler(AutoscalerNone), status: Failed, reason: Unschedulable, mentions: []string{"no node autoscaler"}},
+		{name: "an autoscaler: the short grace is not enough", dir: "unschedulable", after: 4 * time.Second,
+			mutate: autoscaler(ClusterAutoscaler), status: Progressing, mentions: []string{"cluster-autoscaler"}},
+		{name: "no autoscaler but old pods terminating: room may free up", dir: "unschedulable", after: 4 * time.Second,
+			mutate: together(autoscaler(AutoscalerNone), terminateOnePod), status: Progressing, mentions: []string{"terminating"}},
+		{name: "NotTriggerScaleUp fails at once", dir: "unschedulable",
+			mutate: together(autoscaler(ClusterAutoscaler), scaleEvent("NotTriggerScaleUp", "pod didn't trigger scale-up: 1 max node group size reached")),
+			status: Failed, reason: Unschedulable, mentions: []string{"will not add a node", "max node group size reached"}},
+		{name: "TriggeredScaleUp waits past the scale-up grace", dir: "unschedulable", after: time.Minute,
+			mutate: together(autoscaler(ClusterAutoscaler), scaleEvent("TriggeredScaleUp", "pod triggered scale-up: [{pool-1 2->3 (max: 10)}]")),
+			status: Progressing, mentions: []string{"adding nodes"}},
+		{name: "TriggeredScaleUp fails at the cap", dir: "unschedulable", after: 6 * time.Minute,
+			mutate: together(autoscaler(ClusterAutoscaler), scaleEvent("TriggeredScaleUp", "pod triggered scale-up: [{pool-1 2->3 (max: 10)}]")),
+			status: Failed, reason: Unschedulable},
+
+		// Readiness from the app's own history (never-ready: probe 5s × 3, read 27s+ after the start).
+		{name: "an app known to start slowly is given its time", dir: "never-ready",
+			mutate: knownStartup(20 * time.Second), status: Progressing, mentions: []string{"previous revision became ready in 20s"}},
+		{name: "an app known to start fast fails soon after its probe budget", dir: "never-ready",
+			mutate: knownStartup(time.Second), status: Failed, reason: ReadinessFailed, mentions: []string{"probes allow 15s"}},
+
+		{name: "a first deploy: the probes plus the first-deploy slack", dir: "never-ready", after: -2 * time.Second,
+			mutate: dropOldPods, status: Progressing, mentions: []string{"(its probes allow 15s)"}},
+		{name: "a first deploy fails past the probes plus the first-deploy slack", dir: "never-ready",
+			mutate: dropOldPods, status: Failed, reason: ReadinessFailed, mentions: []string{"(its probes allow 15s)"}},
+
+		// Evictions and preemptions do not fail a release by themselves.
+		{name: "an evicted crash-looping pod is replaced, not judged", dir: "crash-loop", mutate: evictNewPods, status: Progressing},
+
+		// Readiness gates are named, never failed on.
+		{name: "a pod held by a readiness gate names it", dir: "deployment-progressing", after: 10 * time.Minute,
+			mutate: gatedPods("target-health.example.com/web"), status: Progressing,
+			mentions: []string{`held by readiness gate "target-health.example.com/web"`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			diagnoseVariation(t, tc.dir, tc.after, tc.mutate, tc.status, tc.reason, tc.mentions)
+		})
+	}
+}
+
+// diagnoseVariation diagnoses fixture dir at its capture time + after, changed by mutate, with the default
+// thresholds, and checks the verdict and what its message, fix or evidence mention.
+func diagnoseVariation(t *testing.T, dir string, after time.Duration, mutate func(*testing.T, *Input), status Status, reason Reason, mentions []string) {
+	t.Helper()
+	f := loadFixture(t, filepath.Join("testdata", dir))
+	in := f.in
+	in.Now = f.captured.Add(after)
+	mutate(t, &in)
+	v := Diagnose(in, DefaultThresholds())
+	if v.Status != status || v.Reason != reason {
+		t.Fatalf("got %s/%s, want %s/%s: %s", v.Status, v.Reason, status, reason, v.Message)
+	}
+	all := v.Message + "\n" + v.Fix
+	for _, e := range v.Evidence {
+		all += "\n" + e.Text
+	}
+	for _, m := range mentions {
+		if !strings.Contains(all, m) {
+			t.Errorf("verdict does not mention %q:\n%s", m, all)
+		}
+	}
+}
+
+func together(fs ...func(*testing.T, *Input)) func(*testing.T, *Input) {
+	return func(t *testing.T, in *Input) {
+		for _, f := range fs {
+			f(t, in)
+		}
+	}
+}
+
+func autoscaler(a Autoscaler) func(*testing.T, *Input) {
+	return func(_ *testing.T, in *Input) { in.Autoscaler = a }
+}
+
+func knownStartup(d time.Duration) func(*testing.T, *Input) {
+	return func(_ *testing.T, in *Input) { in.KnownStartup = d }
+}
+
+// scaleEvent adds the cluster-autoscaler's event (reason and message as its source writes them) to every
+// unscheduled pod.
+func scaleEvent(reason, msg string) func(*testing.T, *Input) {
+	return func(t *testing.T, in *Input) {
+		n := 0
+		for _, p := range in.Pods {
+			if p.Spec.NodeName != "" {
+				continue
+			}
+			n++
+			in.Events = append(in.Events, corev1.Event{
+				ObjectMeta:     metav1.ObjectMeta{Name: p.Name + ".scale", Namespace: p.Namespace},
+				InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: p.Name, Namespace: p.Namespace, UID: p.UID},
+				Reason:         reason, Message: msg, Type: corev1.EventTypeNormal,
+				Source:         corev1.EventSource{Component: "cluster-autoscaler"},
+				FirstTimestamp: metav1.NewTime(in.Now), LastTimestamp: metav1.NewTime(in.Now), Count: 1,
+			})
+		}
+		if n == 0 {
+			t.Fatal("fixture has no unscheduled pod")
+		}
+	}
+}
+
+// dropOldPods leaves only the new revision's pods, as on a first deploy (or after Recreate removed them).
+func dropOldPods(t *testing.T, in *Input) {
+	r, err := newRollout(*in)
+	if err != nil || len(r.newPods) == 0 {
+		t.Fatalf("fixture has no new pods (%v)", err)
+	}
+	if len(r.newPods) == len(in.Pods) {
+		t.Fatal("fixture has no old pods to drop")
+	}
+	in.Pods = r.newPods
+}
+
+// onNewPods applies f to every pod of the new revision in in.Pods.
+func onNewPods(t *testing.T, in *Input, f func(p *corev1.Pod)) {
+	r, err := newRollout(*in)
+	if err != nil || len(r.newPods) == 0 {
+		t.Fatalf("fixture has no new pods (%v)", err)
+	}
+	isNew := map[string]bool{}
+	for _, p := range r.newPods {
+		isNew[p.Name] = true
+	}
+	for i := range in.Pods {
+		if isNew[in.Pods[i].Name] {
+			f(&in.Pods[i])
+		}
+	}
+}
+
+// evictNewPods marks every pod of the new revision as the kubelet leaves an evicted one.
+func evictNewPods(t *testing.T, in *Input) {
+	onNewPods(t, in, func(p *corev1.Pod) {
+		p.Status.Phase, p.Status.Reason = corev1.PodFailed, "Evicted"
+		p.Status.Message = "The node was low on resource: memory."
+		p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{Type: corev1.DisruptionTarget,
+			Status: corev1.ConditionTrue, Reason: "TerminationByKubelet", LastTransitionTime: metav1.NewTime(in.Now)})
+	})
+}
+
+// gatedPods gives the new pods a readiness gate their controller has not set, and ready containers.
+func gatedPods(gate string) func(*testing.T, *Input) {
+	return func(t *testing.T, in *Input) {
+		onNewPods(t, in, func(p *corev1.Pod) {
+			p.Spec.ReadinessGates = []corev1.PodReadinessGate{{ConditionType: corev1.PodConditionType(gate)}}
+			for j := range p.Status.ContainerStatuses {
+				p.Status.ContainerStatuses[j].Ready = true
+			}
+			for j := range p.Status.Conditions {
+				if p.Status.Conditions[j].Type == corev1.ContainersReady {
+					p.Status.Conditions[j].Status = corev1.ConditionTrue
+				}
+			}
+		})
+	}
+}
+
+// Classify names every way the API server refuses a pod; messages as kube-apiserver v1.36 writes them.
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		msg     string
+		reason  Reason
+		lasting bool
+		what    string
+	}{
+		{`pods "web-5c-x" is forbidden: exceeded quota: pods, requested: pods=1, used: pods=3, limited: pods=3`, QuotaExceeded, true, `ResourceQuota "pods"`},
+		{`pods "web-5c-x" is forbidden: maximum cpu usage per Container is 500m, but limit is 1`, LimitRangeViolation, true, "maximum cpu usage"},
+		{`Pod "web-5c-x" is invalid: spec.containers[0].resources.requests: Invalid value: "200m": must be less than or equal to cpu limit of 100m`,
+			LimitRangeViolation, true, "default cpu limit 100m is below the request 200m"},
+		{`pods "web-5c-x" is forbidden: error looking up service account demo/deployer: serviceaccount "deployer" not found`, PermissionDenied, true, `ServiceAccount "deployer" not found`},
+		{`pods "web-5c-x" is forbidden: error looking up service account demo/default: serviceaccount "default" not found`, PermissionDenied, false, `"default"`},
+		{`pods "web-5c-x" is forbidden: violates PodSecurity "restricted:latest": runAsNonRoot != true`, PermissionDenied, true, `PodSecurity "restricted:latest"`},
+		{`admission webhook "validate.kyverno.svc-fail" denied the request: image tag latest is not allowed`, AdmissionDenied, true, `webhook "validate.kyverno.svc-fail"`},
+		{`pods "web-5c-x" is forbidden: ValidatingAdmissionPolicy 'no-privileged' with binding 'no-privileged-binding' denied request: privileged pods are not allowed`,
+			AdmissionDenied, true, `ValidatingAdmissionPolicy "no-privileged"`},
+		{`Internal error occurred: failed calling webhook "pods.policy.example.com": failed to call webhook: Post "https://policy.svc:443/validate?timeout=10s": dial tcp 10.0.0.9:443: connect: connection refused`,
+			AdmissionDenied, false, `webhook "pods.policy.example.com" could not be called`},
+		{`Pod "web-5c-x" is invalid: spec.containers[0].ports[0].containerPort: Invalid value: 0: must be between 1 and 65535, inclusive`, PodRejected, true, "containerPort"},
+		{`etcdserver: request timed out`, PodRejected, false, "request timed out"},
+	}
+	for _, tc := range tests {
+		reason, what, fix, lasting, ok := Classify("Error creating: "+tc.msg, "demo")
+		if !ok || reason != tc.reason || lasting != tc.lasting || !strings.Contains(what, tc.what) || fix == "" {
+			t.Errorf("Classify(%q) = %s %q (lasting %t, fix %q), want %s %q (lasting %t)", tc.msg, reason, what, lasting, fix, tc.reason, tc.what, tc.lasting)
+		}
+	}
+}
+
+// Pull errors: what the registry or the network said decides between failing at once and waiting.
+func TestClassifyPull(t *testing.T) {
+	tests := []struct {
+		reason, detail string
+		want           pullKind
+	}{
+		{"ErrImagePull", `failed to resolve reference "r.example.com/web:2": r.example.com/web:2: not found`, pullMissing},
+		{"ErrImagePull", `manifest unknown: manifest unknown`, pullMissing},
+		{"ImagePullBackOff", `pull access denied, repository does not exist or may require authorization: server message: insufficient_scope`, pullRefused},
+		{"ErrImagePull", `failed to authorize: failed to fetch anonymous token: unexpected status: 401 Unauthorized`, pullRefused},
+		{"ErrImagePull", `unexpected status from HEAD request to https://r.example.com/v2/web/manifests/2: 403 Forbidden`, pullRefused},
+		{"InvalidImageName", `couldn't parse image name "Web:2": invalid reference format: repository name must be lowercase`, pullInvalid},
+		{"ErrImageNeverPull", `Container image "web:2" is not present with pull policy of Never`, pullInvalid},
+		{"ErrImagePull", `failed to do request: Head "https://r.example.com/v2/web/manifests/2": dial tcp 10.0.0.53:443: i/o timeout`, pullTransient},
+		{"ErrImagePull", `dial tcp: lookup r.example.com on 10.96.0.10:53: no such host`, pullTransient},
+		{"ImagePullBackOff", `unexpected status from HEAD request: 503 Service Unavailable`, pullTransient},
+		{"ErrImagePull", `toomanyrequests: You have reached your pull rate limit`, pullTransient},
+		{"ErrImagePull", `read tcp 10.0.0.2:51234->10.0.0.53:443: read: connection reset by peer`, pullTransient},
+		{"ErrImagePull", `net/http: TLS handshake timeout`, pullTransient},
+		{"ImagePullBackOff", `Back-off pulling image "web:2"`, pullTransient},
+	}
+	for _, tc := range tests {
+		if got := classifyPull(tc.reason, tc.detail); got != tc.want {
+			t.Errorf("classifyPull(%s, %q) = %s, want %s", tc.reason, tc.detail, got, tc.want)
+		}
+	}
+}

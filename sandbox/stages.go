@@ -30,7 +30,26 @@ const (
 	ScenarioConfigError = "config-error"
 	// ScenarioJobFailure: a Job's pod fails (phase Failed, exit code 1) instead of succeeding.
 	ScenarioJobFailure = "job-failure"
+
+	// Healthy-but-bumpy releases (stages/bumpy.yaml): each looks like a failure for a while, then turns healthy.
+
+	// ScenarioPullBlip: the first pull fails with "dial tcp ...: i/o timeout", the kubelet backs off once
+	// (ImagePullBackOff), and the next pull works after PullRecoversAfterAnnotation (default 5s); then ready.
+	ScenarioPullBlip = "pull-blip"
+	// ScenarioRestartOnce: the container exits with code 1 a second after starting, is restarted at once
+	// (restartCount 1) and is ready 2 s later.
+	ScenarioRestartOnce = "restart-once"
+	// ScenarioEvicted: pods created before EvictBeforeAnnotation start ready and are evicted 1.5 s later
+	// (phase Failed, reason Evicted, condition DisruptionTarget); replacements created after it stay.
+	ScenarioEvicted = "evicted"
 )
+
+// PullRecoversAfterAnnotation sets how long a ScenarioPullBlip pod backs off before its pull works (a Go
+// duration, "5s").
+const PullRecoversAfterAnnotation = "sandbox.rollguard.dev/pull-recovers-after"
+
+// EvictBeforeAnnotation: ScenarioEvicted evicts the pods created before this time (RFC 3339, UTC).
+const EvictBeforeAnnotation = "sandbox.rollguard.dev/evict-before"
 
 // ReadyAfterAnnotation sets how long a ScenarioSlowReady pod takes to become Ready (a Go duration, "5s").
 const ReadyAfterAnnotation = "sandbox.rollguard.dev/ready-after"

@@ -75,6 +75,12 @@ func createFindings(r *rollout, ev events, now time.Time, th Thresholds) []findi
 		f := byReason[reason]
 		wait := !lasts[reason] || reason == QuotaExceeded && r.terminating
 		f.confirmed = !wait || now.Sub(f.since) >= th.QuotaGrace
+		if reason == QuotaExceeded && !r.terminating && r.advancing(now) {
+			// A new pod on its way to ready lets the controller remove an old one, which frees the quota
+			// the next pod needs: a rollout with room for one surge pod proceeds that way.
+			f.confirmed = false
+			f.message += " (waiting: new pods are becoming ready, which frees quota)"
+		}
 		out = append(out, *f)
 	}
 	return out
@@ -144,6 +150,24 @@ func classifyCreate(msg, ns string) (reason Reason, what, fix string, lasting bo
 		return PermissionDenied, "forbidden: " + rest, PermissionDenied.Fix() + ": " + rest, true
 	}
 	return PodRejected, strings.TrimPrefix(msg, "Error creating: "), PodRejected.Fix(), false
+}
+
+// settle is how long after a new pod became ready the controller is given to remove an old pod.
+const settle = 2 * time.Second
+
+// advancing is true while a new pod is on its way to ready, or just got there.
+func (r *rollout) advancing(now time.Time) bool {
+	for i := range r.newPods {
+		p := &r.newPods[i]
+		if disrupted(p) || p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded || p.DeletionTimestamp != nil {
+			continue
+		}
+		c := conditionOf(p, corev1.PodReady)
+		if c == nil || c.Status != corev1.ConditionTrue || now.Sub(c.LastTransitionTime.Time) < settle {
+			return true
+		}
+	}
+	return false
 }
 
 // podName matches the generated pod name in admission messages, which differs on every retry.

@@ -43,6 +43,12 @@ func TestDiagnose(t *testing.T) {
 			mentions: []string{img, "container web: waiting ImagePullBackOff", "Normal BackOff: Back-off pulling image", "does not exist"}},
 		{name: "a first ErrImagePull saying not found fails at once", dir: "image-pull-first-error", status: Failed, reason: ImagePullFailed,
 			mentions: []string{"image missing: not found", "Warning Failed: Error: ErrImagePull", "does not exist"}},
+		{name: "a pull that timed out is a registry blip at first", dir: "pull-blip-first-error", status: Progressing,
+			mentions: []string{"registry unreachable", "i/o timeout", "transient: tolerated for 1m0s"}},
+		{name: "the kubelet's back-off on a timeout is still a blip", dir: "pull-blip-backoff", status: Progressing,
+			mentions: []string{"registry unreachable", "waiting ImagePullBackOff"}},
+		{name: "a registry unreachable past the grace fails", dir: "pull-blip-backoff", after: time.Minute, status: Failed, reason: ImagePullFailed,
+			mentions: []string{"registry unreachable", "i/o timeout", "cannot reach the registry"}},
 		{name: "InvalidImageName fails at once", dir: "image-invalid-name", status: Failed, reason: ImagePullFailed,
 			mentions: []string{"invalid reference format", "not a valid image name"}},
 
@@ -54,6 +60,10 @@ func TestDiagnose(t *testing.T) {
 			mentions: []string{"exited with code 137 (OOMKilled)", "memory limit 128Mi"}},
 		{name: "OOMKilled below a higher threshold is progressing", dir: "crash-oomkilled",
 			th: func(th *Thresholds) { th.CrashLoopRestarts = 5 }, status: Progressing, mentions: []string{"OOMKilled"}},
+
+		{name: "one restart, running again, is not a crash loop", dir: "restart-once", status: Progressing,
+			mentions: []string{"restarted 1 time"}},
+		{name: "a release with an evicted new pod is healthy once replaced", dir: "evicted", status: Healthy},
 
 		// Config.
 		{name: "missing ConfigMap", dir: "config-error", status: Failed, reason: ConfigError,
@@ -68,11 +78,20 @@ func TestDiagnose(t *testing.T) {
 		{name: "never ready within a larger slack", dir: "never-ready",
 			th: func(th *Thresholds) { th.HistorySlack = time.Minute }, status: Progressing, mentions: []string{"statuscode: 503", "previous revision became ready in 1s"}},
 
+		{name: "a previous revision that started in seconds: the probes decide", dir: "slow-start-history", status: Progressing,
+			mentions: []string{"its previous revision became ready in"}},
+		{name: "a previous revision that started in seconds: fails 2s past the probes", dir: "slow-start-history", after: 16 * time.Second,
+			status: Failed, reason: ReadinessFailed, mentions: []string{"its probes allow 15s"}},
+
 		// Creation refused by admission.
 		{name: "quota", dir: "quota-exceeded", status: Failed, reason: QuotaExceeded,
 			mentions: []string{`exceeded ResourceQuota "pods-max"`, "limited: pods=3", "Warning FailedCreate: Error creating: pods", "condition ReplicaFailure=True FailedCreate"}},
 		{name: "limit range", dir: "limitrange-violation", status: Failed, reason: LimitRangeViolation,
 			mentions: []string{"maximum cpu usage per Container is 500m, but limit is 1"}},
+		{name: "a LimitRange default limit below the request", dir: "limitrange-default-invalid", status: Failed, reason: LimitRangeViolation,
+			mentions: []string{"default cpu limit 100m is below the request 200m", "set resources.limits.cpu explicitly"}},
+		{name: "an admission policy denies the pods", dir: "admission-policy", status: Failed, reason: AdmissionDenied,
+			mentions: []string{`ValidatingAdmissionPolicy "deny-`, "images :1.5.0 are blocked by the release policy"}},
 		{name: "missing service account", dir: "serviceaccount-missing", status: Failed, reason: PermissionDenied,
 			mentions: []string{`ServiceAccount "deployer" not found`, `create ServiceAccount "deployer" in namespace`}},
 		{name: "pod security", dir: "pod-security", status: Failed, reason: PermissionDenied,

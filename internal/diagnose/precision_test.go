@@ -6,8 +6,10 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 )
 
 // Precision rules on captured fixtures: facts the caller passes in (the autoscaler, the previous revision's
@@ -49,6 +51,12 @@ func TestPrecisionVariations(t *testing.T) {
 			mutate: dropOldPods, status: Progressing, mentions: []string{"(its probes allow 15s)"}},
 		{name: "a first deploy fails past the probes plus the first-deploy slack", dir: "never-ready",
 			mutate: dropOldPods, status: Failed, reason: ReadinessFailed, mentions: []string{"(its probes allow 15s)"}},
+
+		// Quota with room for one surge pod: the rollout proceeds pod by pod, each ready pod freeing quota.
+		{name: "quota while a new pod becomes ready waits", dir: "quota-exceeded", mutate: surgePod(false), status: Progressing,
+			mentions: []string{"new pods are becoming ready"}},
+		{name: "quota with every new pod ready and nothing terminating fails", dir: "quota-exceeded", after: 5 * time.Second,
+			mutate: surgePod(true), status: Failed, reason: QuotaExceeded},
 
 		// Evictions and preemptions do not fail a release by themselves.
 		{name: "an evicted crash-looping pod is replaced, not judged", dir: "crash-loop", mutate: evictNewPods, status: Progressing},
@@ -125,6 +133,30 @@ func scaleEvent(reason, msg string) func(*testing.T, *Input) {
 		if n == 0 {
 			t.Fatal("fixture has no unscheduled pod")
 		}
+	}
+}
+
+// surgePod adds to the new ReplicaSet one pod made from an old one, ready or not (as of the capture).
+func surgePod(ready bool) func(*testing.T, *Input) {
+	return func(t *testing.T, in *Input) {
+		d := in.Workload.(*appsv1.Deployment)
+		rs := newReplicaSet(d, in.ReplicaSets)
+		if rs == nil || len(in.Pods) == 0 {
+			t.Fatal("fixture has no new ReplicaSet or no pods")
+		}
+		p := *in.Pods[0].DeepCopy()
+		p.Name, p.UID = rs.Name+"-surge", "surge-pod"
+		p.Labels = map[string]string{}
+		for k, v := range rs.Spec.Template.Labels {
+			p.Labels[k] = v
+		}
+		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID, Controller: ptr.To(true)}}
+		status := corev1.ConditionFalse
+		if ready {
+			status = corev1.ConditionTrue
+		}
+		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: status, LastTransitionTime: metav1.NewTime(in.Now.Add(-time.Minute))}}
+		in.Pods = append(in.Pods, p)
 	}
 }
 

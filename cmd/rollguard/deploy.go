@@ -16,10 +16,12 @@ func newDeployCmd(g *globals) *cobra.Command {
 	d := &action.Deploy{Stdin: os.Stdin, Getenv: os.Getenv}
 	var out outputFlags
 	var envName, configFile string
+	podPreflight := true
 	cmd := &cobra.Command{
 		Use:   "deploy -f PATH [-f PATH...] | deploy --env NAME",
 		Short: "Apply a release, watch it, and explain a failing rollout within seconds",
-		Long: `Deploy validates every object (locally, then with a server-side dry-run), records the release
+		Long: `Deploy validates every object (locally, then with a server-side dry-run; one pod per workload is
+dry-run created too, so a release whose pods the cluster would refuse exits 3 with nothing changed), records the release
 with the previous state of everything it will change, applies with server-side apply in dependency order,
 and follows every Deployment, StatefulSet, DaemonSet and Job until all are healthy (or complete) or one fails. A failure is
 reported with its reason, evidence and a suggested fix as soon as it is visible, not when the timeout ends.
@@ -53,6 +55,7 @@ objects the release created, and proves the rollback healthy (exit 1); approve w
 				}
 			}
 			d.Notice = g.stderr
+			d.SkipPodPreflight = !podPreflight
 			if interactive(d.Files) {
 				d.Prompt = os.Stdin
 			}
@@ -71,6 +74,7 @@ objects the release created, and proves the rollback healthy (exit 1); approve w
 	f.StringVar(&d.OnFailure, "on-failure", action.OnFailureRollback, "what to do when the release fails: rollback, approve (wait for rollguard approve/reject), hold (exit 5; roll back later with rollguard rollback) or none")
 	f.DurationVar(&d.ApprovalTimeout, "approval-timeout", 24*time.Hour, "with --on-failure=approve: how long to wait for a decision")
 	f.StringVar(&d.ApprovalTimeoutAction, "approval-timeout-action", "rollback", "with --on-failure=approve: rollback or reject when nobody decides in time")
+	f.BoolVar(&podPreflight, "pod-preflight", true, "before applying, dry-run create one pod per workload so LimitRanges, Pod Security, ServiceAccounts, webhooks and quota judge it (exit 3 if refused); false leaves refused pods to tracking")
 	f.DurationVar(&d.WaitForLock, "wait-for-lock", 2*time.Minute, "how long to wait while another run deploys or rolls back the same app (a dead run's lock expires in 30s)")
 	f.DurationVar(&d.LockTTL, "lock-ttl", 30*time.Second, "how long the lock outlives a run that died")
 	_ = f.MarkHidden("lock-ttl")

@@ -52,6 +52,8 @@ type Deploy struct {
 	LockTTL time.Duration
 	// held is this run's lock on the app, once acquired.
 	held *lock.Lock
+	// SkipPodPreflight leaves refused pods to tracking instead of dry-run creating one per workload first.
+	SkipPodPreflight bool
 	// AfterApply, when set, runs once every object is applied, before tracking (an environment's access
 	// policy, so a new Ingress is not left open while the rollout is watched). An error fails the release.
 	AfterApply func(ctx context.Context, c *kube.Client, ns string) error
@@ -129,6 +131,11 @@ func (d *Deploy) Run(ctx context.Context) (*report.Result, error) {
 
 	if err := d.validate(ctx, c, objs, crds); err != nil {
 		return nil, err
+	}
+	if !d.SkipPodPreflight {
+		if err := podPreflight(ctx, c, objs, log); err != nil {
+			return nil, err
+		}
 	}
 
 	app := d.App

@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 // Ref names an object the way users and error messages do: Kind/namespace/name.
@@ -119,4 +121,12 @@ func (c *Client) WaitEstablished(ctx context.Context, name string) error {
 		r.Reset()
 	}
 	return nil
+}
+
+// DryRunPod asks the API server to create pod without persisting it, so admission (LimitRange defaults,
+// PodSecurity, the ServiceAccount, quota, webhooks and policies) judges the pod a workload would create.
+// The error is the API server's own, unclassified: the caller names the reason from its message.
+func (c *Client) DryRunPod(ctx context.Context, pod *corev1.Pod) error {
+	_, err := c.Typed.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	return err
 }

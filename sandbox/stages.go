@@ -39,7 +39,7 @@ const (
 	// ScenarioRestartOnce: the container exits with code 1 a second after starting, is restarted at once
 	// (restartCount 1) and is ready 2 s later.
 	ScenarioRestartOnce = "restart-once"
-	// ScenarioEvicted: pods created before EvictBeforeAnnotation start ready and are evicted 1.5 s later
+	// ScenarioEvicted: pods created before EvictBeforeAnnotation start and are evicted 1.5 s later, unready
 	// (phase Failed, reason Evicted, condition DisruptionTarget); replacements created after it stay.
 	ScenarioEvicted = "evicted"
 )

@@ -63,7 +63,7 @@ func TestDiagnose(t *testing.T) {
 
 		{name: "one restart, running again, is not a crash loop", dir: "restart-once", status: Progressing,
 			mentions: []string{"restarted 1 time"}},
-		{name: "a release with an evicted new pod is healthy once replaced", dir: "evicted", status: Healthy},
+		{name: "an evicted new pod is replaced, not judged", dir: "evicted", status: Progressing, mentions: []string{"1 of 3 replicas updated"}},
 
 		// Config.
 		{name: "missing ConfigMap", dir: "config-error", status: Failed, reason: ConfigError,

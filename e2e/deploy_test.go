@@ -60,8 +60,17 @@ func TestDeployFailureReasons(t *testing.T) {
 			name:     "image pull",
 			v2:       app{image: "registry.example.com/web:2.0.0", scenario: "image-pull-failure"},
 			reason:   "ImagePullFailed",
-			message:  "web:2.0.0",
-			evidence: "ImagePullBackOff",
+			message:  "image missing",
+			evidence: "ErrImagePull", // "not found" is definitive: no need to wait for the back-off
+		},
+		{
+			name: "registry unreachable past the pull grace",
+			v2: app{image: "registry.example.com/web:2.0.0", scenario: "pull-blip",
+				annotations: map[string]string{"sandbox.rollguard.dev/pull-recovers-after": "10m"}},
+			flags:    []string{"--image-pull-grace", "3s"},
+			reason:   "ImagePullFailed",
+			message:  "registry unreachable",
+			evidence: "i/o timeout",
 		},
 		{
 			name:     "crash loop",
@@ -88,6 +97,7 @@ func TestDeployFailureReasons(t *testing.T) {
 			name:     "quota",
 			setup:    "apiVersion: v1\nkind: ResourceQuota\nmetadata:\n  name: pods\nspec:\n  hard:\n    pods: \"3\"\n",
 			v2:       app{image: "registry.example.com/web:2.0.0"},
+			flags:    []string{"--pod-preflight=false"}, // tracking is under test; TestPodsRefusedAtCreation covers the preflight
 			reason:   "QuotaExceeded",
 			message:  "ResourceQuota",
 			evidence: "exceeded quota",
@@ -97,6 +107,7 @@ func TestDeployFailureReasons(t *testing.T) {
 			setup:    "apiVersion: v1\nkind: LimitRange\nmetadata:\n  name: cpu\nspec:\n  limits:\n  - type: Container\n    max:\n      cpu: 500m\n",
 			v1:       app{cpu: "100m"},
 			v2:       app{image: "registry.example.com/web:2.0.0", cpu: "1"},
+			flags:    []string{"--pod-preflight=false"}, // tracking is under test; TestPodsRefusedAtCreation covers the preflight
 			reason:   "LimitRangeViolation",
 			message:  "cpu",
 			evidence: "maximum cpu usage",
@@ -104,6 +115,7 @@ func TestDeployFailureReasons(t *testing.T) {
 		{
 			name:     "missing service account",
 			v2:       app{image: "registry.example.com/web:2.0.0", serviceAccount: "deployer-missing"},
+			flags:    []string{"--pod-preflight=false"}, // tracking is under test; TestPodsRefusedAtCreation covers the preflight
 			reason:   "PermissionDenied",
 			message:  "deployer-missing",
 			evidence: "not found",

@@ -17,6 +17,8 @@ type app struct {
 	annotations     map[string]string
 	serviceAccount  string
 	cpu             string // request and limit, e.g. "100m"
+	cpuRequest      string // request only, so a LimitRange's default limit applies
+	hostNetwork     bool
 	readinessProbe  bool
 	progressDeadine int
 }
@@ -60,9 +62,15 @@ func (a app) yaml() string {
 	if a.serviceAccount != "" {
 		fmt.Fprintf(&b, "      serviceAccountName: %s\n", a.serviceAccount)
 	}
+	if a.hostNetwork {
+		b.WriteString("      hostNetwork: true\n")
+	}
 	fmt.Fprintf(&b, "      containers:\n      - name: %s\n        image: %s\n", a.name, a.image)
 	if a.cpu != "" {
 		fmt.Fprintf(&b, "        resources:\n          requests:\n            cpu: %s\n          limits:\n            cpu: %s\n", a.cpu, a.cpu)
+	}
+	if a.cpuRequest != "" {
+		fmt.Fprintf(&b, "        resources:\n          requests:\n            cpu: %s\n", a.cpuRequest)
 	}
 	if a.readinessProbe {
 		b.WriteString("        readinessProbe:\n          httpGet:\n            path: /healthz\n            port: 8080\n          periodSeconds: 1\n          failureThreshold: 2\n")

@@ -1,7 +1,8 @@
 // Package rollout benchmarks rollguard against the kubectl pipeline it replaces, on the same sandbox
 // cluster in the same run: time from applying a broken release to a verdict (rollguard deploy vs kubectl
-// apply + rollout status --timeout=60s), and from a broken apply to a healthy rollback (rollguard deploy vs
-// the seed pipeline: rollout status --timeout=60s, rollout undo, rollout status).
+// apply + rollout status --timeout=60s), from a broken apply to a healthy rollback (rollguard deploy vs
+// the seed pipeline: rollout status --timeout=60s, rollout undo, rollout status), and, for precision, from
+// applying a healthy-but-bumpy release to its healthy verdict (precision_test.go).
 //
 //	go test -run '^$' -bench . -benchtime 1x -timeout 60m ./bench/rollout/
 package rollout
@@ -9,11 +10,13 @@ package rollout
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -186,8 +189,12 @@ func parallel(b *testing.B, fn func(scenario) timing) []timing {
 		}()
 	}
 	wg.Wait()
-	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
-	return out
+	return sortTimings(out)
+}
+
+func sortTimings(ts []timing) []timing {
+	sort.Slice(ts, func(i, j int) bool { return ts[i].name < ts[j].name })
+	return ts
 }
 
 func report(b *testing.B, title, rg, base string, ts []timing) {
@@ -225,11 +232,20 @@ func must(b *testing.B, r cmdResult) {
 	}
 }
 
+// refusedBy finds the reason in a pod preflight's refusal (exit 3, nothing applied), which has no report.
+var refusedBy = regexp.MustCompile(`would refuse the pods of \S+: (\w+):`)
+
 func reasonOf(r cmdResult) string {
 	var rep struct {
 		Workloads []struct{ Reason string } `json:"workloads"`
 	}
 	if json.Unmarshal([]byte(r.out), &rep) != nil || len(rep.Workloads) == 0 {
+		var exit *exec.ExitError
+		if errors.As(r.err, &exit) {
+			if m := refusedBy.FindSubmatch(exit.Stderr); m != nil {
+				return "preflight (exit 3): " + string(m[1])
+			}
+		}
 		return "?"
 	}
 	return rep.Workloads[0].Reason
@@ -238,6 +254,9 @@ func reasonOf(r cmdResult) string {
 func outcomeOf(r cmdResult) string {
 	var rep struct{ Outcome string }
 	if json.Unmarshal([]byte(r.out), &rep) != nil {
+		if reason := reasonOf(r); reason != "?" {
+			return "nothing applied: " + reason
+		}
 		return "?"
 	}
 	return rep.Outcome

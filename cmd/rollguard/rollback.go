@@ -8,6 +8,7 @@ import (
 
 	"github.com/rollguard/rollguard/internal/action"
 	"github.com/rollguard/rollguard/internal/exitcode"
+	"github.com/rollguard/rollguard/internal/registry"
 	"github.com/rollguard/rollguard/internal/report"
 )
 
@@ -15,6 +16,7 @@ func newRollbackCmd(g *globals) *cobra.Command {
 	r := &action.Rollback{}
 	prev := &action.RollbackImage{Getenv: os.Getenv}
 	var toPrevious bool
+	registryAPI := new(string)
 	var out outputFlags
 	var env envScope
 	cmd := &cobra.Command{
@@ -57,10 +59,13 @@ workload); --container picks the container when there are several. See docs/regi
 				}
 				prev.App, prev.Timeout, prev.WaitForLock, prev.LockTTL, prev.Thresholds = r.App, r.Timeout, r.WaitForLock, r.LockTTL, r.Thresholds
 				prev.Connect, prev.Namespace = g.connect, ns
+				if prev.Registry, err = registryClient(registryAPI); err != nil {
+					return err
+				}
 				return out.track(g, &prev.Watch, func() (*report.Result, error) { return prev.Run(cmd.Context()) })
 			}
-			if prev.Container != "" || prev.Prefix != "" {
-				return exitcode.BadInputf("--container and --prefix go with --to-previous-image")
+			if prev.Container != "" || prev.Prefix != "" || cmd.Flags().Changed("registry-api") {
+				return exitcode.BadInputf("--container, --prefix and --registry-api go with --to-previous-image")
 			}
 			if len(args) == 1 {
 				r.Release = args[0]
@@ -75,6 +80,7 @@ workload); --container picks the container when there are several. See docs/regi
 	f.BoolVar(&toPrevious, "to-previous-image", false, "roll the workload back to the tag pushed before the one it runs (by registry push time)")
 	f.StringVar(&prev.Container, "container", "", "with --to-previous-image: the container to roll back")
 	f.StringVar(&prev.Prefix, "prefix", "", "with --to-previous-image: only tags starting with this prefix, e.g. 1.")
+	f.StringVar(registryAPI, "registry-api", registry.APIAuto, "with --to-previous-image: auto (ECR for ACCOUNT.dkr.ecr.REGION.amazonaws.com, else the OCI distribution API), ecr or oci")
 	f.BoolVar(&r.SkipNewer, "skip-newer", false, "roll back a release that is not the current one, undoing the newer releases' changes too (recorded)")
 	f.StringVar(&r.App, "app", "", "the app whose newest release --last rolls back")
 	f.DurationVar(&r.Timeout, "timeout", 5*time.Minute, "give up on the restored rollout after this long")

@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/aws/smithy-go"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	gcrtypes "github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/rollguard/rollguard/internal/exitcode"
 	"github.com/rollguard/rollguard/internal/registry/lifecycle"
@@ -67,6 +69,7 @@ func (e *ecrRepo) list(ctx context.Context) (*Repository, error) {
 // describe lists the images with the given tag status.
 func (e *ecrRepo) describe(ctx context.Context, status types.TagStatus) (*Repository, error) {
 	out := &Repository{Name: e.repo, Tags: map[string]string{}, Parents: map[string]string{}}
+	var indexes []string
 	p := ecr.NewDescribeImagesPaginator(e.api, &ecr.DescribeImagesInput{
 		RegistryId:     e.registryID,
 		RepositoryName: aws.String(e.repo.RepositoryStr()),
@@ -80,6 +83,9 @@ func (e *ecrRepo) describe(ctx context.Context, status types.TagStatus) (*Reposi
 		}
 		for _, d := range page.ImageDetails {
 			digest := aws.ToString(d.ImageDigest)
+			if gcrtypes.MediaType(aws.ToString(d.ImageManifestMediaType)).IsIndex() {
+				indexes = append(indexes, digest)
+			}
 			tags := slices.Clone(d.ImageTags)
 			slices.Sort(tags)
 			img := lifecycle.Image{Digest: digest, Tags: tags}
@@ -95,7 +101,40 @@ func (e *ecrRepo) describe(ctx context.Context, status types.TagStatus) (*Reposi
 		}
 	}
 	slices.SortFunc(out.Images, func(a, b lifecycle.Image) int { return strings.Compare(a.Digest, b.Digest) })
+	if status != types.TagStatusTagged {
+		if err := e.readIndexes(ctx, indexes, out.Parents); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
+}
+
+// readIndexes reads multi-platform indexes (BatchGetImage, 100 at a time) and maps each platform image to
+// its index: ECR lists platform images as untagged images of their own.
+func (e *ecrRepo) readIndexes(ctx context.Context, digests []string, parents map[string]string) error {
+	for batch := range slices.Chunk(digests, ecrDeleteBatch) {
+		ids := make([]types.ImageIdentifier, len(batch))
+		for i, d := range batch {
+			ids[i] = types.ImageIdentifier{ImageDigest: aws.String(d)}
+		}
+		out, err := e.api.BatchGetImage(ctx, &ecr.BatchGetImageInput{
+			RegistryId: e.registryID, RepositoryName: aws.String(e.repo.RepositoryStr()), ImageIds: ids,
+			AcceptedMediaTypes: []string{string(gcrtypes.OCIImageIndex), string(gcrtypes.DockerManifestList)},
+		})
+		if err != nil {
+			return e.classify(err, "reading the multi-platform indexes of")
+		}
+		for _, img := range out.Images {
+			im, err := v1.ParseIndexManifest(strings.NewReader(aws.ToString(img.ImageManifest)))
+			if err != nil {
+				continue // unreadable: its platform images are then kept only by ECR's own refusal
+			}
+			for _, m := range im.Manifests {
+				parents[m.Digest.String()] = aws.ToString(img.ImageId.ImageDigest)
+			}
+		}
+	}
+	return nil
 }
 
 // tagsNow lists the tagged images again (filter TAGGED: untagged images carry no tag to re-check).

@@ -332,3 +332,55 @@ func TestECRCredentialsAndReachability(t *testing.T) {
 		check(t, err, exitcode.BadInput, "set AWS_REGION")
 	})
 }
+
+// Multi-platform images on ECR: platform images are listed as untagged images of their own. Those of an index
+// that stays are kept whatever an untagged rule says; those of an expired index go after it; a pod pinned to
+// one platform's digest keeps the whole index.
+func TestECRMultiPlatformImages(t *testing.T) {
+	srv, repo := ecrRepo(t, "team/multi")
+	old, oldKids := srv.PushIndex("team/multi", hoursAgo(50), 2, "1.0.0")
+	pinned, pinnedKids := srv.PushIndex("team/multi", hoursAgo(30), 2, "1.0.1")
+	stray := srv.Push("team/multi", hoursAgo(20))
+	_, newKids := srv.PushIndex("team/multi", hoursAgo(10), 2, "1.0.2")
+	pol := mustPolicy(t,
+		rule(1, `"tagStatus": "tagged", "tagPrefixList": ["1."], "countType": "imageCountMoreThan", "countNumber": 1`),
+		rule(2, `"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 1`),
+	)
+	rep, err := registry.Prune(context.Background(), client(t), registry.PruneOptions{Repository: repo, Policy: pol,
+		Protect: []registry.Protection{{Ref: repo + "@" + pinnedKids[0], Why: "running in pod prod/web-1 (linux/amd64)"}}})
+	if err != nil {
+		t.Fatalf("prune: %v (report %+v)", err, rep)
+	}
+	left := map[string]bool{}
+	for _, img := range srv.Images("team/multi") {
+		left[img.Digest] = true
+	}
+	for _, d := range append(append([]string{pinned}, pinnedKids...), newKids...) {
+		if !left[d] {
+			t.Errorf("%s (the pinned index or a platform image of a kept index) was deleted", d)
+		}
+	}
+	// The policy review flags the pinned index, not the platform images ECR itself refuses to delete.
+	text := policy(
+		rule(1, `"tagStatus": "tagged", "tagPrefixList": ["1."], "countType": "imageCountMoreThan", "countNumber": 1`),
+		rule(2, `"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 1`),
+	)
+	review, err := registry.LifecyclePolicy(context.Background(), client(t), registry.PolicyOptions{Repository: repo, Policy: pol, Text: []byte(text),
+		Protect: []registry.Protection{{Ref: repo + "@" + pinnedKids[0], Why: "running in pod prod/web-1 (linux/amd64)"}}})
+	if err != nil || len(review.AtRisk) != 1 || review.AtRisk[0].Image.Digest != pinned {
+		t.Errorf("at risk %+v, %v; want only the pinned index", review.AtRisk, err)
+	}
+	for _, d := range append([]string{old, stray}, oldKids...) {
+		if left[d] {
+			t.Errorf("%s should have been deleted (expired index, its platform images, a stray untagged image)", d)
+		}
+	}
+	if len(rep.Skipped) != 0 || len(rep.Failed) != 0 || len(rep.Deleted) != 4 {
+		t.Errorf("deleted %d, skipped %+v, failed %+v; want 4 deleted, none refused", len(rep.Deleted), rep.Skipped, rep.Failed)
+	}
+	for _, d := range rep.Decisions {
+		if d.Image.Digest == newKids[0] && (d.Action != lifecycle.Protected || !strings.Contains(d.Why, "platform image of index 1.0.2")) {
+			t.Errorf("platform image of 1.0.2: %s (%s)", d.Action, d.Why)
+		}
+	}
+}

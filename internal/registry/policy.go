@@ -94,8 +94,12 @@ func LifecyclePolicy(ctx context.Context, c *Client, o PolicyOptions) (*PolicyRe
 	}
 	protect, notes := resolveProtections(listing, o.Protect)
 	rep.Notes = append(rep.Notes, notes...)
-	rep.Decisions = lifecycle.Evaluate(evaluated, listing.Images, protect, now).Decisions
+	rep.Decisions = evaluate(evaluated, listing, protect, now).Decisions
 	for _, d := range rep.Decisions {
+		// ECR itself refuses to delete a platform image an index references: not at risk.
+		if _, platform := listing.Parents[d.Image.Digest]; platform {
+			continue
+		}
 		if d.ByPolicy == lifecycle.Expire && d.Action == lifecycle.Protected {
 			rep.AtRisk = append(rep.AtRisk, d)
 		}

@@ -89,7 +89,7 @@ func Prune(ctx context.Context, c *Client, o PruneOptions) (*Report, error) {
 		return nil, err
 	}
 	protect, notes := resolveProtections(listing, o.Protect)
-	plan := lifecycle.Evaluate(o.Policy, listing.Images, protect, now)
+	plan := evaluate(o.Policy, listing, protect, now)
 
 	rep := &Report{
 		Repository: repo.Name(),
@@ -141,12 +141,53 @@ func Prune(ctx context.Context, c *Client, o PruneOptions) (*Report, error) {
 	if len(doomed) == 0 {
 		return rep, nil
 	}
-	deleted, refused, err := b.remove(ctx, doomed)
-	rep.Deleted = append(rep.Deleted, deleted...)
-	if err != nil {
-		return rep, err
+	// Indexes go before their platform images: a registry refuses to delete an image an index still lists.
+	var platforms []lifecycle.Image
+	doomed = slices.DeleteFunc(doomed, func(img lifecycle.Image) bool {
+		_, child := listing.Parents[img.Digest]
+		if child {
+			platforms = append(platforms, img)
+		}
+		return child
+	})
+	var refusedAll []Refused
+	for _, batch := range [][]lifecycle.Image{doomed, platforms} {
+		if len(batch) == 0 {
+			continue
+		}
+		deleted, refused, err := b.remove(ctx, batch)
+		rep.Deleted = append(rep.Deleted, deleted...)
+		refusedAll = append(refusedAll, refused...)
+		if err != nil {
+			return rep, err
+		}
 	}
-	return rep, rep.addRefusals(refused)
+	return rep, rep.addRefusals(refusedAll)
+}
+
+// evaluate plans the policy over the listing with the protections, and keeps every platform image of an
+// index that stays: deleting one would break the multi-platform image (ECR refuses with
+// ImageReferencedByManifestList). Only the ECR path lists platform images; on the OCI path they are unseen.
+func evaluate(p *lifecycle.Policy, listing *Repository, protect []lifecycle.Protection, now time.Time) *lifecycle.Plan {
+	plan := lifecycle.Evaluate(p, listing.Images, protect, now)
+	if len(listing.Parents) == 0 {
+		return plan
+	}
+	byDigest := map[string]lifecycle.Decision{}
+	for _, d := range plan.Decisions {
+		byDigest[d.Image.Digest] = d
+	}
+	var extra []lifecycle.Protection
+	for _, child := range mapKeys(listing.Parents) {
+		parent, listed := byDigest[listing.Parents[child]]
+		if _, ok := byDigest[child]; ok && listed && parent.Action != lifecycle.Expire {
+			extra = append(extra, lifecycle.Protection{Digest: child, Why: "platform image of index " + imageName(parent.Image) + ", which stays"})
+		}
+	}
+	if len(extra) == 0 {
+		return plan
+	}
+	return lifecycle.Evaluate(p, listing.Images, append(slices.Clone(protect), extra...), now)
 }
 
 // addRefusals reports images the registry declined to delete. An image already gone, or one a manifest list

@@ -13,6 +13,7 @@
 //     imageIds, which cannot be combined with nextToken/maxResults; imagePushedAt as epoch seconds)
 //   - API_BatchDeleteImage.html (at most 100 imageIds; deleting by digest drops every tag; deleting by tag drops
 //     that tag and the image when it was the last; per-image failures with failureCode and failureReason)
+//   - API_BatchGetImage.html (manifests by imageIds, at most 100; ImageNotFound failures)
 //   - API_GetLifecyclePolicy.html, API_PutLifecyclePolicy.html (LifecyclePolicyNotFoundException;
 //     lifecyclePolicyText of 100..30720 characters)
 //   - CommonErrors.html (UnrecognizedClientException for an unknown access key) and
@@ -66,6 +67,8 @@ type Image struct {
 	Pushed    time.Time
 	MediaType string
 	Size      int64
+	// Manifest is the manifest body (an index's lists its platform images).
+	Manifest string
 }
 
 // Start serves the double on a loopback port until the test ends.
@@ -132,6 +135,28 @@ func (s *Server) Push(repo string, pushed time.Time, tags ...string) string {
 	r.images = append(r.images, &Image{Digest: digest, Tags: slices.Clone(tags), Pushed: pushed.UTC(),
 		MediaType: "application/vnd.oci.image.manifest.v1+json", Size: int64(1000 + s.seq)})
 	return digest
+}
+
+// PushIndex stores a multi-platform image: platform images (untagged, as ECR lists them) and an OCI image
+// index referencing them under tags. It returns the index digest and the platform digests.
+func (s *Server) PushIndex(repo string, pushed time.Time, platforms int, tags ...string) (string, []string) {
+	var kids []string
+	var entries []string
+	for range platforms {
+		d := s.Push(repo, pushed.Add(-time.Second)) // platform images are pushed just before their index
+		kids = append(kids, d)
+		entries = append(entries, fmt.Sprintf(`{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":%q,"size":1000}`, d))
+	}
+	idx := s.Push(repo, pushed, tags...)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, img := range s.repos[repo].images {
+		if img.Digest == idx {
+			img.MediaType = "application/vnd.oci.image.index.v1+json"
+			img.Manifest = `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[` + strings.Join(entries, ",") + `]}`
+		}
+	}
+	return idx, kids
 }
 
 // Tag points tag at an existing image (as pushing the same manifest under a new tag does), moving it from
@@ -243,6 +268,8 @@ func (s *Server) dispatch(op string, in map[string]json.RawMessage) (any, *apiEr
 		return s.describeImages(r, in)
 	case "BatchDeleteImage":
 		return s.batchDelete(r, in)
+	case "BatchGetImage":
+		return s.batchGet(r, in)
 	case "GetLifecyclePolicy":
 		if r.policy == "" {
 			return nil, &apiError{400, "LifecyclePolicyNotFoundException",
@@ -357,6 +384,16 @@ func (s *Server) describeImages(r *repository, in map[string]json.RawMessage) (a
 	return out, nil
 }
 
+// referenced reports whether an index in the repository lists digest.
+func (s *Server) referenced(r *repository, digest string) bool {
+	for _, img := range r.images {
+		if img.Manifest != "" && strings.Contains(img.Manifest, `"`+digest+`"`) {
+			return true
+		}
+	}
+	return false
+}
+
 func (s *Server) batchDelete(r *repository, in map[string]json.RawMessage) (any, *apiError) {
 	var ids []imageID
 	_ = json.Unmarshal(in["imageIds"], &ids)
@@ -380,6 +417,10 @@ func (s *Server) batchDelete(r *repository, in map[string]json.RawMessage) (any,
 			continue
 		}
 		img := r.images[i]
+		if s.referenced(r, img.Digest) {
+			fail(id, "ImageReferencedByManifestList", "Requested image is referenced by a manifest list")
+			continue
+		}
 		if code, ok := s.refuse[img.Digest]; ok {
 			fail(id, code, "Requested image is refused by the test double ("+code+")")
 			continue
@@ -392,6 +433,33 @@ func (s *Server) batchDelete(r *repository, in map[string]json.RawMessage) (any,
 		deleted = append(deleted, imageID{ImageDigest: img.Digest, ImageTag: id.ImageTag})
 	}
 	return map[string]any{"imageIds": deleted, "failures": failures}, nil
+}
+
+// batchGet returns manifests by digest or tag (at most 100 imageIds), with ImageNotFound failures.
+func (s *Server) batchGet(r *repository, in map[string]json.RawMessage) (any, *apiError) {
+	var ids []imageID
+	_ = json.Unmarshal(in["imageIds"], &ids)
+	if len(ids) < 1 || len(ids) > 100 {
+		return nil, &apiError{400, "InvalidParameterException", "imageIds must have between 1 and 100 items"}
+	}
+	images, failures := []map[string]any{}, []map[string]any{}
+	for _, id := range ids {
+		i := slices.IndexFunc(r.images, func(img *Image) bool {
+			return (id.ImageDigest == "" || img.Digest == id.ImageDigest) && (id.ImageTag == "" || slices.Contains(img.Tags, id.ImageTag))
+		})
+		if i < 0 {
+			failures = append(failures, map[string]any{"imageId": id, "failureCode": "ImageNotFound", "failureReason": "Requested image not found"})
+			continue
+		}
+		img := r.images[i]
+		manifest := img.Manifest
+		if manifest == "" {
+			manifest = `{"schemaVersion":2,"mediaType":"` + img.MediaType + `"}`
+		}
+		images = append(images, map[string]any{"registryId": s.Account, "repositoryName": r.name,
+			"imageId": imageID{ImageDigest: img.Digest}, "imageManifest": manifest, "imageManifestMediaType": img.MediaType})
+	}
+	return map[string]any{"images": images, "failures": failures}, nil
 }
 
 func str(in map[string]json.RawMessage, key string) string {

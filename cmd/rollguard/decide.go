@@ -16,6 +16,7 @@ import (
 func newDecideCmd(g *globals, approve bool) *cobra.Command {
 	d := &action.Decision{Approve: approve, Getenv: os.Getenv}
 	var out outputFlags
+	var nf notifyFlags
 	verb, short := "reject", "Decline the rollback of a failed release that waits for a decision"
 	long := short + `: the failed release stays as it is.
 
@@ -42,6 +43,11 @@ or 2 if the rollback is unhealthy).`
 			if err := out.validate(); err != nil {
 				return err
 			}
+			var err error
+			if d.Notify, err = nf.notifier(g, nil); err != nil {
+				return err
+			}
+			defer d.Notify.Flush()
 			d.Release = args[0]
 			d.Connect = g.connect
 			ns, err := env.namespace(cmd, g)
@@ -79,6 +85,9 @@ or 2 if the rollback is unhealthy).`
 	_ = f.MarkHidden("lock-ttl")
 	out.add(f)
 	env.add(cmd)
+	if approve {
+		nf.add(f)
+	}
 	addThresholdFlags(f, &d.Thresholds)
 	if !approve {
 		// reject rolls nothing back: the rollback's flags would only mislead in its help.

@@ -15,6 +15,7 @@ import (
 func newDeployCmd(g *globals) *cobra.Command {
 	d := &action.Deploy{Stdin: os.Stdin, Getenv: os.Getenv}
 	var out outputFlags
+	var nf notifyFlags
 	var envName, configFile string
 	podPreflight := true
 	cmd := &cobra.Command{
@@ -44,7 +45,8 @@ objects the release created, and proves the rollback healthy (exit 1); approve w
 			}
 			d.Connect = g.connect
 			d.Namespace = g.namespace()
-			if err := applyEnv(cmd, g, d, envName, configFile); err != nil {
+			envNotify, err := applyEnv(cmd, g, d, envName, configFile)
+			if err != nil {
 				return err
 			}
 			if d.OnFailure != action.OnFailureApprove {
@@ -54,6 +56,11 @@ objects the release created, and proves the rollback healthy (exit 1); approve w
 					}
 				}
 			}
+			if d.Notify, err = nf.notifier(g, envNotify); err != nil {
+				return err
+			}
+			defer d.Notify.Flush()
+			d.Dashboard = nf.dashboard
 			d.Notice = g.stderr
 			d.SkipPodPreflight = !podPreflight
 			if interactive(d.Files) {
@@ -79,6 +86,8 @@ objects the release created, and proves the rollback healthy (exit 1); approve w
 	f.DurationVar(&d.LockTTL, "lock-ttl", 30*time.Second, "how long the lock outlives a run that died")
 	_ = f.MarkHidden("lock-ttl")
 	out.add(f)
+	nf.add(f)
+	nf.addDashboard(f)
 	addThresholdFlags(f, &d.Thresholds)
 	return cmd
 }

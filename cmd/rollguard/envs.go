@@ -66,27 +66,28 @@ func envConnector(g *globals, cfg *config.Config) action.EnvConnector {
 }
 
 // applyEnv fills a deploy from `--env NAME`: the environment's context, namespace, manifests, timeout,
-// on-failure policy, approval and access policy. Flags given explicitly win.
-func applyEnv(cmd *cobra.Command, g *globals, d *action.Deploy, envName, configFile string) error {
+// on-failure policy, approval and access policy. Flags given explicitly win. It returns the environment's
+// notification targets, expanded.
+func applyEnv(cmd *cobra.Command, g *globals, d *action.Deploy, envName, configFile string) (notify []string, err error) {
 	fl := cmd.Flags()
 	if envName == "" {
 		if fl.Changed("config") {
-			return exitcode.BadInputf("--config is only read with --env NAME")
+			return nil, exitcode.BadInputf("--config is only read with --env NAME")
 		}
-		return nil
+		return nil, nil
 	}
 	cfg, err := config.Load(configFile)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	env, err := cfg.Env(envName)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !fl.Changed("context") {
 		*g.kube.Context = env.Cluster
 		if err := checkContext(g.kube, cfg, env); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if !fl.Changed("namespace") {
@@ -127,7 +128,7 @@ func applyEnv(cmd *cobra.Command, g *globals, d *action.Deploy, envName, configF
 		}
 		d.AfterApply = func(ctx context.Context, c *kube.Client, ns string) error { return access.Apply(ctx, c, ns, policy) }
 	}
-	return nil
+	return env.NotifyTargets(cfg.Path, d.Getenv)
 }
 
 func newEnvsCmd(g *globals) *cobra.Command {

@@ -19,6 +19,7 @@ func newRollbackCmd(g *globals) *cobra.Command {
 	registryAPI := new(string)
 	var out outputFlags
 	var env envScope
+	var nf notifyFlags
 	cmd := &cobra.Command{
 		Use:   "rollback [RELEASE | --last --app NAME | --to-previous-image [TYPE/NAME | --app NAME]]",
 		Short: "Restore a recorded release's previous state and prove it healthy",
@@ -50,6 +51,10 @@ workload); --container picks the container when there are several. See docs/regi
 			if err != nil {
 				return err
 			}
+			if r.Notify, err = nf.notifier(g, nil); err != nil {
+				return err
+			}
+			defer r.Notify.Flush()
 			if toPrevious {
 				if r.Last {
 					return exitcode.BadInputf("pass --last or --to-previous-image, not both")
@@ -89,6 +94,7 @@ workload); --container picks the container when there are several. See docs/regi
 	_ = f.MarkHidden("lock-ttl")
 	out.add(f)
 	env.add(cmd)
+	nf.add(f)
 	addThresholdFlags(f, &r.Thresholds)
 	return cmd
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/rollguard/rollguard/internal/crashpoint"
 	"github.com/rollguard/rollguard/internal/diagnose"
 	"github.com/rollguard/rollguard/internal/kube"
+	"github.com/rollguard/rollguard/internal/notify"
 	"github.com/rollguard/rollguard/internal/report"
 	"github.com/rollguard/rollguard/internal/track"
 )
@@ -30,6 +31,9 @@ type Watch struct {
 	// OnEvent receives one-line notices between progress updates ("rolling back ...").
 	OnEvent func(string)
 	Log     *slog.Logger
+	// Notify, when set, tells people about failures, approvals and rollbacks (see internal/notify). It
+	// never blocks: deliveries run in the background and the caller flushes them at the end.
+	Notify *notify.Notifier
 }
 
 func (w Watch) event(msg string) {

@@ -70,6 +70,7 @@ func (d *Decision) Run(ctx context.Context) (*DecisionResult, error) {
 	result := &report.Result{Command: "approve", Release: rec.ID, Namespace: ns, ChangeCause: rec.ChangeCause}
 	rb, err := restoreAndVerify(ctx, c, store, rec, d.Watch)
 	rb.ToRelease = lastGood(ctx, store, rec)
+	d.notifyRollback(ctx, rec, rb, c.Server, err)
 	// The workloads this run tracked are the restored ones.
 	result.Rollback, result.Workloads, result.FinishedAt = rb, rb.Workloads, time.Now()
 	if err != nil {

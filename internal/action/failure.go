@@ -22,6 +22,7 @@ import (
 	"github.com/rollguard/rollguard/internal/exitcode"
 	"github.com/rollguard/rollguard/internal/kube"
 	"github.com/rollguard/rollguard/internal/manifest"
+	"github.com/rollguard/rollguard/internal/notify"
 	"github.com/rollguard/rollguard/internal/release"
 	"github.com/rollguard/rollguard/internal/report"
 )
@@ -37,6 +38,9 @@ type Approval struct {
 	Prompt io.Reader
 	// Notice receives the instructions for approvers (stderr).
 	Notice io.Writer
+	// Dashboard is the base URL of `rollguard dashboard`, for the link in approval notifications; empty
+	// leaves the link out.
+	Dashboard string
 }
 
 // converge deals with what an earlier run left behind, before this run records anything. A run killed
@@ -80,6 +84,10 @@ func (d *Deploy) onFailure(ctx context.Context, c *kube.Client, store *release.S
 	if cause := stopCause(ctx); cause != nil {
 		return halt(ctx, store, rec, result, stageTracking, cause)
 	}
+	// A release held for a decision is announced once, by approval_needed, which carries the failure too.
+	if policy != OnFailureApprove && policy != OnFailureHold {
+		d.Notify.Notify(releaseEvent(notify.ReleaseFailed, rec, result, c.Server))
+	}
 	switch policy {
 	case OnFailureNone:
 		result.Outcome = report.Failed
@@ -88,7 +96,11 @@ func (d *Deploy) onFailure(ctx context.Context, c *kube.Client, store *release.S
 		rec.Approval = &release.Approval{RequestedAt: time.Now().UTC()}
 		result.Outcome = report.PendingApproval
 		result.Rollback = &report.Rollback{Outcome: report.PendingApproval, Message: fmt.Sprintf("held: roll back with `rollguard rollback %s -n %s`", rec.ID, rec.Namespace)}
-		return result, finish(ctx, store, rec, release.PendingApproval)
+		if err := finish(ctx, store, rec, release.PendingApproval); err != nil {
+			return result, err
+		}
+		d.Notify.Notify(approvalEvent(rec, result, c.Server, d.Dashboard, time.Time{}))
+		return result, nil
 	case OnFailureApprove:
 		rec.Approval = &release.Approval{RequestedAt: time.Now().UTC()}
 		rec.Outcome = release.PendingApproval
@@ -96,6 +108,7 @@ func (d *Deploy) onFailure(ctx context.Context, c *kube.Client, store *release.S
 			return result, err
 		}
 		crashpoint.Hit("approval:waiting")
+		d.Notify.Notify(approvalEvent(rec, result, c.Server, d.Dashboard, time.Now().Add(d.approvalTimeout()).UTC()))
 		decision, err := d.await(ctx, c, store, rec)
 		if cause := stopCause(ctx); cause != nil {
 			return halt(ctx, store, rec, result, stageApproval, cause)
@@ -122,6 +135,7 @@ func (d *Deploy) onFailure(ctx context.Context, c *kube.Client, store *release.S
 	}
 	rb, err := restoreAndVerify(ctx, c, store, rec, d.Watch)
 	rb.ToRelease = lastGood(context.WithoutCancel(ctx), store, rec)
+	d.notifyRollback(ctx, rec, rb, c.Server, err)
 	result.Rollback = rb
 	result.FinishedAt = time.Now()
 	if cause := stopCause(ctx); cause != nil {
@@ -154,10 +168,7 @@ func decisionText(rec *release.Record) string {
 // await waits for a decision on a held rollback: `rollguard approve|reject` from any machine with access
 // to the cluster (seen through a watch on the record), or an answer at the terminal prompt.
 func (d *Deploy) await(ctx context.Context, c *kube.Client, store *release.Store, rec *release.Record) (string, error) {
-	timeout := d.ApprovalTimeout
-	if timeout <= 0 {
-		timeout = 24 * time.Hour
-	}
+	timeout := d.approvalTimeout()
 	if d.Notice != nil {
 		fmt.Fprintf(d.Notice, "release %s failed: %s\nwaiting up to %s for a decision: rollguard approve %s -n %s  |  rollguard reject %s -n %s\n",
 			rec.ID, rec.Message, timeout, rec.ID, rec.Namespace, rec.ID, rec.Namespace)
@@ -215,6 +226,13 @@ func (d *Deploy) await(ctx context.Context, c *kube.Client, store *release.Store
 	default:
 		return "", fmt.Errorf("waiting for a decision on %s: %w", rec.ID, err)
 	}
+}
+
+func (d *Deploy) approvalTimeout() time.Duration {
+	if d.ApprovalTimeout <= 0 {
+		return 24 * time.Hour
+	}
+	return d.ApprovalTimeout
 }
 
 // prompt asks at the terminal and records the answer like `rollguard approve|reject` would.

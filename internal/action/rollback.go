@@ -103,6 +103,7 @@ func (r *Rollback) Run(ctx context.Context) (*report.Result, error) {
 	if len(rec.Skipped) == 0 {
 		rb.ToRelease = lastGood(context.WithoutCancel(ctx), store, rec)
 	}
+	r.notifyRollback(ctx, rec, rb, c.Server, err)
 	result.Rollback = rb
 	result.FinishedAt = time.Now()
 	if cause := stopCause(ctx); cause != nil {

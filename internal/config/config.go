@@ -65,6 +65,30 @@ type Environment struct {
 	// Access is nil when the environment has no access policy: rollguard then leaves its network exposure
 	// alone.
 	Access *access.Policy
+	// Notify are notification targets ([FORMAT+]URL), as written: a webhook URL is a secret, so the file
+	// normally names an environment variable (${SLACK_WEBHOOK}) that NotifyTargets expands.
+	Notify []string
+}
+
+// NotifyTargets expands ${VAR} and $VAR in the environment's notify entries with getenv. An unset or
+// empty variable is bad input naming the variable (never its value).
+func (e *Environment) NotifyTargets(file string, getenv func(string) string) ([]string, error) {
+	out := make([]string, 0, len(e.Notify))
+	for i, s := range e.Notify {
+		var missing string
+		v := os.Expand(s, func(name string) string {
+			val := getenv(name)
+			if val == "" && missing == "" {
+				missing = name
+			}
+			return val
+		})
+		if missing != "" {
+			return nil, exitcode.BadInputf("%s: environments.%s.notify[%d]: environment variable %s is not set: export it (the webhook URL) before running rollguard", file, e.Name, i, missing)
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 // Approval configures onFailure: approve.
@@ -315,7 +339,7 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 func (p *parser) environment(v *yaml.Node, path, name, dir string) (*Environment, error) {
-	fields, err := p.mapping(v, path, "cluster", "namespace", "timeout", "onFailure", "approval", "manifests", "access")
+	fields, err := p.mapping(v, path, "cluster", "namespace", "timeout", "onFailure", "approval", "manifests", "access", "notify")
 	if err != nil {
 		return nil, err
 	}
@@ -382,6 +406,11 @@ func (p *parser) environment(v *yaml.Node, path, name, dir string) (*Environment
 	}
 	if n, ok := fields["access"]; ok {
 		if env.Access, err = p.access(n, path+".access"); err != nil {
+			return nil, err
+		}
+	}
+	if n, ok := fields["notify"]; ok {
+		if env.Notify, err = p.strings(n, path+".notify"); err != nil {
 			return nil, err
 		}
 	}

@@ -146,3 +146,36 @@ func TestLoad(t *testing.T) {
 		t.Errorf("missing file: %v", err)
 	}
 }
+
+func TestNotifyTargets(t *testing.T) {
+	cfg, err := Parse("rollguard.yaml", []byte(`apiVersion: rollguard.dev/v1
+app: web
+manifests: [k8s/]
+environments:
+  production:
+    cluster: prod
+    namespace: web
+    notify: ["slack+${SLACK_WEBHOOK}", "$TEAMS_WEBHOOK"]
+`), "/repo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := cfg.Environments["production"]
+	vars := map[string]string{"SLACK_WEBHOOK": "https://hooks.slack.com/services/secret"}
+	_, err = env.NotifyTargets(cfg.Path, func(k string) string { return vars[k] })
+	if exitcode.Of(err) != exitcode.BadInput || !strings.Contains(err.Error(), "environments.production.notify[1]: environment variable TEAMS_WEBHOOK is not set") {
+		t.Errorf("unset variable: %v", err)
+	}
+	if strings.Contains(err.Error(), "secret") {
+		t.Errorf("error shows a webhook URL: %v", err)
+	}
+	vars["TEAMS_WEBHOOK"] = "https://x.logic.azure.com/w"
+	got, err := env.NotifyTargets(cfg.Path, func(k string) string { return vars[k] })
+	if err != nil || len(got) != 2 || got[0] != "slack+https://hooks.slack.com/services/secret" || got[1] != "https://x.logic.azure.com/w" {
+		t.Errorf("got %v, %v", got, err)
+	}
+	if _, err := Parse("rollguard.yaml", []byte("apiVersion: rollguard.dev/v1\napp: web\nmanifests: [k]\nenvironments:\n  dev: {cluster: c, namespace: n, notify: https://x}\n"), "/"); err == nil ||
+		!strings.Contains(err.Error(), "environments.dev.notify: must be a list") {
+		t.Errorf("notify as a string: %v", err)
+	}
+}

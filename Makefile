@@ -20,9 +20,11 @@ vet:
 	$(GO) vet ./...
 	cd sandbox && $(GO) vet ./...
 
-# The image-retention tests run a real registry server (Debian's docker-registry); installed when missing.
+# The image-retention tests run a real registry server (Debian's docker-registry) and the dashboard tests
+# drive Debian's Chromium; each is installed when missing.
 test-deps:
 	.ci/registry.sh
+	.ci/chromium.sh
 
 test: vet sandbox-binaries test-deps
 	cd sandbox && $(GO) test -count=1 -timeout 30m ./...

@@ -96,6 +96,7 @@ Exit codes:
 		newEnvsCmd(g),
 		newAccessCmd(g),
 		newRBACCmd(g),
+		newDashboardCmd(g),
 	)
 	unknownCommands(root)
 	badArgsAreBadInput(root)

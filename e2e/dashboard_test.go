@@ -116,7 +116,7 @@ func artifacts(t *testing.T) string {
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
 	var png []byte
-	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&png, 92)); err != nil {
+	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&png, 100)); err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
 	p := filepath.Join(artifacts(t), name)
@@ -199,6 +199,7 @@ func TestDashboardApprove(t *testing.T) {
 	var outcome string
 	page(t, ctx, "page shows the rollback's outcome",
 		chromedp.WaitVisible(byID(id)+` .badge.ok`),
+		chromedp.WaitVisible(byID("now-outcome")+`.ok`),
 		chromedp.Text(byID(id)+` .badge`, &outcome),
 	)
 	if outcome != "rolled back" {
@@ -212,8 +213,9 @@ func TestDashboardApprove(t *testing.T) {
 	noSecrets(t, html)
 
 	// Phone width: the same page, readable.
-	phone := browser(t, 390, 844)
-	page(t, phone, "overview at phone width", chromedp.Navigate(base), chromedp.WaitVisible(byID("app-"+ns+"-web")))
+	phone := browser(t, 1280, 900)
+	page(t, phone, "overview at phone width", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2)),
+		chromedp.Navigate(base), chromedp.WaitVisible(byID("app-"+ns+"-web")))
 	var overflow bool
 	page(t, phone, "measure", chromedp.Evaluate(`document.documentElement.scrollWidth > window.innerWidth + 1`, &overflow))
 	if overflow {

@@ -21,6 +21,7 @@ type outputFlags struct {
 	format   string
 	junit    string
 	markdown string
+	outputs  string
 	// written is set once a result went out, so an error after it is not reported twice.
 	written bool
 }
@@ -29,6 +30,7 @@ func (o *outputFlags) add(fs *pflag.FlagSet) {
 	fs.StringVarP(&o.format, "output", "o", "text", "result format on stdout: text or json")
 	fs.StringVar(&o.junit, "junit", "", "also write a JUnit XML report to `FILE` (Azure DevOps, GitLab)")
 	fs.StringVar(&o.markdown, "summary-markdown", "", "also write a Markdown summary to `FILE` (e.g. $GITHUB_STEP_SUMMARY)")
+	fs.StringVar(&o.outputs, "outputs-file", "", "also append ROLLGUARD_RELEASE, _OUTCOME, _REASON, _ROLLED_BACK, _REVISION, _EXIT_CODE, _MESSAGE as KEY=VALUE lines to `FILE` ($GITHUB_OUTPUT, a GitLab dotenv report)")
 }
 
 // validate checks the flags and that the report files can be written, before anything changes: a report
@@ -37,7 +39,7 @@ func (o *outputFlags) validate() error {
 	if o.format != "text" && o.format != "json" {
 		return exitcode.BadInputf("--output must be text or json, got %q", o.format)
 	}
-	for _, f := range []struct{ flag, path string }{{"--junit", o.junit}, {"--summary-markdown", o.markdown}} {
+	for _, f := range []struct{ flag, path string }{{"--junit", o.junit}, {"--summary-markdown", o.markdown}, {"--outputs-file", o.outputs}} {
 		if f.path == "" {
 			continue
 		}
@@ -81,18 +83,30 @@ func (o *outputFlags) write(stdout io.Writer, r *report.Result) error {
 			return err
 		}
 	}
+	// Appending, not truncating: GitHub's step summary and output files collect every step's lines.
 	if o.markdown != "" {
-		// Appending, not truncating: GitHub's step summary file collects every step's output.
-		f, err := os.OpenFile(o.markdown, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-		if err != nil {
-			return fmt.Errorf("writing the Markdown summary: %w", err)
+		if err := appendFile(o.markdown, "the Markdown summary", func(w io.Writer) error { return report.Markdown(w, *r) }); err != nil {
+			return err
 		}
-		defer f.Close()
-		if err := report.Markdown(f, *r); err != nil {
-			return fmt.Errorf("writing the Markdown summary: %w", err)
+	}
+	if o.outputs != "" {
+		if err := appendFile(o.outputs, "the outputs file", func(w io.Writer) error { return report.Outputs(w, *r) }); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+func appendFile(path, what string, fn func(io.Writer) error) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", what, err)
+	}
+	if err := fn(f); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", what, err)
+	}
+	return f.Close()
 }
 
 // run runs a command's body so that every exit code comes with a result: when the body fails before it

@@ -132,6 +132,7 @@ var encoders = []struct {
 	{"xml", func(b *bytes.Buffer, r Result) error { return JUnit(b, r) }},
 	{"md", func(b *bytes.Buffer, r Result) error { return Markdown(b, r) }},
 	{"txt", func(b *bytes.Buffer, r Result) error { return Human(b, r) }},
+	{"env", func(b *bytes.Buffer, r Result) error { return Outputs(b, r) }},
 }
 
 func TestGolden(t *testing.T) {

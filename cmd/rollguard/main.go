@@ -19,7 +19,11 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
-	err := newRootCmd(os.Stdout, os.Stderr).ExecuteContext(ctx)
+	root := newRootCmd(os.Stdout, os.Stderr)
+	if name := pluginName(os.Args[0]); name != "" {
+		asPlugin(root, name)
+	}
+	err := root.ExecuteContext(ctx)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)

@@ -3,13 +3,24 @@ GO      ?= go
 BIN     := bin/rollguard
 SANDBOX := $(GO) run ./cmd/sandbox
 
-.PHONY: build sandbox-binaries test-deps test vet demo bench clean
+.PHONY: build image sandbox-binaries test-deps test vet demo bench clean
 
 # The version is the git description (tag, commits since, revision), so `rollguard version` names the build.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 build:
 	$(GO) build -ldflags "-X github.com/rollguard/rollguard/internal/version.Version=$(VERSION)" -o $(BIN) ./cmd/rollguard
+
+# The container image, built without a Docker daemon (cmd/rollguard-image): a non-root image whose entrypoint
+# is rollguard, written to bin/rollguard-image.tar (docker load -i ...), and pushed when IMAGE is given:
+#   make image IMAGE=registry.example.com/team/rollguard:v1.2.3 [PLATFORMS=linux/amd64,linux/arm64]
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+IMAGE     ?=
+PLATFORMS ?=
+IMAGE_OUT ?= bin/rollguard-image.tar
+image:
+	$(GO) run ./cmd/rollguard-image --version $(VERSION) \
+		$(if $(PLATFORMS),--platform $(PLATFORMS),--out $(IMAGE_OUT)) $(if $(IMAGE),--push $(IMAGE))
 
 # Builds the sandbox's Kubernetes binaries into the per-user cache once (about 8 minutes on 2 cores),
 # printing progress; later runs find them there at once.
@@ -20,11 +31,13 @@ vet:
 	$(GO) vet ./...
 	cd sandbox && $(GO) vet ./...
 
-# The image-retention tests run a real registry server (Debian's docker-registry) and the dashboard tests
-# drive Debian's Chromium; each is installed when missing.
+# The image-retention and image tests run a real registry server (Debian's docker-registry), the dashboard
+# tests drive Debian's Chromium, and the CI-template tests run shellcheck through actionlint; each is
+# installed when missing.
 test-deps:
 	.ci/registry.sh
 	.ci/chromium.sh
+	.ci/shellcheck.sh
 
 test: vet sandbox-binaries test-deps
 	cd sandbox && $(GO) test -count=1 -timeout 30m ./...

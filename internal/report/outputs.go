@@ -16,9 +16,11 @@ import (
 //
 //	ROLLGUARD_RELEASE      the release id, e.g. web.v7
 //	ROLLGUARD_REVISION     its revision number, 7
-//	ROLLGUARD_OUTCOME      succeeded, failed, rolled_back, rollback_failed or pending_approval
+//	ROLLGUARD_OUTCOME      succeeded, failed, rolled_back, rollback_failed, pending_approval, interrupted,
+//	                       superseded, or error (refused or failed before a verdict: bad input, no cluster)
 //	ROLLGUARD_REASON       the first failing workload's reason (ImagePullFailed, CrashLoop, ...)
 //	ROLLGUARD_ROLLED_BACK  true when the cluster is back on the previous release, proven healthy
+//	ROLLGUARD_EXIT_CODE    the exit code the run ends with
 //	ROLLGUARD_MESSAGE      the one-line summary
 //
 // The values come from the cluster (event text in the message), so a consumer must never evaluate the file
@@ -30,6 +32,7 @@ func Outputs(w io.Writer, r Result) error {
 		{"ROLLGUARD_OUTCOME", string(r.Outcome)},
 		{"ROLLGUARD_REASON", string(firstFailureReason(r))},
 		{"ROLLGUARD_ROLLED_BACK", strconv.FormatBool(backOnPrevious(r))},
+		{"ROLLGUARD_EXIT_CODE", strconv.Itoa(r.ExitCode)},
 		{"ROLLGUARD_MESSAGE", r.Message},
 	}
 	var b strings.Builder

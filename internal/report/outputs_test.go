@@ -9,15 +9,15 @@ import (
 // TestOutputsOneLinePerKey: cluster text with line breaks and '=' must not add or split lines, or a later
 // step would read a forged key.
 func TestOutputsOneLinePerKey(t *testing.T) {
-	r := Result{Release: "web.v12", Command: "deploy", Outcome: Failed,
+	r := Result{Release: "web.v12", Command: "deploy", Outcome: Failed, ExitCode: 2,
 		Message: "pull failed:\nROLLGUARD_OUTCOME=succeeded\r\nsee a=b"}
 	var b bytes.Buffer
 	if err := Outputs(&b, r); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
-	if len(lines) != 6 {
-		t.Fatalf("want 6 lines, got %d:\n%s", len(lines), b.String())
+	if len(lines) != 7 {
+		t.Fatalf("want 7 lines, got %d:\n%s", len(lines), b.String())
 	}
 	got := map[string]string{}
 	for _, l := range lines {
@@ -28,7 +28,7 @@ func TestOutputsOneLinePerKey(t *testing.T) {
 		got[k] = v
 	}
 	want := map[string]string{"ROLLGUARD_RELEASE": "web.v12", "ROLLGUARD_REVISION": "12", "ROLLGUARD_OUTCOME": "failed",
-		"ROLLGUARD_ROLLED_BACK": "false", "ROLLGUARD_MESSAGE": "pull failed: ROLLGUARD_OUTCOME=succeeded see a=b"}
+		"ROLLGUARD_ROLLED_BACK": "false", "ROLLGUARD_EXIT_CODE": "2", "ROLLGUARD_MESSAGE": "pull failed: ROLLGUARD_OUTCOME=succeeded see a=b"}
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s = %q, want %q", k, got[k], v)

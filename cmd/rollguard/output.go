@@ -79,34 +79,22 @@ func (o *outputFlags) write(stdout io.Writer, r *report.Result) error {
 		return fmt.Errorf("writing the result: %w", err)
 	}
 	if o.junit != "" {
-		if err := writeFile(o.junit, func(w io.Writer) error { return report.JUnit(w, *r) }); err != nil {
+		if err := writeFile(o.junit, os.O_TRUNC, func(w io.Writer) error { return report.JUnit(w, *r) }); err != nil {
 			return err
 		}
 	}
 	// Appending, not truncating: GitHub's step summary and output files collect every step's lines.
 	if o.markdown != "" {
-		if err := appendFile(o.markdown, "the Markdown summary", func(w io.Writer) error { return report.Markdown(w, *r) }); err != nil {
+		if err := writeFile(o.markdown, os.O_APPEND, func(w io.Writer) error { return report.Markdown(w, *r) }); err != nil {
 			return err
 		}
 	}
 	if o.outputs != "" {
-		if err := appendFile(o.outputs, "the outputs file", func(w io.Writer) error { return report.Outputs(w, *r) }); err != nil {
+		if err := writeFile(o.outputs, os.O_APPEND, func(w io.Writer) error { return report.Outputs(w, *r) }); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func appendFile(path, what string, fn func(io.Writer) error) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", what, err)
-	}
-	if err := fn(f); err != nil {
-		f.Close()
-		return fmt.Errorf("writing %s: %w", what, err)
-	}
-	return f.Close()
 }
 
 // run runs a command's body so that every exit code comes with a result: when the body fails before it
@@ -134,8 +122,9 @@ func (o *outputFlags) wrap(g *globals, command string, runE func(*cobra.Command,
 	}
 }
 
-func writeFile(path string, fn func(io.Writer) error) error {
-	f, err := os.Create(path)
+// writeFile writes a report file; mode is os.O_TRUNC (replace it) or os.O_APPEND.
+func writeFile(path string, mode int, fn func(io.Writer) error) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|mode, 0o644)
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}

@@ -14,7 +14,6 @@ build:
 # The container image, built without a Docker daemon (cmd/rollguard-image): a non-root image whose entrypoint
 # is rollguard, written to bin/rollguard-image.tar (docker load -i ...), and pushed when IMAGE is given:
 #   make image IMAGE=registry.example.com/team/rollguard:v1.2.3 [PLATFORMS=linux/amd64,linux/arm64]
-VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 IMAGE     ?=
 PLATFORMS ?=
 IMAGE_OUT ?= bin/rollguard-image.tar

@@ -283,3 +283,22 @@ func TestReportsBeforeChanges(t *testing.T) {
 		}
 	}
 }
+
+// TestUndoAfterRollbackAsks (#18 rough edge): after an automatic rollback, the revision before the current
+// one is the failed release; a plain undo (kubectl semantics) would deploy it again, so it is refused with
+// the way to choose.
+func TestUndoAfterRollbackAsks(t *testing.T) {
+	t.Parallel()
+	ns := cluster.Namespace(t)
+	deployImage(t, ns, "1.0.0")
+	if r := rollguard(t, brokenImage("2.0.0"), "deploy", "-f", "-", "-n", ns, "--timeout", "2m"); r.code != 1 {
+		t.Fatalf("broken deploy: exit %d, want 1\n%s", r.code, r.stderr)
+	}
+	r := rollguard(t, "", "undo", "deployment/web", "-n", ns, "--timeout", "1m")
+	if r.code != 3 || !strings.Contains(r.stderr, "web.v2") || !strings.Contains(r.stderr, "--to-revision") {
+		t.Fatalf("plain undo after a rollback: exit %d, want 3 naming web.v2\n%s", r.code, r.stderr)
+	}
+	if img := templateImage(t, ns); img != "registry.example.com/web:1.0.0" {
+		t.Errorf("a refused undo changed the workload: it runs %s", img)
+	}
+}

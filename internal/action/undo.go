@@ -83,6 +83,11 @@ func (u *Undo) Run(ctx context.Context) (*report.Result, error) {
 			return nil, err
 		}
 	}
+	if u.ToRevision == 0 && w.target.Kind == "Deployment" {
+		if err := refuseFailedPrevious(ctx, c, release.NewStore(c), w, app); err != nil {
+			return nil, err
+		}
+	}
 	rollbacker, err := polymorphichelpers.RollbackerFor(w.gvk.GroupKind(), c.Typed)
 	if err != nil {
 		return nil, exitcode.BadInputf("cannot undo a %s: %v", w.target.Kind, err)
@@ -191,6 +196,40 @@ func madeBy(records []*release.Record, w release.WorkloadState) string {
 		}
 	}
 	return ""
+}
+
+// refuseFailedPrevious refuses a plain undo whose target — the revision before the current one, as for
+// `kubectl rollout undo` — is a release that failed: after an automatic rollback that is the failed
+// release itself, which the user almost never means to redeploy.
+func refuseFailedPrevious(ctx context.Context, c *kube.Client, store *release.Store, w *workload, app string) error {
+	rsList, err := c.Typed.AppsV1().ReplicaSets(w.target.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return kube.Classify(err, "listing ReplicaSets of "+w.target.Name, c.Server)
+	}
+	current, _ := strconv.ParseInt(w.live.GetAnnotations()["deployment.kubernetes.io/revision"], 10, 64)
+	var prev int64
+	var hash string
+	for _, rs := range rsList.Items {
+		n, _ := strconv.ParseInt(rs.Annotations["deployment.kubernetes.io/revision"], 10, 64)
+		if controlledBy(&rs, w.live.GetUID()) && n < current && n > prev {
+			prev, hash = n, rs.Labels[appsv1.DefaultDeploymentUniqueLabelKey]
+		}
+	}
+	if hash == "" {
+		return nil
+	}
+	records, err := store.List(ctx, w.target.Namespace, app)
+	if err != nil {
+		return err
+	}
+	for _, r := range records {
+		if r.Outcome == release.Succeeded || r.Undo || !madeRevision(r, w.target, 0, hash) {
+			continue
+		}
+		return exitcode.BadInputf("the revision before the current one (%d) is %s (%s): a plain undo would deploy it again, as kubectl rollout undo would. Pass --to-revision N (rollguard history %s/%s -n %s lists the revisions) or --to-image previous; nothing was changed",
+			prev, r.ID, histOutcomeText(HistoryEntry{Outcome: r.Outcome, Reason: r.Reason}), strings.ToLower(w.target.Kind), w.target.Name, w.target.Namespace)
+	}
+	return nil
 }
 
 // renumberedRevision maps a revision number history lists to the number the Deployment knows it by now:

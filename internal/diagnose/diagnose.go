@@ -234,7 +234,9 @@ func decide(v Verdict, r *rollout, found []finding, now, deadline time.Time) Ver
 		v.Message = "rollout did not complete before the deadline: " + r.waiting
 		if len(pending) > 0 {
 			v.Message += "; " + pending[0].message
-			v.Fix = pending[0].fix
+			// Not confirmed means still inside its own budget (a probe's, a grace window): the deadline,
+			// not the probe, is what ran out first.
+			v.Fix = "the rollout was still inside its own allowance (" + string(pending[0].reason) + " not confirmed) when the timeout ran out: raise --timeout if it is just slow; if it never gets there: " + pending[0].fix
 		}
 		v.Evidence = collect(pending)
 	default:

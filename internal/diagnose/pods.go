@@ -171,7 +171,12 @@ func (c containerCheck) crashLoop(logs map[string]string) (finding, bool) {
 		msg += "s"
 	}
 	ev = append(ev, eventEvidence(backoffs)...)
+	fix := c.crashFix(term)
 	if lines := tail(logs[c.pod.Name+"/"+cs.Name], c.th.LogLines); len(lines) > 0 {
+		// The log is captured now: after a rollback the pod (and `kubectl logs --previous`) is gone.
+		if term == nil || term.Reason != "OOMKilled" {
+			fix = fmt.Sprintf("container %s exits soon after starting: its last log lines are in the evidence; check its command, args, env and config", cs.Name)
+		}
 		msg += fmt.Sprintf("; last log line: %q", lines[len(lines)-1])
 		for _, l := range lines {
 			ev = append(ev, Evidence{Object: c.object(), Text: fmt.Sprintf("container %s log: %s", cs.Name, l)})
@@ -183,7 +188,7 @@ func (c containerCheck) crashLoop(logs map[string]string) (finding, bool) {
 		since:     since,
 		object:    c.object(),
 		message:   msg,
-		fix:       c.crashFix(term),
+		fix:       fix,
 		evidence:  ev,
 	}, true
 }

@@ -138,7 +138,7 @@ func (p *protectFlags) add(f *pflag.FlagSet) {
 	f.StringArrayVar(&p.protect, "protect", nil, "never delete this image: REGISTRY/REPO:TAG, REGISTRY/REPO@DIGEST, or a bare TAG or DIGEST of --repository (repeatable)")
 	f.BoolVar(&p.inUse, "in-use-from-cluster", true, "protect images the current kube context runs or can roll back to")
 	f.BoolVarP(&p.allNamespaces, "all-namespaces", "A", false, "with --in-use-from-cluster, read every namespace")
-	f.StringVar(&p.configFile, "config", config.DefaultFile, "also protect what every environment of this rollguard config runs, and every image its recorded releases deployed or would roll back to (read when the file exists)")
+	f.StringVar(&p.configFile, "config", config.DefaultFile, "also protect what every environment of this rollguard config runs, and every image its recorded releases deployed or would roll back to (read when the file exists; --config \"\" reads none)")
 }
 
 // gather collects the protections: --protect, the cluster's images in use, the config's environments.
@@ -312,6 +312,9 @@ previous one). It refuses to guess when two images have the same time or an imag
 // (each through its own kube context) and of every release recorded there. A config given explicitly must
 // exist; the default one is read only when present.
 func configImages(cmd *cobra.Command, g *globals, file string) ([]registry.Protection, error) {
+	if file == "" {
+		return nil, nil // --config "": no environments
+	}
 	if _, err := os.Stat(file); err != nil && !cmd.Flags().Changed("config") {
 		return nil, nil
 	}

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,8 +73,14 @@ type Repository struct {
 	Undated []string
 }
 
-// ParseRepository parses REGISTRY/REPO; a tag or digest on it is bad input.
+// ParseRepository parses REGISTRY/REPO; a tag or digest on it is bad input, and so is a repository without
+// its registry: "web" would otherwise quietly mean Docker Hub's index.docker.io/library/web.
 func ParseRepository(s string) (name.Repository, error) {
+	if _, err := name.NewRepository(s, name.StrictValidation); err != nil && !strings.ContainsAny(s, "@:") {
+		if first, _, _ := strings.Cut(s, "/"); !strings.ContainsAny(first, ".:") && first != "localhost" {
+			return name.Repository{}, exitcode.BadInputf("repository %q names no registry: use REGISTRY/REPO, e.g. ghcr.io/acme/web, or docker.io/library/%s for Docker Hub", s, s)
+		}
+	}
 	r, err := name.NewRepository(s)
 	if err != nil {
 		return name.Repository{}, exitcode.BadInputf("repository %q: %v; use REGISTRY/REPO, e.g. ghcr.io/acme/web", s, err)

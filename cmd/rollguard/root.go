@@ -58,10 +58,12 @@ rolls it back, proves the rollback healthy and keeps an auditable history.
 Exit codes:
   0  success
   1  release failed and was rolled back healthy
-  2  release failed and was not recovered (rollback failed, declined or disabled)
+  2  release failed and was not recovered (rollback failed, declined or disabled), or the run was
+     interrupted (SIGINT/SIGTERM) or superseded (its lock taken) before it knew the outcome
   3  bad input or preflight refused; nothing changed
   4  could not reach or authenticate to the cluster
-  5  release failed; rollback held for an approval that a later step gives`,
+  5  release failed; rollback held for an approval that a later step gives (also when interrupted
+     while waiting for it)`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

@@ -122,8 +122,7 @@ func TestDeployFailureReasons(t *testing.T) {
 		},
 		{
 			name:     "unschedulable",
-			v2:       app{image: "registry.example.com/web:2.0.0", cpu: "64"},
-			flags:    []string{"--unschedulable-grace", "1s"},
+			v2:       app{image: "registry.example.com/web:2.0.0", cpu: "64"}, // default grace: the sandbox cannot grow
 			reason:   "Unschedulable",
 			message:  "Insufficient cpu",
 			evidence: "Unschedulable",

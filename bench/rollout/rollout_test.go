@@ -237,23 +237,28 @@ var refusedBy = regexp.MustCompile(`would refuse the pods of \S+: (\w+):`)
 
 func reasonOf(r cmdResult) string {
 	var rep struct {
+		Message   string
 		Workloads []struct{ Reason string } `json:"workloads"`
 	}
-	if json.Unmarshal([]byte(r.out), &rep) != nil || len(rep.Workloads) == 0 {
-		var exit *exec.ExitError
-		if errors.As(r.err, &exit) {
-			if m := refusedBy.FindSubmatch(exit.Stderr); m != nil {
-				return "preflight (exit 3): " + string(m[1])
-			}
-		}
-		return "?"
+	_ = json.Unmarshal([]byte(r.out), &rep)
+	if len(rep.Workloads) > 0 {
+		return rep.Workloads[0].Reason
 	}
-	return rep.Workloads[0].Reason
+	// A refused preflight has no workloads; its reason is in the error result's message (or on stderr).
+	text := rep.Message
+	var exit *exec.ExitError
+	if errors.As(r.err, &exit) {
+		text += "\n" + string(exit.Stderr)
+	}
+	if m := refusedBy.FindStringSubmatch(text); m != nil {
+		return "preflight (exit 3): " + m[1]
+	}
+	return "?"
 }
 
 func outcomeOf(r cmdResult) string {
 	var rep struct{ Outcome string }
-	if json.Unmarshal([]byte(r.out), &rep) != nil {
+	if json.Unmarshal([]byte(r.out), &rep) != nil || rep.Outcome == "error" {
 		if reason := reasonOf(r); reason != "?" {
 			return "nothing applied: " + reason
 		}

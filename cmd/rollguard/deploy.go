@@ -24,7 +24,8 @@ func newDeployCmd(g *globals) *cobra.Command {
 		Long: `Deploy validates every object (locally, then with a server-side dry-run; one pod per workload is
 dry-run created too, so a release whose pods the cluster would refuse exits 3 with nothing changed), records the release
 with the previous state of everything it will change, applies with server-side apply in dependency order,
-and follows every Deployment, StatefulSet, DaemonSet and Job until all are healthy (or complete) or one fails. A failure is
+and follows every Deployment, StatefulSet, DaemonSet, Job and custom resource (status.conditions, the kstatus
+way; annotate rollguard.dev/track: "false" to skip one) until all are healthy (or complete) or one fails. A failure is
 reported with its reason, evidence and a suggested fix as soon as it is visible, not when the timeout ends.
 
 On failure (--on-failure): rollback restores every changed object (ConfigMaps and Secrets included), deletes

@@ -243,8 +243,11 @@ func (d *Deploy) Run(ctx context.Context) (*report.Result, error) {
 
 	var targets []track.Target
 	for _, o := range objs {
-		if track.Trackable(o.GetKind()) {
+		switch {
+		case track.Trackable(o.GetKind()):
 			targets = append(targets, track.Target{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()})
+		case track.Followed(o.Unstructured):
+			targets = append(targets, track.Target{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName(), APIVersion: o.GetAPIVersion()})
 		}
 	}
 	// Events are stamped by the cluster's clock; allow for a little skew so the release's own first

@@ -93,7 +93,7 @@ func podPreflight(ctx context.Context, c *kube.Client, objs []*manifest.Object, 
 				continue
 			}
 		}
-		refused = append(refused, podRefusal{workload: o.String(), reason: reason, what: what, fix: fix})
+		refused = append(refused, podRefusal{workload: kube.Ref(o.Unstructured), reason: reason, what: what, fix: fix})
 	}
 	if len(refused) == 0 {
 		return nil

@@ -8,6 +8,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -20,6 +21,7 @@ import (
 //	             AdmissionDenied, PodRejected
 //	schedule.go  Unschedulable, knowing whether the cluster can grow        (PodScheduled=False, FailedScheduling)
 //	workload.go  ProgressDeadlineExceeded, and Healthy/Progressing          (the workload's own status)
+//	custom.go    CustomResourceFailed, and custom resources' readiness      (kstatus-style status.conditions)
 //	diagnose.go  Timeout, and which finding wins when several fire          (this file)
 //	revision.go  which pods belong to the new revision;  events.go  event times, counts and lines
 //	fix.go       the generic remedy per reason (verdicts carry a concrete one from the rule that fired)
@@ -32,7 +34,8 @@ type Input struct {
 	Started time.Time
 	// Deadline is the overall timeout; zero means none. Past it, an unfinished rollout fails with Timeout.
 	Deadline time.Time
-	// Workload is a *appsv1.Deployment, *appsv1.StatefulSet, *appsv1.DaemonSet or *batchv1.Job.
+	// Workload is a *appsv1.Deployment, *appsv1.StatefulSet, *appsv1.DaemonSet or *batchv1.Job, or a custom
+	// resource as *unstructured.Unstructured (custom.go).
 	Workload runtime.Object
 	// ReplicaSets are those owned by the Deployment, all revisions.
 	ReplicaSets []appsv1.ReplicaSet
@@ -97,6 +100,9 @@ type Thresholds struct {
 	// Creation errors that name no known cause (PodRejected from an unreadable message, an unreachable
 	// webhook, a namespace's default ServiceAccount not created yet) wait as long.
 	QuotaGrace time.Duration
+	// ConditionGrace is how long a custom resource may report Ready=False with a failing reason (its
+	// controller may retry) before that fails the release; Stalled fails at once.
+	ConditionGrace time.Duration
 	// LogLines is how many trailing lines of a crashed container's log go into the evidence.
 	LogLines int
 }
@@ -107,12 +113,13 @@ func DefaultThresholds() Thresholds {
 		ImagePullGrace:     time.Minute,
 		CrashLoopRestarts:  3,
 		ReadinessSlack:     10 * time.Second,
-		HistorySlack:       2 * time.Second,
+		HistorySlack:       time.Second,
 		StartupMultiple:    2,
-		UnschedulableGrace: 4 * time.Second,
+		UnschedulableGrace: 3 * time.Second,
 		ScaleUpGrace:       30 * time.Second,
 		ScaleUpWait:        5 * time.Minute,
 		QuotaGrace:         30 * time.Second,
+		ConditionGrace:     30 * time.Second,
 		LogLines:           5,
 	}
 }
@@ -136,6 +143,9 @@ type finding struct {
 
 // Diagnose decides whether the rollout in is Healthy, still Progressing, or Failed and why.
 func Diagnose(in Input, th Thresholds) Verdict {
+	if u, ok := in.Workload.(*unstructured.Unstructured); ok {
+		return customVerdict(u, in, th) // custom.go
+	}
 	r, err := newRollout(in)
 	if err != nil {
 		return Verdict{Status: Progressing, Message: err.Error()}
@@ -185,6 +195,8 @@ func precedence(r Reason) (tier, order int) {
 		return 1, 6
 	case JobFailed:
 		return 1, 7
+	case CustomResourceFailed:
+		return 1, 8
 	case QuotaExceeded:
 		return 2, 0
 	case Unschedulable:

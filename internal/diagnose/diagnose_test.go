@@ -72,7 +72,7 @@ func TestDiagnose(t *testing.T) {
 			mentions: []string{`key "password" missing from Secret "db"`}},
 
 		// Readiness: probe 5s × 3 = 15s; the old pods became ready within a second, so the wait is 15s plus
-		// the 2s history slack; the fixture was read past that.
+		// the 1s history slack; the fixture was read past that.
 		{name: "never ready fails past the probe budget", dir: "never-ready", status: Failed, reason: ReadinessFailed,
 			mentions: []string{"Warning Unhealthy: Readiness probe failed: HTTP probe failed with statuscode: 503", "HTTP GET :8080/healthz"}},
 		{name: "never ready within a larger slack", dir: "never-ready",
@@ -80,7 +80,7 @@ func TestDiagnose(t *testing.T) {
 
 		{name: "a previous revision that started in seconds: the probes decide", dir: "slow-start-history", status: Progressing,
 			mentions: []string{"its previous revision became ready in"}},
-		{name: "a previous revision that started in seconds: fails 2s past the probes", dir: "slow-start-history", after: 16 * time.Second,
+		{name: "a previous revision that started in seconds: fails 1s past the probes", dir: "slow-start-history", after: 16 * time.Second,
 			status: Failed, reason: ReadinessFailed, mentions: []string{"its probes allow 15s"}},
 
 		// Creation refused by admission.
@@ -97,7 +97,7 @@ func TestDiagnose(t *testing.T) {
 		{name: "pod security", dir: "pod-security", status: Failed, reason: PermissionDenied,
 			mentions: []string{`violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true)`}},
 
-		// Scheduling: 30s where the cluster may grow (or nobody looked), 4s where it cannot.
+		// Scheduling: 30s where the cluster may grow (or nobody looked), 3s where it cannot.
 		{name: "unschedulable within the grace", dir: "unschedulable", status: Progressing,
 			mentions: []string{"Insufficient cpu", "the cluster may add nodes"}},
 		{name: "unschedulable past the grace", dir: "unschedulable", after: 31 * time.Second, status: Failed, reason: Unschedulable,
@@ -262,7 +262,7 @@ func TestTailRedactsSecrets(t *testing.T) {
 
 func TestReasonsHaveFixes(t *testing.T) {
 	for _, r := range []Reason{ImagePullFailed, CrashLoop, ConfigError, ReadinessFailed, QuotaExceeded,
-		LimitRangeViolation, PermissionDenied, AdmissionDenied, PodRejected, Unschedulable, ProgressDeadlineExceeded, Timeout} {
+		LimitRangeViolation, PermissionDenied, AdmissionDenied, PodRejected, Unschedulable, ProgressDeadlineExceeded, JobFailed, CustomResourceFailed, Timeout} {
 		if r.Fix() == "" {
 			t.Errorf("%s has no fix", r)
 		}

@@ -28,6 +28,8 @@ func (r Reason) Fix() string {
 		return "inspect the new ReplicaSet's pods and events (kubectl describe) for why they do not become available"
 	case JobFailed:
 		return "read the failed pods' logs (kubectl logs job/NAME); fix the job and deploy again — a job that changed data (a migration) is not undone by a rollback"
+	case CustomResourceFailed:
+		return "the custom resource's controller reported a failure (Stalled, Failed, or Ready=False with an error): fix what its condition message names"
 	case Timeout:
 		return "the rollout was still progressing at the deadline: check the evidence, or raise the timeout if it is just slow"
 	}

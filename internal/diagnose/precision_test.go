@@ -25,11 +25,11 @@ func TestPrecisionVariations(t *testing.T) {
 		mentions []string
 	}{
 		// Unschedulable knows whether the cluster can grow.
-		{name: "no autoscaler: unschedulable fails after the short grace", dir: "unschedulable", after: 4 * time.Second,
+		{name: "no autoscaler: unschedulable fails after the short grace", dir: "unschedulable", after: 3 * time.Second,
 			mutate: autoscaler(AutoscalerNone), status: Failed, reason: Unschedulable, mentions: []string{"no node autoscaler"}},
-		{name: "an autoscaler: the short grace is not enough", dir: "unschedulable", after: 4 * time.Second,
+		{name: "an autoscaler: the short grace is not enough", dir: "unschedulable", after: 3 * time.Second,
 			mutate: autoscaler(ClusterAutoscaler), status: Progressing, mentions: []string{"cluster-autoscaler"}},
-		{name: "no autoscaler but old pods terminating: room may free up", dir: "unschedulable", after: 4 * time.Second,
+		{name: "no autoscaler but old pods terminating: room may free up", dir: "unschedulable", after: 3 * time.Second,
 			mutate: together(autoscaler(AutoscalerNone), terminateOnePod), status: Progressing, mentions: []string{"terminating"}},
 		{name: "NotTriggerScaleUp fails at once", dir: "unschedulable",
 			mutate: together(autoscaler(ClusterAutoscaler), scaleEvent("NotTriggerScaleUp", "pod didn't trigger scale-up: 1 max node group size reached")),

@@ -34,6 +34,7 @@ const (
 	Unschedulable            Reason = "Unschedulable"
 	ProgressDeadlineExceeded Reason = "ProgressDeadlineExceeded"
 	JobFailed                Reason = "JobFailed"
+	CustomResourceFailed     Reason = "CustomResourceFailed"
 	Timeout                  Reason = "Timeout"
 )
 

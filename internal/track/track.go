@@ -29,9 +29,11 @@ import (
 
 // Target is one workload to follow.
 type Target struct {
-	Kind      string // Deployment, StatefulSet, DaemonSet or Job
+	Kind      string // Deployment, StatefulSet, DaemonSet or Job, or a custom resource's kind
 	Namespace string
 	Name      string
+	// APIVersion is set for custom resources (custom.go), e.g. "cert-manager.io/v1".
+	APIVersion string
 }
 
 func (t Target) String() string { return t.Kind + "/" + t.Name }
@@ -100,6 +102,10 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 		}
 	}
 
+	custom, customKeys, err := startCustom(ctx, c, targets, notify)
+	if err != nil {
+		return nil, err
+	}
 	logs := newLogCache(c)
 	autoscaler := c.Autoscaler(ctx)
 	// The previous revision's start-up time is read from its pods while they exist; during the rollout they
@@ -116,7 +122,12 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 		anyChange, allHealthy, anyFailed := false, true, false
 		fetched := logs.get() // one snapshot per pass, refreshed only when new lines arrive
 		for i, t := range targets {
-			in := caches[t.Namespace].input(t)
+			var in diagnose.Input
+			if t.custom() {
+				in = custom.input(customKeys[t], t)
+			} else {
+				in = caches[t.Namespace].input(t)
+			}
 			in.Now, in.Started, in.Deadline = now, opts.Started, opts.Deadline
 			in.Logs = fetched
 			if startups[i] == 0 {

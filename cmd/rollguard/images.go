@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/rollguard/rollguard/internal/action"
 	"github.com/rollguard/rollguard/internal/config"
@@ -169,21 +168,15 @@ func clusterImages(cmd *cobra.Command, g *globals, allNamespaces bool) ([]regist
 		fmt.Fprintln(g.stderr, "note: no kubeconfig found; images in use in a cluster are not protected (pass --in-use-from-cluster=false to silence this)")
 		return nil, nil
 	}
-	cfg, err := g.kube.ToRESTConfig()
+	c, err := g.connect(cmd.Context())
 	if err != nil {
-		return nil, exitcode.Unreachablef("reading kubeconfig for --in-use-from-cluster: %v (or pass --in-use-from-cluster=false)", err)
+		return nil, err
 	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, exitcode.Unreachablef("building a cluster client: %v", err)
+	ns := c.Namespace
+	if allNamespaces {
+		ns = ""
 	}
-	ns := ""
-	if !allNamespaces {
-		if ns, _, err = g.kube.ToRawKubeConfigLoader().Namespace(); err != nil {
-			return nil, exitcode.BadInputf("reading the namespace from kubeconfig: %v", err)
-		}
-	}
-	return registry.InUse(cmd.Context(), cs, ns)
+	return registry.InUse(cmd.Context(), c, ns)
 }
 
 // clusterConfigured reports whether any cluster is configured: a kubeconfig context, --server, or running in a

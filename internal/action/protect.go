@@ -27,7 +27,7 @@ func EnvironmentImages(ctx context.Context, cfg *config.Config, connect EnvConne
 		if err != nil {
 			return nil, fmt.Errorf("reading the images of environment %s: %w", name, err)
 		}
-		running, err := registry.InUse(ctx, c.Typed, env.Namespace)
+		running, err := registry.InUse(ctx, c, env.Namespace)
 		if err != nil {
 			return nil, fmt.Errorf("reading the images of environment %s: %w", name, err)
 		}

@@ -1,10 +1,11 @@
 package kube
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
-	"net/url"
 	"strings"
 	"syscall"
 
@@ -17,6 +18,9 @@ import (
 // Classify turns an error from talking to the API server into one that carries rollguard's exit code and a
 // one-line fix: unreachable or unauthenticated → 4; forbidden, invalid or missing → 3 (bad input, nothing
 // changed when it happens before apply). Callers pass what they were doing ("applying Deployment/web").
+// The original error stays wrapped, so apierrors.Is*, errors.Is(err, context.Canceled) and errors.As
+// still see it; only the message is rewritten. An interrupted request (Ctrl-C, a lost lock) is neither
+// unreachable nor bad input: it keeps its own error.
 func Classify(err error, doing, server string) error {
 	if err == nil {
 		return nil
@@ -26,22 +30,37 @@ func Classify(err error, doing, server string) error {
 		return err
 	}
 	switch {
+	case errors.Is(err, context.Canceled):
+		return fmt.Errorf("%s: %w", doing, err)
 	case apierrors.IsUnauthorized(err):
-		return exitcode.Unreachablef("%s: the cluster at %s rejected the credentials (401 Unauthorized); refresh them (for example az aks get-credentials, aws eks update-kubeconfig, gcloud container clusters get-credentials) or check --kubeconfig/--context", doing, server)
+		return classified(exitcode.Unreachable, err, "%s: the cluster at %s rejected the credentials (401 Unauthorized); refresh them (for example az aks get-credentials, aws eks update-kubeconfig, gcloud container clusters get-credentials) or check --kubeconfig/--context", doing, server)
 	case apierrors.IsForbidden(err):
-		return exitcode.BadInputf("%s: forbidden: %s; grant the missing permission to this identity (rollguard rbac prints the role it needs)", doing, apiMessage(err))
+		return classified(exitcode.BadInput, err, "%s: forbidden: %s; grant the missing permission to this identity (rollguard rbac prints the role it needs)", doing, apiMessage(err))
 	case apierrors.IsInvalid(err):
-		return exitcode.BadInputf("%s: invalid: %s", doing, invalidCauses(err))
+		return classified(exitcode.BadInput, err, "%s: invalid: %s", doing, invalidCauses(err))
 	case apierrors.IsBadRequest(err):
-		return exitcode.BadInputf("%s: rejected by the API server: %s", doing, apiMessage(err))
+		return classified(exitcode.BadInput, err, "%s: rejected by the API server: %s", doing, apiMessage(err))
 	case apierrors.IsNotFound(err):
-		return exitcode.BadInputf("%s: not found: %s", doing, apiMessage(err))
+		return classified(exitcode.BadInput, err, "%s: not found: %s", doing, apiMessage(err))
 	case isUnreachable(err):
-		return exitcode.Unreachablef("%s: cannot reach the cluster at %s: %s; check the network, --kubeconfig and --context", doing, server, rootCause(err))
+		return classified(exitcode.Unreachable, err, "%s: cannot reach the cluster at %s: %s; check the network, --kubeconfig and --context", doing, server, rootCause(err))
 	case isCredentialPlugin(err):
-		return exitcode.Unreachablef("%s: could not get credentials for %s: %s; check the kubeconfig's exec plugin and log in again", doing, server, rootCause(err))
+		return classified(exitcode.Unreachable, err, "%s: could not get credentials for %s: %s; check the kubeconfig's exec plugin and log in again", doing, server, rootCause(err))
 	}
 	return fmt.Errorf("%s: %w", doing, err)
+}
+
+// Classified is a classified error: the one-line message for people, the original error for code.
+type Classified struct {
+	Msg string
+	Err error
+}
+
+func (e *Classified) Error() string { return e.Msg }
+func (e *Classified) Unwrap() error { return e.Err }
+
+func classified(code int, err error, format string, a ...any) error {
+	return &exitcode.Error{Code: code, Err: &Classified{Msg: fmt.Sprintf(format, a...), Err: err}}
 }
 
 // classifyConfigError is for errors before any request: no kubeconfig, a bad context, a broken file.
@@ -55,22 +74,26 @@ func classifyConfigError(err error) error {
 	return exitcode.Unreachablef("loading kubeconfig: %s", oneLine(err.Error()))
 }
 
+// isUnreachable says the request did not get an answer from the API server: no connection, no name, a
+// network timeout, a connection cut mid-answer, or a TLS failure. A request that was cancelled is not one.
 func isUnreachable(err error) bool {
 	var netErr net.Error
 	var opErr *net.OpError
 	var dnsErr *net.DNSError
-	var urlErr *url.Error
-	if errors.As(err, &opErr) || errors.As(err, &dnsErr) || errors.Is(err, syscall.ECONNREFUSED) {
+	if errors.As(err, &opErr) || errors.As(err, &dnsErr) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) {
 		return true
 	}
-	if errors.As(err, &netErr) && netErr.Timeout() {
+	// Network and request deadlines: the server did not answer in time.
+	if errors.As(err, &netErr) && netErr.Timeout() || errors.Is(err, context.DeadlineExceeded) {
 		return true
 	}
-	if errors.As(err, &urlErr) {
+	// The connection closed before the answer was complete.
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return true
 	}
+	// Discovery and some client-go paths flatten their errors into text.
 	msg := err.Error()
-	for _, s := range []string{"connection refused", "no such host", "i/o timeout", "x509:", "tls:", "certificate", "EOF", "context deadline exceeded"} {
+	for _, s := range []string{"connection refused", "connection reset", ": EOF", "no such host", "i/o timeout", "x509:", "tls:", "certificate"} {
 		if strings.Contains(msg, s) {
 			return true
 		}

@@ -3,18 +3,14 @@ package registry
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
-	"github.com/rollguard/rollguard/internal/exitcode"
+	"github.com/rollguard/rollguard/internal/kube"
 )
 
 // revisionAnnotation is where the Deployment controller numbers a ReplicaSet's revision.
@@ -24,14 +20,17 @@ const revisionAnnotation = "deployment.kubernetes.io/revision"
 // run (their spec and the digest the kubelet reports), and the pod templates of Deployments, StatefulSets,
 // DaemonSets, Jobs, CronJobs and every ReplicaSet — old ReplicaSets are what `kubectl rollout undo` restores.
 // StatefulSet and DaemonSet history lives in ControllerRevisions, which are read too.
-func InUse(ctx context.Context, cs kubernetes.Interface, namespace string) ([]Protection, error) {
+func InUse(ctx context.Context, c *kube.Client, namespace string) ([]Protection, error) {
+	cs := c.Typed
 	var out []Protection
 	opts := metav1.ListOptions{}
 	where := "namespace " + namespace
 	if namespace == "" {
 		where = "all namespaces"
 	}
-	fail := func(kind string, err error) error { return kubeError(err, "listing "+kind+" in "+where) }
+	fail := func(kind string, err error) error {
+		return kube.Classify(err, "listing "+kind+" in "+where+" to protect the images in use", c.Server)
+	}
 
 	pods, err := cs.CoreV1().Pods(namespace).List(ctx, opts)
 	if err != nil {
@@ -151,17 +150,4 @@ func PodStatusImages(why string, st *corev1.PodStatus) []Protection {
 		}
 	}
 	return out
-}
-
-// kubeError classifies a cluster error: unreachable or not allowed → exit 4.
-func kubeError(err error, doing string) error {
-	switch {
-	case apierrors.IsUnauthorized(err), apierrors.IsForbidden(err):
-		return exitcode.Unreachablef("%s: the cluster refused our credentials: %v (or pass --in-use-from-cluster=false)", doing, err)
-	}
-	var ne net.Error
-	if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {
-		return exitcode.Unreachablef("%s: cannot reach the cluster: %v (or pass --in-use-from-cluster=false)", doing, err)
-	}
-	return fmt.Errorf("%s: %w", doing, err)
 }

@@ -41,16 +41,13 @@ objects the release created, and proves the rollback healthy (exit 1); approve w
 			if err := out.validate(); err != nil {
 				return err
 			}
-			if d.ApprovalTimeoutAction != "rollback" && d.ApprovalTimeoutAction != "reject" {
-				return exitcode.BadInputf("--approval-timeout-action must be rollback or reject, got %q", d.ApprovalTimeoutAction)
-			}
 			d.Connect = g.connect
 			d.Namespace = g.namespace()
 			envNotify, err := applyEnv(cmd, g, d, envName, configFile)
 			if err != nil {
 				return err
 			}
-			if d.OnFailure != action.OnFailureApprove {
+			if action.OnFailure(d.OnFailure) != action.OnFailureApprove {
 				for _, name := range []string{"approval-timeout", "approval-timeout-action"} {
 					if cmd.Flags().Changed(name) {
 						return exitcode.BadInputf("--%s applies only with --on-failure approve (this deploy's is %s); drop it or pass --on-failure approve", name, d.OnFailure)
@@ -79,7 +76,7 @@ objects the release created, and proves the rollback healthy (exit 1); approve w
 	f.StringVar(&d.ChangeCause, "change-cause", "", "text recorded in kubernetes.io/change-cause (default: built from CI variables)")
 	f.DurationVar(&d.Timeout, "timeout", 5*time.Minute, "give up on a rollout that has not finished after this long")
 	f.StringVar(&d.App, "app", "", "release name for records, lock and history (default: the first workload's name)")
-	f.StringVar(&d.OnFailure, "on-failure", action.OnFailureRollback, "what to do when the release fails: rollback, approve (wait for rollguard approve/reject), hold (exit 5; roll back later with rollguard rollback) or none")
+	f.StringVar(&d.OnFailure, "on-failure", string(action.OnFailureRollback), "what to do when the release fails: rollback, approve (wait for rollguard approve/reject), hold (exit 5; roll back later with rollguard rollback) or none")
 	f.DurationVar(&d.ApprovalTimeout, "approval-timeout", 24*time.Hour, "with --on-failure=approve: how long to wait for a decision")
 	f.StringVar(&d.ApprovalTimeoutAction, "approval-timeout-action", "rollback", "with --on-failure=approve: rollback or reject when nobody decides in time")
 	f.BoolVar(&podPreflight, "pod-preflight", true, "before applying, dry-run create one pod per workload so LimitRanges, Pod Security, ServiceAccounts, webhooks and quota judge it (exit 3 if refused); false leaves refused pods to tracking")

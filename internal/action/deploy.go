@@ -7,7 +7,6 @@ import (
 	"io"
 	"time"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/rollguard/rollguard/internal/crashpoint"
@@ -27,7 +26,9 @@ type Deploy struct {
 	Watch
 	// Files are manifest files, folders (kustomizations included) or "-" for standard input.
 	Files []string
-	Stdin io.Reader
+	// Objects, when set, are the release's objects instead of Files (promote hands over what it read).
+	Objects []*manifest.Object
+	Stdin   io.Reader
 	// Images are CONTAINER=REF overrides, like `kubectl set image`; CONTAINER=previous deploys the tag pushed
 	// before the one the cluster runs in that container (see RollbackImage).
 	Images []string
@@ -43,7 +44,7 @@ type Deploy struct {
 	// App names the release: its records, lock and history. Default: the first workload's name.
 	App         string
 	Environment string
-	// OnFailure is rollback (default), approve, hold or none.
+	// OnFailure is rollback (default), approve, hold or none; validated by ParseOnFailure.
 	OnFailure string
 	Approval
 	// WaitForLock is how long to wait while another run deploys or rolls back the same app.
@@ -59,298 +60,288 @@ type Deploy struct {
 	AfterApply func(ctx context.Context, c *kube.Client, ns string) error
 }
 
-// Run validates everything, applies, tracks and reports. Nothing is applied unless every object passed
-// local checks and a server-side dry-run.
-func (d *Deploy) Run(ctx context.Context) (*report.Result, error) {
-	log := d.logger()
-	if d.Timeout <= 0 {
-		return nil, exitcode.BadInputf("--timeout must be positive, got %s", d.Timeout)
+// Phases is the deploy, step by step. Nothing is applied unless every object passed local checks, a
+// server-side dry-run and the permission preflight; nothing changes before the previous state is recorded.
+// A new step goes into this list (or InsertPhase) at the place it belongs.
+func (d *Deploy) Phases() []Phase {
+	return []Phase{
+		{Name: "load", Run: d.load},
+		{Name: "connect", Run: d.connect},
+		{Name: "validate", Run: d.validatePhase},
+		{Name: "pod-preflight", Run: d.podPreflightPhase},
+		{Name: "preflight", Run: d.preflightPhase},
+		{Name: "namespaces", Run: d.namespaces},
+		lockPhase(d.Watch, d.lockOptions(), "deploy:locked", true),
+		{Name: "record", Run: d.record},
+		{Name: "apply", Run: d.apply},
+		d.trackPhase(),
+		{Name: "decide", Run: d.decide},
 	}
-	objs, err := manifest.Load(ctx, d.Files, d.Stdin)
-	if err != nil {
-		return nil, err
+}
+
+// Run runs the deploy's phases and reports.
+func (d *Deploy) Run(ctx context.Context) (*report.Result, error) {
+	return runPhases(ctx, &State{}, d.Phases())
+}
+
+// load reads the manifests and applies the local changes and checks (images, tags, change cause): bad
+// input is reported as such even when the cluster is down. Fills Objects and Cause.
+func (d *Deploy) load(ctx context.Context, s *State) error {
+	if d.Timeout <= 0 {
+		return exitcode.BadInputf("--timeout must be positive, got %s", d.Timeout)
+	}
+	if _, err := ParseTimeoutAction(d.ApprovalTimeoutAction); err != nil {
+		return err
+	}
+	objs := d.Objects
+	if objs == nil {
+		var err error
+		if objs, err = manifest.Load(ctx, d.Files, d.Stdin); err != nil {
+			return err
+		}
 	}
 	if err := manifest.SetImages(objs, d.Images); err != nil {
-		return nil, err
+		return err
 	}
 	// --image NAME=previous is resolved against the cluster and the registry once connected.
 	previous, err := previousSpecs(d.Images)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if len(previous) == 0 {
 		if err := manifest.CheckImageTags(objs, d.AllowMutableTags, manifest.DefaultMutableTags()); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	getenv := d.Getenv
-	if getenv == nil {
-		getenv = func(string) string { return "" }
+	s.previous = previous
+	s.getenv = d.Getenv
+	if s.getenv == nil {
+		s.getenv = func(string) string { return "" }
 	}
-	cause := manifest.ChangeCause(d.ChangeCause, getenv)
-	if err := manifest.SetChangeCause(objs, cause); err != nil {
-		return nil, err
+	s.Cause = manifest.ChangeCause(d.ChangeCause, s.getenv)
+	if err := manifest.SetChangeCause(objs, s.Cause); err != nil {
+		return err
 	}
+	s.Objects = objs
+	return nil
+}
 
+// connect opens the cluster, gives every namespaced object its namespace and orders the objects for
+// applying. Fills Client, Store, Namespace, CRDs.
+func (d *Deploy) connect(ctx context.Context, s *State) error {
 	c, err := d.Connect(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
+	s.Client, s.Store = c, release.NewStore(c)
 	ns := d.Namespace
 	if ns == "" {
 		ns = c.Namespace
 	}
-	crds := crdScopes(objs)
+	s.CRDs = crdScopes(s.Objects)
 	namespaced := func(gvk schema.GroupVersionKind) (bool, error) {
-		if scope, ok := crds[gvk.GroupKind()]; ok {
+		if scope, ok := s.CRDs[gvk.GroupKind()]; ok {
 			return scope, nil
 		}
 		return c.Namespaced(gvk)
 	}
-	if err := manifest.DefaultNamespace(objs, ns, d.Namespace != "", namespaced); err != nil {
+	if err := manifest.DefaultNamespace(s.Objects, ns, d.Namespace != "", namespaced); err != nil {
 		var unknown *kube.UnknownKindError
 		if errors.As(err, &unknown) {
-			return nil, exitcode.BadInputf("%v", err)
+			return exitcode.BadInputf("%v", err)
 		}
-		return nil, err
+		return err
 	}
-	if len(previous) > 0 {
-		if err := d.resolvePrevious(ctx, c, objs, previous); err != nil {
-			return nil, err
+	if len(s.previous) > 0 {
+		if err := d.resolvePrevious(ctx, c, s.Objects, s.previous); err != nil {
+			return err
 		}
-		if err := manifest.CheckImageTags(objs, d.AllowMutableTags, manifest.DefaultMutableTags()); err != nil {
-			return nil, err
+		if err := manifest.CheckImageTags(s.Objects, d.AllowMutableTags, manifest.DefaultMutableTags()); err != nil {
+			return err
 		}
 	}
-	objs = manifest.Order(objs)
+	s.Objects = manifest.Order(s.Objects)
 	if d.Namespace == "" {
 		// The release lives where its workloads are, so manifests that name their namespace need no -n
 		// and their records and lock sit next to them.
-		ns = releaseNamespace(objs, ns)
+		ns = releaseNamespace(s.Objects, ns)
 	}
+	s.Namespace = ns
+	return nil
+}
 
-	if err := d.validate(ctx, c, objs, crds); err != nil {
-		return nil, err
+// validatePhase dry-runs every object and validates the app name and on-failure policy. Fills App and
+// OnFailure.
+func (d *Deploy) validatePhase(ctx context.Context, s *State) error {
+	if err := d.validate(ctx, s.Client, s.Objects, s.CRDs); err != nil {
+		return err
 	}
-	if !d.SkipPodPreflight {
-		if err := podPreflight(ctx, c, objs, log); err != nil {
-			return nil, err
-		}
+	s.App = d.App
+	if s.App == "" {
+		s.App = defaultApp(s.Objects)
 	}
+	if err := release.ValidateApp(s.App); err != nil {
+		return err
+	}
+	var err error
+	s.OnFailure, err = ParseOnFailure(d.OnFailure)
+	return err
+}
 
-	app := d.App
-	if app == "" {
-		app = defaultApp(objs)
+// podPreflightPhase dry-run creates one pod per workload template, so pods the cluster would refuse are
+// bad input (exit 3) before anything changes (podpreflight.go).
+func (d *Deploy) podPreflightPhase(ctx context.Context, s *State) error {
+	if d.SkipPodPreflight {
+		return nil
 	}
-	if err := release.ValidateApp(app); err != nil {
-		return nil, err
-	}
-	onFailure := d.OnFailure
-	if onFailure == "" {
-		onFailure = OnFailureRollback
-	}
-	switch onFailure {
-	case OnFailureRollback, OnFailureApprove, OnFailureHold, OnFailureNone:
-	default:
-		return nil, exitcode.BadInputf("--on-failure must be rollback, approve, hold or none, got %q", onFailure)
-	}
-	if err := d.preflight(ctx, c, ns, objs, onFailure); err != nil {
-		return nil, err
+	return podPreflight(ctx, s.Client, s.Objects, d.logger())
+}
+
+// preflightPhase refuses a release this identity could not finish or roll back.
+func (d *Deploy) preflightPhase(ctx context.Context, s *State) error {
+	if err := d.preflight(ctx, s.Client, s.Namespace, s.Objects, s.OnFailure); err != nil {
+		return err
 	}
 	crashpoint.Hit("deploy:validated")
+	return nil
+}
 
-	// The lock and the record live in the release's namespace, so a namespace the release brings is
-	// created first. A rollback keeps it: deleting a namespace would delete the release history with it.
-	if err := createNamespaces(ctx, c, objs); err != nil {
-		return nil, err
-	}
+// namespaces creates the Namespaces the release brings: the lock and the record live in the release's
+// namespace. A rollback keeps them: deleting a namespace would delete the release history with it.
+func (d *Deploy) namespaces(ctx context.Context, s *State) error {
+	return createNamespaces(ctx, s.Client, s.Objects)
+}
 
-	// One run at a time per app: a second pipeline waits here, before anything is recorded or changed.
-	lk, err := lock.Acquire(ctx, c, ns, app, lock.Options{Wait: d.WaitForLock, TTL: d.LockTTL, OnWait: func(holder string, since time.Time) {
-		log.Warn("waiting for another run to finish", "app", app, "holder", holder, "since", since)
-	}})
-	if err != nil {
-		return nil, err
-	}
-	defer lk.Release(context.WithoutCancel(ctx))
-	crashpoint.Hit("deploy:locked")
-	ctx, cancel := holdLock(ctx, lk, log, app)
-	defer cancel()
-	d.held = lk
+func (d *Deploy) lockOptions() lock.Options {
+	log := d.logger()
+	return lock.Options{Wait: d.WaitForLock, TTL: d.LockTTL, OnWait: func(holder string, since time.Time) {
+		log.Warn("waiting for another run to finish", "holder", holder, "since", since)
+	}}
+}
 
-	store := release.NewStore(c)
-	inherited, err := d.converge(ctx, c, store, ns, app)
+// record converges what an earlier run left, captures the previous state of everything the release will
+// change and records it before anything changes. Fills Record, Inherited and Result.
+func (d *Deploy) record(ctx context.Context, s *State) error {
+	d.held = s.lock
+	inherited, err := d.converge(ctx, s.Client, s.Store, s.Namespace, s.App)
 	if err != nil {
-		return nil, stoppedBeforeChange(ctx, err)
+		return stoppedBeforeChange(ctx, err)
 	}
-	last, err := store.Latest(ctx, ns, app)
+	last, err := s.Store.Latest(ctx, s.Namespace, s.App)
 	if err != nil {
-		return nil, stoppedBeforeChange(ctx, err)
+		return stoppedBeforeChange(ctx, err)
 	}
-	states, wstates, err := captureState(ctx, c, objs, inherited)
+	states, wstates, err := captureState(ctx, s.Client, s.Objects, inherited)
 	if err != nil {
-		return nil, stoppedBeforeChange(ctx, err)
+		return stoppedBeforeChange(ctx, err)
 	}
-	ci := manifest.DetectCI(getenv)
+	ci := manifest.DetectCI(s.getenv)
 	rec := &release.Record{
-		App: app, Namespace: ns, Environment: d.Environment, DeployedBy: release.Identity(ctx, c, ci), CI: ci,
-		ChangeCause: cause, Objects: states, Workloads: wstates, Outcome: release.Applying,
+		App: s.App, Namespace: s.Namespace, Environment: d.Environment, DeployedBy: release.Identity(ctx, s.Client, ci), CI: ci,
+		ChangeCause: s.Cause, Objects: states, Workloads: wstates, Outcome: release.Applying,
 		RestoresTo: release.RestorePoint(last),
 	}
-	if err := store.Create(ctx, rec); err != nil {
-		return nil, stoppedBeforeChange(ctx, err)
+	if err := s.Store.Create(ctx, rec); err != nil {
+		return stoppedBeforeChange(ctx, err)
 	}
 	// A killed or pending release is closed as failed; one that already says how it stopped keeps that.
 	if inherited != nil && inherited.Outcome != release.Interrupted && inherited.Outcome != release.Superseded {
 		inherited.Message = "interrupted; superseded by " + rec.ID
-		if err := finish(ctx, store, inherited, release.Failed); err != nil {
-			return nil, err
+		if err := finish(ctx, s.Store, inherited, release.Failed); err != nil {
+			return err
 		}
 	}
-	log.Info("recorded release", "release", rec.ID)
+	d.logger().Info("recorded release", "release", rec.ID)
 	crashpoint.Hit("deploy:recorded")
+	s.Record, s.Inherited = rec, inherited
+	s.Result = &report.Result{Command: "deploy", Release: rec.ID, Namespace: s.Namespace, ChangeCause: s.Cause}
+	return nil
+}
 
-	result := &report.Result{Command: "deploy", Release: rec.ID, Namespace: ns, ChangeCause: cause}
-	started := time.Now()
-	for i, o := range objs {
+// apply applies every object in order, then the AfterApply hook, and marks the record tracking. An apply
+// that fails after the dry-run passed goes through the on-failure policy. Fills Started, Since, Targets.
+func (d *Deploy) apply(ctx context.Context, s *State) error {
+	c, result := s.Client, s.Result
+	s.Started = time.Now()
+	failed := func(err error) error {
+		s.Done = true
+		_, err = d.failApply(ctx, c, s.Store, s.Record, result, s.OnFailure, err)
+		return err
+	}
+	for i, o := range s.Objects {
 		if _, err := c.Apply(ctx, o.Unstructured, false); err != nil {
-			return d.failApply(ctx, c, store, rec, result, fmt.Errorf("%s: %w", o.Source, err))
+			return failed(fmt.Errorf("%s: %w", o.Source, err))
 		}
-		log.Info("applied", "object", kube.Ref(o.Unstructured))
+		d.logger().Info("applied", "object", kube.Ref(o.Unstructured))
 		if i == 0 {
 			crashpoint.Hit("deploy:applying")
 		}
 		crashpoint.Hit("deploy:applied:" + o.GetKind())
 		if o.GetKind() == "CustomResourceDefinition" {
 			if err := c.WaitEstablished(ctx, o.GetName()); err != nil {
-				return d.failApply(ctx, c, store, rec, result, err)
+				return failed(err)
 			}
 		}
 	}
 	if d.AfterApply != nil {
-		if err := d.AfterApply(ctx, c, ns); err != nil {
-			return d.failApply(ctx, c, store, rec, result, err)
+		if err := d.AfterApply(ctx, c, s.Namespace); err != nil {
+			return failed(err)
 		}
 	}
 	result.AppliedAt = time.Now()
 	crashpoint.Hit("deploy:applied")
-	rec.Outcome = release.Tracking
-	rec.Timings.AppliedAt = result.AppliedAt.UTC()
-	if err := store.Update(ctx, rec); err != nil {
-		return result, err
+	s.Record.Outcome = release.Tracking
+	s.Record.Timings.AppliedAt = result.AppliedAt.UTC()
+	if err := s.Store.Update(ctx, s.Record); err != nil {
+		return err
 	}
 	crashpoint.Hit("deploy:tracking")
-
-	var targets []track.Target
-	for _, o := range objs {
+	s.Since = result.AppliedAt
+	s.Targets = nil
+	for _, o := range s.Objects {
 		switch {
 		case track.Trackable(o.GetKind()):
-			targets = append(targets, track.Target{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()})
+			s.Targets = append(s.Targets, track.Target{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()})
 		case track.Followed(o.Unstructured):
-			targets = append(targets, track.Target{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName(), APIVersion: o.GetAPIVersion()})
+			s.Targets = append(s.Targets, track.Target{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName(), APIVersion: o.GetAPIVersion()})
 		}
 	}
-	// Events are stamped by the cluster's clock; allow for a little skew so the release's own first
-	// signals are never discarded as stale.
-	ws, err := d.trackAt(ctx, c, targets, started.Add(-2*time.Second), result.AppliedAt, "deploy:first-update")
-	result.FinishedAt = time.Now()
-	result.Workloads = ws
-	for i := range result.Workloads {
-		result.Workloads[i].Images = imagesOf(objs, result.Workloads[i].Kind, result.Workloads[i].Namespace, result.Workloads[i].Name)
-	}
-	if err != nil {
-		if cause := stopCause(ctx); cause != nil {
-			return halt(ctx, store, rec, result, stageTracking, cause)
+	return nil
+}
+
+// trackPhase is the shared track phase; a run stopped while tracking (interrupted, or its lock taken)
+// records where it stopped instead of deciding.
+func (d *Deploy) trackPhase() Phase {
+	tracked := trackPhase(d.Watch, "deploy:first-update")
+	return Phase{Name: tracked.Name, Run: func(ctx context.Context, s *State) error {
+		err := tracked.Run(ctx, s)
+		if cause := stopCause(ctx); err != nil && cause != nil {
+			s.Done = true
+			_, err = halt(ctx, s.Store, s.Record, s.Result, stageTracking, cause)
 		}
-		return result, err
-	}
-	recordVerdicts(rec, ws)
-	recordRevisions(ctx, c, rec)
-	result.Message = summary(ws)
-	if outcomeOf(ws) == report.Succeeded {
+		return err
+	}}
+}
+
+// decide records the verdicts and ends the release: succeeded, or through the on-failure policy.
+func (d *Deploy) decide(ctx context.Context, s *State) error {
+	rec, result := s.Record, s.Result
+	recordVerdicts(rec, s.Workloads)
+	recordRevisions(ctx, s.Client, rec)
+	result.Message = summary(s.Workloads)
+	if outcomeOf(s.Workloads) == report.Succeeded {
 		// A run whose lock was taken may have watched the next run's rollout become healthy: only the
 		// holder may call the release a success.
-		if err := lk.Verify(ctx); err != nil {
-			return halt(ctx, store, rec, result, stageFinishing, err)
+		if err := s.lock.Verify(ctx); err != nil {
+			_, err = halt(ctx, s.Store, rec, result, stageFinishing, err)
+			return err
 		}
 		result.Outcome = report.Succeeded
-		return result, finish(ctx, store, rec, release.Succeeded)
+		return finish(ctx, s.Store, rec, release.Succeeded)
 	}
 	crashpoint.Hit("deploy:failed")
-	return d.onFailure(ctx, c, store, rec, result, onFailure)
-}
-
-// validate checks every object against the cluster without changing anything: namespaces exist (or come
-// with the release), and a server-side dry-run accepts each object (schema, unknown fields, admission,
-// quota, permissions).
-func (d *Deploy) validate(ctx context.Context, c *kube.Client, objs []*manifest.Object, crds map[schema.GroupKind]bool) error {
-	created := map[string]bool{}
-	for _, o := range objs {
-		if o.GetKind() == "Namespace" && o.GroupVersionKind().Group == "" {
-			created[o.GetName()] = true
-		}
-	}
-	exists := map[string]bool{}
-	for _, o := range objs {
-		ns := o.GetNamespace()
-		if ns == "" || created[ns] {
-			continue
-		}
-		ok, seen := exists[ns]
-		if !seen {
-			var err error
-			if ok, err = c.NamespaceExists(ctx, ns); err != nil {
-				return err
-			}
-			exists[ns] = ok
-		}
-		if !ok {
-			return exitcode.BadInputf("%s: namespace %q does not exist: create it, or add a Namespace object to the manifests", o.Source, ns)
-		}
-	}
-	var failed []error
-	for _, o := range objs {
-		// Objects inside a namespace, or of a kind, that the release itself creates cannot be dry-run
-		// before their parent exists; the apiserver validates them when they are applied.
-		if created[o.GetNamespace()] || crds[o.GroupVersionKind().GroupKind()] {
-			continue
-		}
-		if _, err := c.Apply(ctx, o.Unstructured, true); err != nil {
-			failed = append(failed, fmt.Errorf("%s: %w", o.Source, err))
-		}
-	}
-	switch len(failed) {
-	case 0:
-		return nil
-	case 1:
-		return keepCode(failed[0])
-	default:
-		return keepCode(fmt.Errorf("%w (and %d more objects failed validation; nothing was applied)", failed[0], len(failed)-1))
-	}
-}
-
-// keepCode makes sure a validation failure carries an exit code: 3 unless the error already says 4.
-func keepCode(err error) error {
-	var ec *exitcode.Error
-	if errors.As(err, &ec) {
-		return &exitcode.Error{Code: ec.Code, Err: err}
-	}
-	return exitcode.New(exitcode.BadInput, err)
-}
-
-// crdScopes maps each group/kind defined by a CRD in the release to whether it is namespaced.
-func crdScopes(objs []*manifest.Object) map[schema.GroupKind]bool {
-	out := map[schema.GroupKind]bool{}
-	for _, o := range objs {
-		if o.GetKind() != "CustomResourceDefinition" {
-			continue
-		}
-		group, _, _ := unstructured.NestedString(o.Object, "spec", "group")
-		kind, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
-		scope, _, _ := unstructured.NestedString(o.Object, "spec", "scope")
-		out[schema.GroupKind{Group: group, Kind: kind}] = scope != "Cluster"
-	}
-	return out
+	_, err := d.onFailure(ctx, s.Client, s.Store, rec, result, s.OnFailure)
+	return err
 }
 
 // imagesOf is the container images of one object of the release.

@@ -69,18 +69,18 @@ func (d *Deploy) converge(ctx context.Context, c *kube.Client, store *release.St
 
 // failApply handles an apply that failed after the dry-run passed (a race with another writer, a webhook):
 // some objects may have changed, so the on-failure policy applies as to any failed release.
-func (d *Deploy) failApply(ctx context.Context, c *kube.Client, store *release.Store, rec *release.Record, result *report.Result, err error) (*report.Result, error) {
+func (d *Deploy) failApply(ctx context.Context, c *kube.Client, store *release.Store, rec *release.Record, result *report.Result, policy OnFailure, err error) (*report.Result, error) {
 	if cause := stopCause(ctx); cause != nil {
 		return halt(ctx, store, rec, result, stageApplying, cause)
 	}
 	rec.Reason, rec.Message = "ApplyFailed", err.Error()
 	result.Message = "apply failed: " + err.Error()
 	result.AppliedAt = time.Now()
-	return d.onFailure(ctx, c, store, rec, result, d.OnFailure)
+	return d.onFailure(ctx, c, store, rec, result, policy)
 }
 
 // onFailure carries out the on-failure policy for a failed release.
-func (d *Deploy) onFailure(ctx context.Context, c *kube.Client, store *release.Store, rec *release.Record, result *report.Result, policy string) (*report.Result, error) {
+func (d *Deploy) onFailure(ctx context.Context, c *kube.Client, store *release.Store, rec *release.Record, result *report.Result, policy OnFailure) (*report.Result, error) {
 	if cause := stopCause(ctx); cause != nil {
 		return halt(ctx, store, rec, result, stageTracking, cause)
 	}
@@ -121,7 +121,7 @@ func (d *Deploy) onFailure(ctx context.Context, c *kube.Client, store *release.S
 		} else {
 			crashpoint.Hit("approval:decided")
 		}
-		if decision == release.TimedOut && d.ApprovalTimeoutAction == "reject" || decision == release.Declined {
+		if decision == release.TimedOut && TimeoutAction(d.ApprovalTimeoutAction) == TimeoutReject || decision == release.Declined {
 			result.Outcome = report.Failed
 			result.Message += "; rollback " + decisionText(rec)
 			return result, finish(ctx, store, rec, release.Rejected)

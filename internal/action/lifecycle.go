@@ -15,14 +15,6 @@ import (
 	"github.com/rollguard/rollguard/internal/track"
 )
 
-// On-failure policies of a deploy.
-const (
-	OnFailureRollback = "rollback"
-	OnFailureApprove  = "approve"
-	OnFailureHold     = "hold"
-	OnFailureNone     = "none"
-)
-
 // defaultApp names a release after its first workload (or first object): a single-app release needs no
 // --app, and its records and lock line up with `rollguard undo deployment/NAME`.
 func defaultApp(objs []*manifest.Object) string {

@@ -24,7 +24,7 @@ import (
 // release creates, replace what it changes, record the release or take the lock. Each access is asked with
 // a SelfSubjectAccessReview, which every authenticated user may create (ClusterRole system:basic-user);
 // where a cluster does not answer them, the check is skipped with a warning rather than blocking deploys.
-func (d *Deploy) preflight(ctx context.Context, c *kube.Client, ns string, objs []*manifest.Object, onFailure string) error {
+func (d *Deploy) preflight(ctx context.Context, c *kube.Client, ns string, objs []*manifest.Object, onFailure OnFailure) error {
 	var missing []rbac.Access
 	var objects []rbac.Object
 	for _, o := range objs {

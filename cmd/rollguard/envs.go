@@ -132,7 +132,8 @@ func applyEnv(cmd *cobra.Command, g *globals, d *action.Deploy, envName, configF
 }
 
 func newEnvsCmd(g *globals) *cobra.Command {
-	var configFile, format string
+	var configFile string
+	var output format
 	cmd := &cobra.Command{
 		Use:   "envs",
 		Short: "Show each environment's current release, images and digests, health, and drift",
@@ -148,9 +149,6 @@ is not in the kubeconfig).`,
   rollguard envs --config deploy/rollguard.yaml -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if format != "text" && format != "json" {
-				return exitcode.BadInputf("--output must be text or json, got %q", format)
-			}
 			cfg, err := config.Load(configFile)
 			if err != nil {
 				return err
@@ -161,7 +159,7 @@ is not in the kubeconfig).`,
 			}
 			states, runErr := e.Run(cmd.Context())
 			var werr error
-			if format == "json" {
+			if output == formatJSON {
 				enc := json.NewEncoder(g.stdout)
 				enc.SetIndent("", "  ")
 				werr = enc.Encode(map[string]any{"app": cfg.App, "promotion": cfg.Promotion, "environments": states})
@@ -179,7 +177,7 @@ is not in the kubeconfig).`,
 		},
 	}
 	cmd.Flags().StringVar(&configFile, "config", config.DefaultFile, "rollguard config `FILE`")
-	cmd.Flags().StringVarP(&format, "output", "o", "text", "text or json")
+	addFormat(cmd.Flags(), &output, "text or json")
 	return cmd
 }
 

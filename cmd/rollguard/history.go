@@ -9,7 +9,8 @@ import (
 
 func newHistoryCmd(g *globals) *cobra.Command {
 	h := &action.History{}
-	var format, app string
+	var app string
+	var output format
 	cmd := &cobra.Command{
 		Use:   "history TYPE/NAME | --app NAME",
 		Short: "Show what was deployed, by whom, when, and how it ended",
@@ -29,9 +30,6 @@ only their kinds and names.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if format != "text" && format != "json" {
-				return exitcode.BadInputf("--output must be text or json, got %q", format)
-			}
 			switch {
 			case len(args) == 1 && app != "":
 				return exitcode.BadInputf("pass either TYPE/NAME or --app NAME, not both")
@@ -48,13 +46,13 @@ only their kinds and names.`,
 			if err != nil {
 				return err
 			}
-			if format == "json" {
+			if output == formatJSON {
 				return res.WriteJSON(g.stdout)
 			}
 			return res.WriteText(g.stdout)
 		},
 	}
-	cmd.Flags().StringVarP(&format, "output", "o", "text", "output format: text or json")
+	addFormat(cmd.Flags(), &output, "output format: text or json")
 	cmd.Flags().StringVar(&app, "app", "", "list the rollguard releases of app `NAME`")
 	return cmd
 }

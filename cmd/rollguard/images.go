@@ -14,7 +14,6 @@ import (
 
 	"github.com/rollguard/rollguard/internal/action"
 	"github.com/rollguard/rollguard/internal/config"
-	"github.com/rollguard/rollguard/internal/exitcode"
 	"github.com/rollguard/rollguard/internal/registry"
 	"github.com/rollguard/rollguard/internal/registry/lifecycle"
 )
@@ -47,9 +46,10 @@ func registryClient(flag *string) (*registry.Client, error) {
 
 func newImagesPruneCmd(g *globals, api *string) *cobra.Command {
 	var (
-		repository, policyFile, output string
-		dryRun                         bool
-		pf                             protectFlags
+		repository, policyFile string
+		output                 format
+		dryRun                 bool
+		pf                     protectFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "prune --repository REGISTRY/REPO --policy policy.json [--dry-run]",
@@ -70,32 +70,15 @@ no kubeconfig exists at all and the flag was not given, prune goes on without it
 cluster is configured but cannot be read, prune stops (exit 4) rather than delete blind.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			if output != "table" && output != "json" {
-				return exitcode.BadInputf("--output %q: use table or json", output)
-			}
-			if repository == "" || policyFile == "" {
-				return exitcode.BadInputf("--repository and --policy are required")
-			}
-			policy, _, err := readPolicy(policyFile)
+			protections, err := pf.options(cmd, g)
 			if err != nil {
 				return err
 			}
-			repo, err := registry.ParseRepository(repository)
-			if err != nil {
-				return err
+			p := &action.Prune{
+				Registry:   func() (*registry.Client, error) { return registryClient(api) },
+				Repository: repository, PolicyFile: policyFile, DryRun: dryRun, Protections: protections,
 			}
-			protections, err := pf.gather(cmd, g)
-			if err != nil {
-				return err
-			}
-			client, err := registryClient(api)
-			if err != nil {
-				return err
-			}
-			rep, err := registry.Prune(ctx, client, registry.PruneOptions{
-				Repository: repo.Name(), Policy: policy, Protect: protections, DryRun: dryRun,
-			})
+			rep, err := p.Run(cmd.Context())
 			if rep != nil {
 				if perr := printReport(g.stdout, g.stderr, output, rep); perr != nil && err == nil {
 					err = perr
@@ -108,22 +91,9 @@ cluster is configured but cannot be read, prune stops (exit 4) rather than delet
 	f.StringVar(&repository, "repository", "", "REGISTRY/REPO to prune, e.g. ghcr.io/acme/web")
 	f.StringVar(&policyFile, "policy", "", "AWS ECR lifecycle policy document (JSON)")
 	f.BoolVar(&dryRun, "dry-run", false, "print the plan, delete nothing")
-	f.StringVarP(&output, "output", "o", "table", "table or json")
+	addFormat(f, &output, "text (a table of decisions) or json")
 	pf.add(f)
 	return cmd
-}
-
-// readPolicy reads and validates a lifecycle policy file; it returns the file's bytes too.
-func readPolicy(file string) (*lifecycle.Policy, []byte, error) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return nil, nil, exitcode.BadInputf("reading policy: %v", err)
-	}
-	policy, err := lifecycle.Parse(data)
-	if err != nil {
-		return nil, nil, exitcode.BadInputf("policy %s: %v", file, err)
-	}
-	return policy, data, nil
 }
 
 // protectFlags are the flags that say which images rollguard protects, shared by prune and policy.
@@ -140,43 +110,25 @@ func (p *protectFlags) add(f *pflag.FlagSet) {
 	f.StringVar(&p.configFile, "config", config.DefaultFile, "also protect what every environment of this rollguard config runs, and every image its recorded releases deployed or would roll back to (read when the file exists; --config \"\" reads none)")
 }
 
-// gather collects the protections: --protect, the cluster's images in use, the config's environments.
-func (p *protectFlags) gather(cmd *cobra.Command, g *globals) ([]registry.Protection, error) {
-	var out []registry.Protection
-	for _, ref := range p.protect {
-		out = append(out, registry.Protection{Ref: ref, Why: "--protect " + ref})
+// options turns the protection flags into the action's options. A config given explicitly must exist; the
+// default one is read only when present.
+func (p *protectFlags) options(cmd *cobra.Command, g *globals) (action.Protections, error) {
+	o := action.Protections{
+		Protect: p.protect, InUse: p.inUse, InUseAsked: cmd.Flags().Changed("in-use-from-cluster"),
+		ClusterConfigured: clusterConfigured(g), AllNamespaces: p.allNamespaces, Connect: g.connect,
+		Notice: func(msg string) { fmt.Fprintln(g.stderr, "note:", msg) },
 	}
-	if p.inUse {
-		found, err := clusterImages(cmd, g, p.allNamespaces)
+	if p.configFile == "" {
+		return o, nil // --config "": no environments
+	}
+	if _, err := os.Stat(p.configFile); err == nil || cmd.Flags().Changed("config") {
+		cfg, err := config.Load(p.configFile)
 		if err != nil {
-			return nil, err
+			return o, err
 		}
-		out = append(out, found...)
+		o.Config, o.ConnectEnv = cfg, envConnector(g, cfg)
 	}
-	found, err := configImages(cmd, g, p.configFile)
-	if err != nil {
-		return nil, err
-	}
-	return append(out, found...), nil
-}
-
-// clusterImages reads the images in use from the current kube context. With no kubeconfig at all, and the
-// flag left at its default, it returns nothing and says so: a CI job that only holds registry credentials
-// still prunes, and the note makes the missing protection visible.
-func clusterImages(cmd *cobra.Command, g *globals, allNamespaces bool) ([]registry.Protection, error) {
-	if !clusterConfigured(g) && !cmd.Flags().Changed("in-use-from-cluster") {
-		fmt.Fprintln(g.stderr, "note: no kubeconfig found; images in use in a cluster are not protected (pass --in-use-from-cluster=false to silence this)")
-		return nil, nil
-	}
-	c, err := g.connect(cmd.Context())
-	if err != nil {
-		return nil, err
-	}
-	ns := c.Namespace
-	if allNamespaces {
-		ns = ""
-	}
-	return registry.InUse(cmd.Context(), c, ns)
+	return o, nil
 }
 
 // clusterConfigured reports whether any cluster is configured: a kubeconfig context, --server, or running in a
@@ -192,8 +144,8 @@ func clusterConfigured(g *globals) bool {
 	return err != nil || len(raw.Contexts) > 0 // an unreadable kubeconfig is configured, and its error shows later
 }
 
-func printReport(stdout, stderr io.Writer, output string, rep *registry.Report) error {
-	if output == "json" {
+func printReport(stdout, stderr io.Writer, output format, rep *registry.Report) error {
+	if output == formatJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
@@ -266,7 +218,8 @@ func shortDigest(d string) string {
 }
 
 func newImagesPreviousCmd(g *globals, api *string) *cobra.Command {
-	var prefix, output string
+	var prefix string
+	var output format
 	cmd := &cobra.Command{
 		Use:   "previous REGISTRY/REPO [--prefix P]",
 		Short: "Print the tag pushed before the newest one, for pipelines that roll back by tag",
@@ -276,9 +229,6 @@ previous one). It refuses to guess when two images have the same time or an imag
 -o json adds the digest and a pinned REPO:TAG@DIGEST reference.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return exitcode.BadInputf("--output %q: use text or json", output)
-			}
 			client, err := registryClient(api)
 			if err != nil {
 				return err
@@ -287,7 +237,7 @@ previous one). It refuses to guess when two images have the same time or an imag
 			if err != nil {
 				return err
 			}
-			if output == "json" {
+			if output == formatJSON {
 				enc := json.NewEncoder(g.stdout)
 				enc.SetIndent("", "  ")
 				return enc.Encode(prev)
@@ -297,23 +247,6 @@ previous one). It refuses to guess when two images have the same time or an imag
 		},
 	}
 	cmd.Flags().StringVar(&prefix, "prefix", "", "only consider tags starting with this prefix, e.g. 1.")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "text (the tag) or json")
+	addFormat(cmd.Flags(), &output, "text (the tag) or json")
 	return cmd
-}
-
-// configImages protects, when a rollguard config is present, the images of every environment it names
-// (each through its own kube context) and of every release recorded there. A config given explicitly must
-// exist; the default one is read only when present.
-func configImages(cmd *cobra.Command, g *globals, file string) ([]registry.Protection, error) {
-	if file == "" {
-		return nil, nil // --config "": no environments
-	}
-	if _, err := os.Stat(file); err != nil && !cmd.Flags().Changed("config") {
-		return nil, nil
-	}
-	cfg, err := config.Load(file)
-	if err != nil {
-		return nil, err
-	}
-	return action.EnvironmentImages(cmd.Context(), cfg, envConnector(g, cfg))
 }

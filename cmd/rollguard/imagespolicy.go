@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rollguard/rollguard/internal/action"
 	"github.com/rollguard/rollguard/internal/exitcode"
 	"github.com/rollguard/rollguard/internal/registry"
 	"github.com/rollguard/rollguard/internal/registry/lifecycle"
@@ -40,17 +41,15 @@ and the rollguard config's environments and release records (--config). Nothing 
 
 func newImagesPolicyVerbCmd(g *globals, api *string, verb string) *cobra.Command {
 	var (
-		repository, policyFile, output string
-		allowExpiring                  bool
-		pf                             protectFlags
+		repository, policyFile string
+		output                 format
+		allowExpiring          bool
+		pf                     protectFlags
 	)
 	cmd := &cobra.Command{
 		Use:  verb + " --repository ECR_REPO",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "table" && output != "json" {
-				return exitcode.BadInputf("--output %q: use table or json", output)
-			}
 			o := registry.PolicyOptions{Repository: repository, Apply: verb == "apply", AllowExpiringProtected: allowExpiring}
 			switch {
 			case repository == "":
@@ -61,12 +60,15 @@ func newImagesPolicyVerbCmd(g *globals, api *string, verb string) *cobra.Command
 				return exitcode.BadInputf("--policy FILE is required")
 			case verb != "show":
 				var err error
-				if o.Policy, o.Text, err = readPolicy(policyFile); err != nil {
+				if o.Policy, o.Text, err = action.ReadPolicy(policyFile); err != nil {
 					return err
 				}
 			}
-			var err error
-			if o.Protect, err = pf.gather(cmd, g); err != nil {
+			protections, err := pf.options(cmd, g)
+			if err != nil {
+				return err
+			}
+			if o.Protect, err = protections.Gather(cmd.Context()); err != nil {
 				return err
 			}
 			client, err := registryClient(api)
@@ -90,13 +92,13 @@ func newImagesPolicyVerbCmd(g *globals, api *string, verb string) *cobra.Command
 	if verb == "apply" {
 		f.BoolVar(&allowExpiring, "allow-expiring-protected", false, "put the policy even when it lets ECR expire images rollguard protects")
 	}
-	f.StringVarP(&output, "output", "o", "table", "table or json")
+	addFormat(f, &output, "text (a table) or json")
 	pf.add(f)
 	return cmd
 }
 
-func printPolicyReport(stdout, stderr io.Writer, output, verb string, rep *registry.PolicyReport) error {
-	if output == "json" {
+func printPolicyReport(stdout, stderr io.Writer, output format, verb string, rep *registry.PolicyReport) error {
+	if output == formatJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)

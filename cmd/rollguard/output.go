@@ -18,7 +18,7 @@ import (
 
 // outputFlags are the result encodings every tracking command offers.
 type outputFlags struct {
-	format   string
+	format   format
 	junit    string
 	markdown string
 	outputs  string
@@ -27,7 +27,7 @@ type outputFlags struct {
 }
 
 func (o *outputFlags) add(fs *pflag.FlagSet) {
-	fs.StringVarP(&o.format, "output", "o", "text", "result format on stdout: text or json")
+	addFormat(fs, &o.format, "result format on stdout: text or json")
 	fs.StringVar(&o.junit, "junit", "", "also write a JUnit XML report to `FILE` (Azure DevOps, GitLab)")
 	fs.StringVar(&o.markdown, "summary-markdown", "", "also write a Markdown summary to `FILE` (e.g. $GITHUB_STEP_SUMMARY)")
 	fs.StringVar(&o.outputs, "outputs-file", "", "also append ROLLGUARD_RELEASE, _OUTCOME, _REASON, _ROLLED_BACK, _REVISION, _EXIT_CODE, _MESSAGE as KEY=VALUE lines to `FILE` ($GITHUB_OUTPUT, a GitLab dotenv report)")
@@ -36,9 +36,6 @@ func (o *outputFlags) add(fs *pflag.FlagSet) {
 // validate checks the flags and that the report files can be written, before anything changes: a report
 // that cannot be written must not turn a healthy deploy into a failure after the cluster changed.
 func (o *outputFlags) validate() error {
-	if o.format != "text" && o.format != "json" {
-		return exitcode.BadInputf("--output must be text or json, got %q", o.format)
-	}
 	for _, f := range []struct{ flag, path string }{{"--junit", o.junit}, {"--summary-markdown", o.markdown}, {"--outputs-file", o.outputs}} {
 		if f.path == "" {
 			continue
@@ -69,7 +66,7 @@ func (o *outputFlags) write(stdout io.Writer, r *report.Result) error {
 	o.written = true
 	var err error
 	switch {
-	case o.format == "json":
+	case o.format == formatJSON:
 		err = report.JSON(stdout, *r)
 	case r.Outcome != report.Error:
 		// An error result in text is the "Error:" line on stderr; stdout stays empty.
@@ -104,9 +101,6 @@ func (o *outputFlags) run(g *globals, command string, body func() error) error {
 	err := body()
 	if err == nil || o.written {
 		return err
-	}
-	if o.format != "json" {
-		o.format = "text" // an invalid -o still gets its report files
 	}
 	res := &report.Result{Command: command, Outcome: report.Error, Message: err.Error(), FinishedAt: time.Now(), ExitCode: exitcode.Of(err)}
 	if werr := o.write(g.stdout, res); werr != nil {

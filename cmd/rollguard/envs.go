@@ -15,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
-	"github.com/rollguard/rollguard/internal/access"
 	"github.com/rollguard/rollguard/internal/action"
 	"github.com/rollguard/rollguard/internal/config"
 	"github.com/rollguard/rollguard/internal/exitcode"
@@ -32,6 +31,18 @@ func envFlags(g *globals, env *config.Environment) *genericclioptions.ConfigFlag
 	f.KubeConfig, f.CacheDir, f.Timeout = g.kube.KubeConfig, g.kube.CacheDir, g.kube.Timeout
 	f.Impersonate, f.ImpersonateUID, f.ImpersonateGroup = g.kube.Impersonate, g.kube.ImpersonateUID, g.kube.ImpersonateGroup
 	return f
+}
+
+// withContext is a copy of the kubectl flags f with another context; every other flag is kept.
+func withContext(f *genericclioptions.ConfigFlags, context string) *genericclioptions.ConfigFlags {
+	c := genericclioptions.NewConfigFlags(true)
+	c.CacheDir, c.KubeConfig, c.ClusterName, c.AuthInfoName, c.Namespace = f.CacheDir, f.KubeConfig, f.ClusterName, f.AuthInfoName, f.Namespace
+	c.APIServer, c.TLSServerName, c.Insecure, c.CertFile, c.KeyFile, c.CAFile = f.APIServer, f.TLSServerName, f.Insecure, f.CertFile, f.KeyFile, f.CAFile
+	c.BearerToken, c.Username, c.Password, c.Timeout, c.DisableCompression = f.BearerToken, f.Username, f.Password, f.Timeout, f.DisableCompression
+	c.Impersonate, c.ImpersonateUID, c.ImpersonateGroup, c.ImpersonateUserExtra = f.Impersonate, f.ImpersonateUID, f.ImpersonateGroup, f.ImpersonateUserExtra
+	c.WrapConfigFn = f.WrapConfigFn
+	c.Context = &context
+	return c
 }
 
 // checkContext refuses (exit 3) an environment whose context is not in the kubeconfig: a config error,
@@ -65,8 +76,8 @@ func envConnector(g *globals, cfg *config.Config) action.EnvConnector {
 	}
 }
 
-// applyEnv fills a deploy from `--env NAME`: the environment's context, namespace, manifests, timeout,
-// on-failure policy, approval and access policy. Flags given explicitly win. It returns the environment's
+// applyEnv points a deploy at `--env NAME`: the environment's kubeconfig context, and the defaults
+// action.Deploy.UseEnvironment resolves. Flags given explicitly win. It returns the environment's
 // notification targets, expanded.
 func applyEnv(cmd *cobra.Command, g *globals, d *action.Deploy, envName, configFile string) (notify []string, err error) {
 	fl := cmd.Flags()
@@ -85,49 +96,14 @@ func applyEnv(cmd *cobra.Command, g *globals, d *action.Deploy, envName, configF
 		return nil, err
 	}
 	if !fl.Changed("context") {
-		*g.kube.Context = env.Cluster
-		if err := checkContext(g.kube, cfg, env); err != nil {
+		// The environment's kubeconfig context, on a copy of the kubectl flags: the shared ones stay as given.
+		flags := withContext(g.kube, env.Cluster)
+		if err := checkContext(flags, cfg, env); err != nil {
 			return nil, err
 		}
+		d.Connect = func(ctx context.Context) (*kube.Client, error) { return kube.Connect(ctx, flags) }
 	}
-	if !fl.Changed("namespace") {
-		d.Namespace = env.Namespace
-	}
-	if !fl.Changed("filename") {
-		d.Files = cfg.ManifestsOf(env)
-	}
-	if !fl.Changed("app") {
-		d.App = cfg.App
-	}
-	if !fl.Changed("timeout") {
-		d.Timeout = env.Timeout
-	}
-	if !fl.Changed("on-failure") {
-		d.OnFailure = env.OnFailure
-	}
-	if !fl.Changed("approval-timeout") {
-		d.ApprovalTimeout = env.Approval.Timeout
-	}
-	if !fl.Changed("approval-timeout-action") {
-		d.ApprovalTimeoutAction = env.Approval.TimeoutAction
-	}
-	d.Environment = env.Name
-	if env.Access != nil {
-		policy := *env.Access
-		connect := d.Connect
-		// The provider's kinds are checked right after connecting, before anything is recorded or applied.
-		d.Connect = func(ctx context.Context) (*kube.Client, error) {
-			c, err := connect(ctx)
-			if err != nil {
-				return nil, err
-			}
-			if err := access.Check(ctx, c, policy); err != nil {
-				return nil, fmt.Errorf("environment %s: %w", env.Name, err)
-			}
-			return c, nil
-		}
-		d.AfterApply = func(ctx context.Context, c *kube.Client, ns string) error { return access.Apply(ctx, c, ns, policy) }
-	}
+	d.UseEnvironment(cfg, env, fl.Changed)
 	return env.NotifyTargets(cfg.Path, d.Getenv)
 }
 
@@ -281,27 +257,17 @@ deploy --env applies the policy too, right after the release's objects are appli
 		Example: `  rollguard access apply --env staging`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if envName == "" {
-				return exitcode.BadInputf("--env NAME is required")
-			}
 			cfg, err := config.Load(configFile)
 			if err != nil {
 				return err
 			}
-			env, err := cfg.Env(envName)
+			env, err := (&action.AccessApply{Config: cfg, Env: envName, Connect: envConnector(g, cfg)}).Run(cmd.Context())
 			if err != nil {
 				return err
 			}
 			if env.Access == nil {
-				_, err := fmt.Fprintf(g.stdout, "environment %s has no access policy; nothing changed\n", env.Name)
+				_, err = fmt.Fprintf(g.stdout, "environment %s has no access policy; nothing changed\n", env.Name)
 				return err
-			}
-			c, err := envConnector(g, cfg)(cmd.Context(), env)
-			if err != nil {
-				return err
-			}
-			if err := access.Apply(cmd.Context(), c, env.Namespace, *env.Access); err != nil {
-				return fmt.Errorf("environment %s: %w", env.Name, err)
 			}
 			_, err = fmt.Fprintf(g.stdout, "environment %s: %s allows %s\n", env.Name, env.Access.Provider, strings.Join(env.Access.AllowCIDRs, ", "))
 			return err

@@ -34,9 +34,6 @@ the release record says so. The target's record names who promoted, from which e
 				return err
 			}
 			fl := cmd.Flags()
-			if fl.Changed("approval-timeout-action") && p.ApprovalTimeoutAction != "rollback" && p.ApprovalTimeoutAction != "reject" {
-				return exitcode.BadInputf("--approval-timeout-action must be rollback or reject, got %q", p.ApprovalTimeoutAction)
-			}
 			// Unset flags leave the target environment's settings in force.
 			if !fl.Changed("timeout") {
 				p.Timeout = 0

@@ -5,8 +5,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rollguard/rollguard/internal/action"
 	"github.com/rollguard/rollguard/internal/exitcode"
-	"github.com/rollguard/rollguard/internal/lock"
 )
 
 func newUnlockCmd(g *globals) *cobra.Command {
@@ -25,24 +25,15 @@ it stops changing anything, records its release as superseded and exits 2, so th
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			app := args[0]
-			c, err := g.connect(cmd.Context())
+			res, err := (&action.Unlock{Connect: g.connect, Namespace: g.namespace(), App: args[0]}).Run(cmd.Context())
 			if err != nil {
 				return err
 			}
-			ns := g.namespace()
-			if ns == "" {
-				ns = c.Namespace
-			}
-			holder, err := lock.ForceUnlock(cmd.Context(), c, ns, app)
-			if err != nil {
+			if res.Holder == "" {
+				_, err = fmt.Fprintf(g.stdout, "%s was not locked in namespace %s\n", res.App, res.Namespace)
 				return err
 			}
-			if holder == "" {
-				_, err = fmt.Fprintf(g.stdout, "%s was not locked in namespace %s\n", app, ns)
-				return err
-			}
-			_, err = fmt.Fprintf(g.stdout, "unlocked %s in namespace %s (it was held by %s; if that run is alive it stops and records its release as superseded)\n", app, ns, holder)
+			_, err = fmt.Fprintf(g.stdout, "unlocked %s in namespace %s (it was held by %s; if that run is alive it stops and records its release as superseded)\n", res.App, res.Namespace, res.Holder)
 			return err
 		},
 	}

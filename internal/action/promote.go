@@ -1,7 +1,6 @@
 package action
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -10,9 +9,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	sigsyaml "sigs.k8s.io/yaml"
 
-	"github.com/rollguard/rollguard/internal/access"
 	"github.com/rollguard/rollguard/internal/config"
 	"github.com/rollguard/rollguard/internal/exitcode"
 	"github.com/rollguard/rollguard/internal/kube"
@@ -89,24 +86,9 @@ func (p *Promote) Run(ctx context.Context) (*report.Result, error) {
 	if err := p.pin(ctx, sc, src, rec, objs); err != nil {
 		return nil, err
 	}
-	var stream bytes.Buffer
-	for _, o := range objs {
-		b, err := sigsyaml.Marshal(o.Object)
-		if err != nil {
-			return nil, fmt.Errorf("encoding %s for %s: %w", o, dst.Name, err)
-		}
-		stream.WriteString("---\n")
-		stream.Write(b)
-	}
-
 	tc, err := p.Connect(ctx, dst)
 	if err != nil {
 		return nil, err
-	}
-	if dst.Access != nil {
-		if err := access.Check(ctx, tc, *dst.Access); err != nil {
-			return nil, fmt.Errorf("environment %s: %w", dst.Name, err)
-		}
 	}
 	getenv := p.Getenv
 	if getenv == nil {
@@ -120,34 +102,28 @@ func (p *Promote) Run(ctx context.Context) (*report.Result, error) {
 	d := &Deploy{
 		Connect:     func(context.Context) (*kube.Client, error) { return tc, nil },
 		Watch:       p.Watch,
-		Files:       []string{"-"},
-		Stdin:       &stream,
+		Objects:     objs,
 		ChangeCause: cause,
-		Namespace:   dst.Namespace,
 		Getenv:      getenv,
-		App:         cfg.App,
-		Environment: dst.Name,
 		OnFailure:   p.OnFailure,
 		Approval:    p.Approval,
 		WaitForLock: p.WaitForLock,
 		LockTTL:     p.LockTTL,
 	}
-	if d.Timeout == 0 {
-		d.Timeout = dst.Timeout
-	}
-	if d.OnFailure == "" {
-		d.OnFailure = dst.OnFailure
-	}
-	if d.ApprovalTimeout == 0 {
-		d.ApprovalTimeout = dst.Approval.Timeout
-	}
-	if d.ApprovalTimeoutAction == "" {
-		d.ApprovalTimeoutAction = dst.Approval.TimeoutAction
-	}
-	if dst.Access != nil {
-		policy := *dst.Access
-		d.AfterApply = func(ctx context.Context, c *kube.Client, ns string) error { return access.Apply(ctx, c, ns, policy) }
-	}
+	// Overrides given to promote win over the target environment's settings; the rest come from it.
+	d.UseEnvironment(cfg, dst, func(setting string) bool {
+		switch setting {
+		case SettingTimeout:
+			return p.Timeout != 0
+		case SettingOnFailure:
+			return p.OnFailure != ""
+		case SettingApprovalTimeout:
+			return p.ApprovalTimeout != 0
+		case SettingApprovalTimeoutAction:
+			return p.ApprovalTimeoutAction != ""
+		}
+		return false
+	})
 	res, err := d.Run(ctx)
 	if res != nil {
 		res.Command = "promote"

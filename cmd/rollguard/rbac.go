@@ -5,7 +5,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/yaml"
+	"k8s.io/cli-runtime/pkg/printers"
 
 	"github.com/rollguard/rollguard/internal/exitcode"
 	"github.com/rollguard/rollguard/internal/rbac"
@@ -62,15 +62,11 @@ checks with SelfSubjectAccessReviews that the identity could also roll the relea
 				fmt.Fprintf(&b, "# rollguard's permissions in namespace %s. Bind with: kubectl create rolebinding %s -n %s --role %s --serviceaccount NS:NAME\n", o.Namespace, roleName(o), o.Namespace, roleName(o))
 			}
 			b.WriteString("# Kinds outside the common set (CRDs): add --resource RESOURCE.GROUP.\n")
-			for i, obj := range objs {
-				out, err := yaml.Marshal(obj)
-				if err != nil {
+			var p printers.YAMLPrinter
+			for _, obj := range objs {
+				if err := p.PrintObj(obj, &b); err != nil {
 					return fmt.Errorf("printing the role: %w", err)
 				}
-				if i > 0 {
-					b.WriteString("---\n")
-				}
-				b.WriteString(strings.ReplaceAll(string(out), "  creationTimestamp: null\n", ""))
 			}
 			_, err = fmt.Fprint(g.stdout, b.String())
 			return err

@@ -10,6 +10,7 @@ import (
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // Resource is one API resource (plural, lower case) in an API group ("" is the core group).
@@ -149,7 +150,7 @@ type Options struct {
 }
 
 // Objects are the Role or ClusterRole, and the binding when a service account is named.
-func Objects(o Options) ([]any, error) {
+func Objects(o Options) ([]runtime.Object, error) {
 	if o.Name == "" {
 		o.Name = "rollguard"
 	}
@@ -172,7 +173,7 @@ func Objects(o Options) ([]any, error) {
 			ObjectMeta: metav1.ObjectMeta{Name: o.Name, Labels: labels},
 			Rules:      ClusterRules(apply),
 		}
-		out := []any{role}
+		out := []runtime.Object{role}
 		if subject != nil {
 			out = append(out, &rbacv1.ClusterRoleBinding{
 				TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRoleBinding"},
@@ -191,7 +192,7 @@ func Objects(o Options) ([]any, error) {
 		ObjectMeta: metav1.ObjectMeta{Name: o.Name, Namespace: o.Namespace, Labels: labels},
 		Rules:      Rules(apply),
 	}
-	out := []any{role}
+	out := []runtime.Object{role}
 	if subject != nil {
 		out = append(out, &rbacv1.RoleBinding{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},

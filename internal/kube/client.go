@@ -70,9 +70,14 @@ func Connect(ctx context.Context, getter genericclioptions.RESTClientGetter) (*C
 
 // Ping asks the API server for its version with a short deadline.
 func (c *Client) Ping(ctx context.Context) error {
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	err := c.Typed.Discovery().RESTClient().Get().AbsPath("/version").Do(ctx).Error()
+	if err != nil && parent.Err() != nil {
+		// Interrupted (Ctrl-C) while connecting: that says nothing about the cluster.
+		return fmt.Errorf("contacting the cluster: %w", context.Cause(parent))
+	}
 	if err != nil && ctx.Err() != nil {
 		// No answer at all within the deadline: down, unreachable, or holding this client back (API
 		// priority and fairness queues requests rather than refusing them).

@@ -293,6 +293,11 @@ func (d *Deploy) apply(ctx context.Context, s *State) error {
 	s.Record.Outcome = release.Tracking
 	s.Record.Timings.AppliedAt = result.AppliedAt.UTC()
 	if err := s.Store.Update(ctx, s.Record); err != nil {
+		// Stopped as the record was written: everything is applied, nothing verified.
+		if cause := stopCause(ctx); cause != nil {
+			s.Done = true
+			_, err = halt(ctx, s.Store, s.Record, result, stageTracking, cause)
+		}
 		return err
 	}
 	crashpoint.Hit("deploy:tracking")

@@ -17,10 +17,10 @@ import (
 	"github.com/rollguard/rollguard/internal/track"
 )
 
-// Phase is one step of a release run. A deploy is load → connect → validate → preflight → lock → record →
-// apply → track → decide (Deploy.Phases); undo and the rollback inside every action reuse the lock, track
-// and decide steps. A new step (a pod-level preflight, pre-deploy Jobs, post-deploy verification, a bake
-// window) is one more Phase in the list, at the place it belongs, instead of more lines in one function.
+// Phase is one step of a release run. A deploy is load → connect → validate → pod-preflight → preflight →
+// namespaces → lock → record → apply → track → decide (Deploy.Phases). A new step (pre-deploy Jobs,
+// post-deploy verification, a bake window) is one more Phase in the list, at the place it belongs, instead
+// of more lines in one function.
 type Phase struct {
 	// Name is how logs and docs refer to the step ("preflight").
 	Name string

@@ -205,6 +205,18 @@ func TestDashboardApprove(t *testing.T) {
 	if outcome != "rolled back" {
 		t.Errorf("timeline shows %s as %q, want rolled back", id, outcome)
 	}
+	// The timeline explains the failure (reason, evidence, fix) and says who decided.
+	page(t, ctx, "timeline explains", chromedp.Text(byID(id), &text))
+	for _, want := range []string{"ImagePullFailed", "Deployment/web", "Fix:", "Rollback approved by " + rec.Approval.By, "rolled back to web.v1"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("timeline entry lacks %q:\n%s", want, text)
+		}
+	}
+	var evidence int
+	page(t, ctx, "count evidence", chromedp.Evaluate(`document.querySelectorAll('[id="`+id+`"] .evidence li').length`, &evidence))
+	if evidence == 0 {
+		t.Errorf("timeline entry shows no evidence")
+	}
 	screenshot(t, ctx, "app-timeline.png")
 	assertV1(t, ns)
 

@@ -9,6 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/rollguard/rollguard/internal/config"
+	"github.com/rollguard/rollguard/internal/diagnose"
 	"github.com/rollguard/rollguard/internal/kube"
 	"github.com/rollguard/rollguard/internal/release"
 )
@@ -127,4 +128,55 @@ func (o *Overview) Run(ctx context.Context) (*OverviewResult, error) {
 // value ("listing release records: forbidden: ..."), so the text is what is left to check.
 func isForbidden(err error) bool {
 	return err != nil && (apierrors.IsForbidden(err) || strings.Contains(err.Error(), ": forbidden: "))
+}
+
+// Timeline is an app's release history for the dashboard: what `rollguard history --app` reads
+// (History), with what only the records hold besides — who decided a held rollback, and each failed
+// workload's message, evidence and fix.
+type Timeline struct {
+	Connect   Connector
+	Namespace string
+	App       string
+}
+
+// TimelineEntry is one release of the timeline.
+type TimelineEntry struct {
+	HistoryEntry
+	Approval *release.Approval `json:"approval,omitempty"`
+	// Failures are the release's failed workloads with their explanation.
+	Failures []release.WorkloadState `json:"failures,omitempty"`
+}
+
+// Run reads the timeline, newest first.
+func (t *Timeline) Run(ctx context.Context) ([]TimelineEntry, error) {
+	h, err := (&History{Connect: t.Connect, Namespace: t.Namespace, Object: t.App}).Run(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := t.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	records, err := release.NewStore(c).List(ctx, h.Namespace, t.App)
+	if err != nil {
+		return nil, err
+	}
+	byID := map[string]*release.Record{}
+	for _, r := range records {
+		byID[r.ID] = r
+	}
+	out := make([]TimelineEntry, 0, len(h.Entries))
+	for _, e := range h.Entries {
+		te := TimelineEntry{HistoryEntry: e}
+		if r := byID[e.Release]; r != nil {
+			te.Approval = r.Approval
+			for _, w := range r.Workloads {
+				if w.Status == diagnose.Failed {
+					te.Failures = append(te.Failures, w)
+				}
+			}
+		}
+		out = append(out, te)
+	}
+	return out, nil
 }

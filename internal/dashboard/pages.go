@@ -113,7 +113,7 @@ type appView struct {
 	Namespace string
 	App       string
 	State     *action.AppState
-	History   *action.HistoryResult
+	Timeline  []action.TimelineEntry
 }
 
 func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
@@ -161,8 +161,8 @@ func (s *Server) fillApp(ctx context.Context, v *view, ns, app string) {
 			av.State = &res.Apps[i]
 		}
 	}
-	h := &action.History{Connect: s.Connect, Namespace: ns, Object: app}
-	if av.History, err = h.Run(ctx); err != nil {
+	tl := &action.Timeline{Connect: s.Connect, Namespace: ns, App: app}
+	if av.Timeline, err = tl.Run(ctx); err != nil {
 		v.Error = err.Error()
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/rollguard/rollguard/internal/action"
+	"github.com/rollguard/rollguard/internal/kube"
 )
 
 //go:embed assets templates
@@ -68,6 +69,7 @@ type notice struct {
 // requests addressed to a loopback name are served. ctx bounds the decisions it carries out.
 func (s *Server) Handler(ctx context.Context, addr string) (http.Handler, error) {
 	s.ctx = ctx
+	s.Connect = connectOnce(s.Connect)
 	s.key = make([]byte, 32)
 	if _, err := rand.Read(s.key); err != nil {
 		return nil, err
@@ -185,4 +187,24 @@ func (s *Server) recall(id string) *notice {
 		return nil
 	}
 	return &n
+}
+
+// connectOnce keeps the first working connection: connecting pings the server and discovers its API,
+// too much to repeat for every live update. A failure is not kept, so the next request tries again.
+func connectOnce(connect action.Connector) action.Connector {
+	var mu sync.Mutex
+	var client *kube.Client
+	return func(ctx context.Context) (*kube.Client, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if client != nil {
+			return client, nil
+		}
+		c, err := connect(ctx)
+		if err != nil {
+			return nil, err
+		}
+		client = c
+		return c, nil
+	}
 }

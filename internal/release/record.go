@@ -194,4 +194,9 @@ type WorkloadState struct {
 	NewTemplateHash string          `json:"newTemplateHash,omitempty"`
 	Status          diagnose.Status `json:"status,omitempty"`
 	Reason          diagnose.Reason `json:"reason,omitempty"`
+	// Message, Evidence (the first few facts) and Fix explain a failed workload, for the timeline in the
+	// dashboard; they are what a report prints, never object bodies.
+	Message  string              `json:"message,omitempty"`
+	Evidence []diagnose.Evidence `json:"evidence,omitempty"`
+	Fix      string              `json:"fix,omitempty"`
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -129,6 +130,27 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 // byID selects an element by id; release ids hold dots, which CSS would read as classes.
 func byID(id string) string { return `[id="` + id + `"]` }
 
+// Live updates replace parts of the page at any moment, so conditions and texts are read in one
+// JavaScript evaluation each, never through DOM node ids that an update can invalidate in between.
+
+// waitFor waits until an element matching sel exists.
+func waitFor(sel string) chromedp.Action {
+	return chromedp.Poll(fmt.Sprintf(`!!document.querySelector(%q)`, sel), nil, chromedp.WithPollingInterval(100*time.Millisecond))
+}
+
+// textOf reads the visible text of the first element matching sel.
+func textOf(sel string, text *string) chromedp.Action {
+	return chromedp.Evaluate(fmt.Sprintf(`(document.querySelector(%q) || {innerText: ""}).innerText`, sel), text)
+}
+
+// submit runs actions that submit a form and waits for the page the answer leads to.
+func submit(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action) {
+	t.Helper()
+	if _, err := chromedp.RunResponse(ctx, actions...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
 func page(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action) {
 	t.Helper()
 	if err := chromedp.Run(ctx, actions...); err != nil {
@@ -156,9 +178,9 @@ func TestDashboardApprove(t *testing.T) {
 	var text string
 	page(t, ctx, "overview lists the apps",
 		chromedp.Navigate(base),
-		chromedp.WaitVisible(byID("app-"+ns+"-web")),
-		chromedp.WaitVisible(byID("app-"+ns+"-api")),
-		chromedp.Text("table.apps", &text, chromedp.ByQuery),
+		waitFor(byID("app-"+ns+"-web")),
+		waitFor(byID("app-"+ns+"-api")),
+		textOf("table.apps", &text),
 	)
 	for _, want := range []string{"web.v1", "api.v1", "succeeded", "healthy", "registry.example.com/web:1.0.0", "3/3 available"} {
 		if !strings.Contains(text, want) {
@@ -171,20 +193,18 @@ func TestDashboardApprove(t *testing.T) {
 	id := waitForOutcome(t, ns, "web", release.PendingApproval)
 	// The open page learns of it by itself (server-sent events), without a reload.
 	page(t, ctx, "pending release appears live",
-		chromedp.WaitVisible(byID("pending-"+id)),
-		chromedp.Text(byID("pending-"+id), &text),
+		waitFor(byID("pending-"+id)),
+		textOf(byID("pending-"+id), &text),
 	)
 	if !strings.Contains(text, "ImagePullFailed") || !strings.Contains(text, "rollguard approve "+id+" -n "+ns) {
 		t.Errorf("pending card lacks the reason or the command:\n%s", text)
 	}
 	screenshot(t, ctx, "pending.png")
 
-	page(t, ctx, "approve with the keyboard",
-		chromedp.Focus(byID("approve-"+id)),
-		chromedp.KeyEvent(kb.Enter),
-		chromedp.WaitVisible("#notice", chromedp.ByQuery),
-		chromedp.Text("#notice", &text, chromedp.ByQuery),
-	)
+	page(t, ctx, "focus Approve", waitFor(byID("approve-"+id)),
+		chromedp.Evaluate(fmt.Sprintf(`document.querySelector(%q).focus()`, byID("approve-"+id)), nil))
+	submit(t, ctx, "approve with the keyboard", chromedp.KeyEvent(kb.Enter))
+	page(t, ctx, "notice after approving", waitFor("#notice"), textOf("#notice", &text))
 	if !strings.Contains(text, "Rollback approved by") {
 		t.Errorf("notice after approving: %q", text)
 	}
@@ -198,15 +218,15 @@ func TestDashboardApprove(t *testing.T) {
 	}
 	var outcome string
 	page(t, ctx, "page shows the rollback's outcome",
-		chromedp.WaitVisible(byID(id)+` .badge.ok`),
-		chromedp.WaitVisible(byID("now-outcome")+`.ok`),
-		chromedp.Text(byID(id)+` .badge`, &outcome),
+		waitFor(byID(id)+` .badge.ok`),
+		waitFor(byID("now-outcome")+`.ok`),
+		textOf(byID(id)+` .badge`, &outcome),
 	)
 	if outcome != "rolled back" {
 		t.Errorf("timeline shows %s as %q, want rolled back", id, outcome)
 	}
 	// The timeline explains the failure (reason, evidence, fix) and says who decided.
-	page(t, ctx, "timeline explains", chromedp.Text(byID(id), &text))
+	page(t, ctx, "timeline explains", textOf(byID(id), &text))
 	for _, want := range []string{"ImagePullFailed", "Deployment/web", "Fix:", "Rollback approved by " + rec.Approval.By, "rolled back to web.v1"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("timeline entry lacks %q:\n%s", want, text)
@@ -227,7 +247,7 @@ func TestDashboardApprove(t *testing.T) {
 	// Phone width: the same page, readable.
 	phone := browser(t, 1280, 900)
 	page(t, phone, "overview at phone width", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2)),
-		chromedp.Navigate(base), chromedp.WaitVisible(byID("app-"+ns+"-web")))
+		chromedp.Navigate(base), waitFor(byID("app-"+ns+"-web")))
 	var overflow bool
 	page(t, phone, "measure", chromedp.Evaluate(`document.documentElement.scrollWidth > window.innerWidth + 1`, &overflow))
 	if overflow {
@@ -277,17 +297,14 @@ func TestDashboardRefusesWithoutRBAC(t *testing.T) {
 	var text string
 	page(t, b, "the viewer sees the pending release",
 		chromedp.Navigate(base),
-		chromedp.WaitVisible(byID("pending-"+id)),
-		chromedp.Text(".who", &text, chromedp.ByQuery),
+		waitFor(byID("pending-"+id)),
+		textOf(".who", &text),
 	)
 	if !strings.Contains(text, "system:serviceaccount:"+ns+":viewer") {
 		t.Errorf("the page does not say who the caller is: %q", text)
 	}
-	page(t, b, "approve is refused",
-		chromedp.Click(byID("approve-"+id)),
-		chromedp.WaitVisible(".notice.refused", chromedp.ByQuery),
-		chromedp.Text(".notice.refused", &text, chromedp.ByQuery),
-	)
+	submit(t, b, "press Approve", chromedp.Click(byID("approve-"+id)))
+	page(t, b, "approve is refused", waitFor(".notice.refused"), textOf(".notice.refused", &text))
 	if !strings.Contains(text, "Refused: your Kubernetes identity may not approve "+id) || !strings.Contains(text, "forbidden") {
 		t.Errorf("refusal is not clear: %q", text)
 	}

@@ -602,3 +602,42 @@ func TestAzurePipelineHeldRelease(t *testing.T) {
 		t.Errorf("clean-up verdict, want exit 2 (not recovered):\n%s", log)
 	}
 }
+
+// TestAzurePipelineStatusOnly: without manifests the template is the original pipeline exactly: it
+// watches a rollout something else started (rollguard status instead of kubectl rollout status), and a
+// failed one goes through the approval to rollguard undo (instead of kubectl rollout undo), proven healthy.
+func TestAzurePipelineStatusOnly(t *testing.T) {
+	t.Parallel()
+	ns := cluster.Namespace(t)
+	if r := rollguard(t, app{}.yaml(), "deploy", "-f", "-", "-n", ns, "--timeout", "2m"); r.code != 0 {
+		t.Fatalf("v1: exit %d\n%s", r.code, r.stderr)
+	}
+	broken := app{image: "registry.example.com/web:2.0.0", scenario: "image-pull-failure"}.yaml()
+	if r := rollguard(t, broken, "deploy", "-f", "-", "-n", ns, "--timeout", "2m", "--on-failure", "none"); r.code != 2 {
+		t.Fatalf("v2 (left failed): exit %d, want 2\n%s", r.code, r.stderr)
+	}
+	a := newADOAgent(t, nil)
+	a.approve = true
+	params := adoParameters(ns)
+	params["rollguardVersion"] = "v9.9.4"
+	params["downloadUrl"] = releaseServer(t, "v9.9.4", false)
+	stages := a.runADO(t, params)
+	wantStages(t, stages, map[string]string{
+		"rollguard_deploy_prod_eu": "SucceededWithIssues", "rollguard_approval_prod_eu": "Succeeded",
+		"rollguard_rollback_prod_eu": "Succeeded", "rollguard_cleanup_prod_eu": "Failed",
+	})
+	if log := stages["rollguard_deploy_prod_eu"].jobs["rollguard"].log; !strings.Contains(log, "ImagePullFailed") {
+		t.Errorf("the status check does not say why the rollout failed:\n%s", log)
+	}
+	rollback := stages["rollguard_rollback_prod_eu"].jobs["rollguard"]
+	if rollback.outputs["rollguard.ROLLGUARD_EXIT_CODE"] != "0" || rollback.outputs["rollguard.ROLLGUARD_ROLLED_BACK"] != "true" {
+		t.Errorf("undo outputs %v, want exit 0, rolled back\n%s", rollback.outputs, rollback.log)
+	}
+	if log := stages["rollguard_cleanup_prod_eu"].jobs["cleanup"].log; !strings.Contains(log, "(exit 1)") {
+		t.Errorf("clean-up verdict, want exit 1 (failed, rolled back):\n%s", log)
+	}
+	d, err := cluster.Client().AppsV1().Deployments(ns).Get(context.Background(), "web", metav1.GetOptions{})
+	if err != nil || d.Spec.Template.Spec.Containers[0].Image != "registry.example.com/web:1.0.0" {
+		t.Fatalf("after the undo the deployment should run 1.0.0 again (%v)", err)
+	}
+}

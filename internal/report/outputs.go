@@ -68,7 +68,7 @@ func firstFailureReason(r Result) string {
 }
 
 // backOnPrevious reports whether the cluster runs the previous release again, proven healthy: a deploy whose
-// rollback succeeded, or a rollback command that succeeded.
+// rollback succeeded, or a rollback or undo command that succeeded.
 func backOnPrevious(r Result) bool {
-	return r.Outcome == RolledBack || (r.Command == "rollback" && r.Outcome == Succeeded)
+	return r.Outcome == RolledBack || ((r.Command == "rollback" || r.Command == "undo") && r.Outcome == Succeeded)
 }

@@ -45,8 +45,10 @@ func TestRevisionOf(t *testing.T) {
 }
 
 func TestRollbackCommandCountsAsRolledBack(t *testing.T) {
-	if !backOnPrevious(Result{Command: "rollback", Outcome: Succeeded}) {
-		t.Error("a succeeded rollback command should report rolled back")
+	for _, c := range []string{"rollback", "undo"} {
+		if !backOnPrevious(Result{Command: c, Outcome: Succeeded}) {
+			t.Errorf("a succeeded %s command should report rolled back", c)
+		}
 	}
 	if backOnPrevious(Result{Command: "deploy", Outcome: Succeeded}) {
 		t.Error("a succeeded deploy is not a rollback")

@@ -18,9 +18,12 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/rollguard/rollguard/internal/registry/registrytest"
 )
 
 // actionFile is the part of action.yml a runner reads.
@@ -344,5 +347,32 @@ func TestGitHubActionRefusesTamperedArchive(t *testing.T) {
 	}
 	if got := strings.Join(res.ran, " "); strings.Contains(got, "run") {
 		t.Errorf("steps %s ran; rollguard must not run after a failed install", got)
+	}
+}
+
+// TestGitHubActionPromote follows examples/github/promote.yml: the action deploys to dev from
+// rollguard.yaml, then promotes what runs healthy there to staging, pinned by digest.
+func TestGitHubActionPromote(t *testing.T) {
+	t.Parallel()
+	reg := registrytest.Start(t)
+	digest := registrytest.Push(t, reg.Repo(t, "web"), registrytest.Image(t, time.Now()), "1.0.0").String()
+	image := reg.Host + "/web:1.0.0"
+	dev, staging := cluster.Namespace(t), cluster.Namespace(t)
+	p := newEnvProject(t, image, "", envYAML("dev", "sandbox", dev, "")+envYAML("staging", "sandbox", staging, ""), "dev", "staging")
+	g := newGHRunner(t)
+	g.actionRef = "v9.9.3"
+	url := releaseServer(t, "v9.9.3", false)
+
+	res := g.use(t, map[string]string{"environment": "dev", "config": p.config, "download-url": url})
+	if res.code != 0 {
+		t.Fatalf("deploy to dev: exit %d\n%s", res.code, res.log)
+	}
+	res = g.use(t, map[string]string{"command": "promote", "from": "dev", "environment": "staging", "config": p.config, "download-url": url})
+	if res.code != 0 {
+		t.Fatalf("promote dev → staging: exit %d\n%s", res.code, res.log)
+	}
+	wantOutputs(t, res, map[string]string{"outcome": "succeeded", "release": "web.v1", "exit-code": "0"})
+	if img := deploymentImage(t, cluster.Client(), staging); img != image+"@"+digest {
+		t.Errorf("staging runs %s, want %s pinned to %s", img, image, digest)
 	}
 }

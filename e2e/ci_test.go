@@ -62,7 +62,9 @@ func runShell(t *testing.T, dir string, shell []string, script string, env []str
 	if err := os.WriteFile(f, []byte(script), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// Long enough for the GitHub Action's build from source on a fresh machine (a static build of rollguard
+	// shares no compiled packages with the test's own build).
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, shell[0], append(shell[1:], f)...)
 	cmd.Env, cmd.Dir = env, dir

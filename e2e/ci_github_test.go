@@ -336,13 +336,18 @@ func TestGitHubActionBrokenRelease(t *testing.T) {
 }
 
 // TestGitHubActionRefusesTamperedArchive: an archive that does not match the release's checksums is not
-// installed, and the action fails before running anything.
+// installed, and the action fails before running anything. The version comes from the action's folder,
+// named after its ref, as on runners where github.action_ref is empty in composite actions.
 func TestGitHubActionRefusesTamperedArchive(t *testing.T) {
 	t.Parallel()
 	g := newGHRunner(t)
-	g.actionRef = "v9.9.8"
+	g.actionRef = ""
+	g.root = filepath.Join(t.TempDir(), "rollguard", "rollguard", "v9.9.8")
+	if err := os.MkdirAll(g.root, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	res := g.use(t, map[string]string{"manifests": "k8s/", "download-url": releaseServer(t, "v9.9.8", true)})
-	if res.code == 0 || !strings.Contains(res.log, "does not match checksums.txt") {
+	if res.code == 0 || !strings.Contains(res.log, "rollguard_linux_"+runtime.GOARCH+".tar.gz does not match checksums.txt of v9.9.8") {
 		t.Fatalf("exit %d; want a failed install naming the checksum mismatch\n%s", res.code, res.log)
 	}
 	if got := strings.Join(res.ran, " "); strings.Contains(got, "run") {

@@ -3,13 +3,28 @@ GO      ?= go
 BIN     := bin/rollguard
 SANDBOX := $(GO) run ./cmd/sandbox
 
-.PHONY: build image sandbox-binaries test-deps test vet demo bench clean
+.PHONY: build dist image sandbox-binaries test-deps test vet demo bench clean
 
 # The version is the git description (tag, commits since, revision), so `rollguard version` names the build.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 build:
 	$(GO) build -ldflags "-X github.com/rollguard/rollguard/internal/version.Version=$(VERSION)" -o $(BIN) ./cmd/rollguard
+
+# Release archives as the GitHub Action, the Azure and GitLab templates and the krew manifest download them:
+# bin/dist/rollguard_OS_ARCH.tar.gz (holding the static binary rollguard) and bin/dist/checksums.txt.
+DIST_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+DIST_DIR       ?= bin/dist
+dist:
+	rm -rf $(DIST_DIR) && mkdir -p $(DIST_DIR)
+	for p in $(DIST_PLATFORMS); do os=$${p%/*}; arch=$${p#*/}; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath \
+			-ldflags "-s -w -X github.com/rollguard/rollguard/internal/version.Version=$(VERSION)" \
+			-o $(DIST_DIR)/$$os-$$arch/rollguard ./cmd/rollguard || exit 1; \
+		tar -czf $(DIST_DIR)/rollguard_$${os}_$${arch}.tar.gz -C $(DIST_DIR)/$$os-$$arch rollguard || exit 1; \
+		rm -r $(DIST_DIR)/$$os-$$arch; \
+	done
+	cd $(DIST_DIR) && sha256sum rollguard_*.tar.gz > checksums.txt
 
 # The container image, built without a Docker daemon (cmd/rollguard-image): a non-root image whose entrypoint
 # is rollguard, written to bin/rollguard-image.tar (docker load -i ...), and pushed when IMAGE is given:

@@ -2,6 +2,10 @@ package ci
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -220,5 +224,36 @@ func TestKrewManifest(t *testing.T) {
 		if p.URI != want || p.Bin != "rollguard" || p.Sha256 != sha {
 			t.Errorf("platform %v: uri %s bin %s; want %s with bin rollguard", l, p.URI, p.Bin, want)
 		}
+	}
+}
+
+// TestDistLayout runs `make dist` for this machine's platform and checks the layout every installer
+// (action.yml, the Azure and GitLab templates, the krew manifest) downloads: rollguard_OS_ARCH.tar.gz
+// holding rollguard, listed in checksums.txt in sha256sum's format.
+func TestDistLayout(t *testing.T) {
+	plat := "linux/" + runtime.GOARCH
+	dist := filepath.Join(t.TempDir(), "dist")
+	cmd := exec.Command("make", "-C", "..", "--no-print-directory", "dist", "DIST_PLATFORMS="+plat, "DIST_DIR="+dist, "VERSION=v0.0.0-dist")
+	cmd.Env = append(os.Environ(), "MAKEFLAGS=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make dist: %v\n%s", err, out)
+	}
+	archive := "rollguard_linux_" + runtime.GOARCH + ".tar.gz"
+	sums := string(readFile(t, filepath.Join(dist, "checksums.txt")))
+	if !strings.HasSuffix(strings.TrimSpace(sums), "  "+archive) {
+		t.Errorf("checksums.txt does not list %s:\n%s", archive, sums)
+	}
+	check := exec.Command("sha256sum", "-c", "checksums.txt")
+	check.Dir = dist
+	if out, err := check.CombinedOutput(); err != nil {
+		t.Errorf("sha256sum -c: %v\n%s", err, out)
+	}
+	tmp := t.TempDir()
+	if out, err := exec.Command("tar", "-xzf", filepath.Join(dist, archive), "-C", tmp, "rollguard").CombinedOutput(); err != nil {
+		t.Fatalf("%s has no rollguard: %v\n%s", archive, err, out)
+	}
+	v, err := exec.Command(filepath.Join(tmp, "rollguard"), "version").Output()
+	if err != nil || !strings.HasPrefix(string(v), "rollguard v0.0.0-dist") {
+		t.Errorf("the archive's rollguard version: %q %v", v, err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
 	"sort"
 	"strings"
@@ -213,37 +214,46 @@ func startNamespace(ctx context.Context, c *kube.Client, ns string, notify func(
 
 // input gathers, from the caches, everything the diagnosis needs about one workload.
 func (nc *nsCache) input(t Target) diagnose.Input {
-	var in diagnose.Input
+	var w runtime.Object
 	key := t.Namespace + "/" + t.Name
-	var uid types.UID
 	switch t.Kind {
 	case "Deployment":
 		if o, ok := get[*appsv1.Deployment](nc.deployments, key); ok {
-			in.Workload, uid = o, o.UID
+			w = o
 		}
 	case "StatefulSet":
 		if o, ok := get[*appsv1.StatefulSet](nc.statefulSets, key); ok {
-			in.Workload, uid = o, o.UID
+			w = o
 		}
 	case "DaemonSet":
 		if o, ok := get[*appsv1.DaemonSet](nc.daemonSets, key); ok {
-			in.Workload, uid = o, o.UID
+			w = o
 		}
 	case "Job":
 		if o, ok := get[*batchv1.Job](nc.jobs, key); ok {
-			in.Workload, uid = o, o.UID
+			w = o
 		}
 	}
-	if in.Workload == nil {
+	return Collect(w, each[*appsv1.ReplicaSet](nc.replicaSets), each[*corev1.Pod](nc.pods), each[*corev1.Event](nc.events))
+}
+
+// Collect picks, from a namespace's ReplicaSets, Pods and Events, what belongs to workload and returns the
+// diagnosis input for it (Now, Started, Deadline and Logs are the caller's). The lists may hold anything
+// else of the namespace: ownership, not label selectors, decides what belongs to the workload, because
+// selectors of different workloads may overlap and owner references never do. Both the tracker and the
+// guard gather their input here, so they judge the same objects.
+func Collect(workload runtime.Object, replicaSets iter.Seq[*appsv1.ReplicaSet], pods iter.Seq[*corev1.Pod], events iter.Seq[*corev1.Event]) diagnose.Input {
+	var in diagnose.Input
+	m, ok := workload.(metav1.Object)
+	if workload == nil || !ok {
 		return in
 	}
-	// Ownership, not label selectors, decides what belongs to the workload: selectors of different
-	// workloads may overlap, owner references never do.
+	in.Workload = workload
+	uid := m.GetUID()
 	owners := map[types.UID]bool{uid: true}
 	involved := map[types.UID]bool{uid: true}
-	if t.Kind == "Deployment" {
-		for _, o := range nc.replicaSets.GetStore().List() {
-			rs := o.(*appsv1.ReplicaSet)
+	if _, isDeployment := workload.(*appsv1.Deployment); isDeployment {
+		for rs := range replicaSets {
 			if ref := metav1.GetControllerOfNoCopy(rs); ref != nil && ref.UID == uid {
 				in.ReplicaSets = append(in.ReplicaSets, *rs)
 				owners[rs.UID] = true
@@ -251,15 +261,13 @@ func (nc *nsCache) input(t Target) diagnose.Input {
 			}
 		}
 	}
-	for _, o := range nc.pods.GetStore().List() {
-		p := o.(*corev1.Pod)
+	for p := range pods {
 		if ref := metav1.GetControllerOfNoCopy(p); ref != nil && owners[ref.UID] {
 			in.Pods = append(in.Pods, *p)
 			involved[p.UID] = true
 		}
 	}
-	for _, o := range nc.events.GetStore().List() {
-		e := o.(*corev1.Event)
+	for e := range events {
 		if involved[e.InvolvedObject.UID] {
 			in.Events = append(in.Events, *e)
 		}
@@ -268,6 +276,17 @@ func (nc *nsCache) input(t Target) diagnose.Input {
 	sort.Slice(in.Pods, func(i, j int) bool { return in.Pods[i].Name < in.Pods[j].Name })
 	sort.Slice(in.Events, func(i, j int) bool { return eventTime(in.Events[i]).Before(eventTime(in.Events[j])) })
 	return in
+}
+
+// each yields an informer's objects of type T.
+func each[T runtime.Object](inf cache.SharedIndexInformer) iter.Seq[T] {
+	return func(yield func(T) bool) {
+		for _, o := range inf.GetStore().List() {
+			if t, ok := o.(T); ok && !yield(t) {
+				return
+			}
+		}
+	}
 }
 
 func get[T runtime.Object](inf cache.SharedIndexInformer, key string) (T, bool) {

@@ -15,9 +15,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/rollguard/rollguard/internal/config"
+	"github.com/rollguard/rollguard/internal/diagnose"
 	"github.com/rollguard/rollguard/internal/kube"
 	"github.com/rollguard/rollguard/internal/registry"
 	"github.com/rollguard/rollguard/internal/release"
+	"github.com/rollguard/rollguard/internal/track"
 )
 
 // EnvConnector opens the connection to an environment's cluster (its kubeconfig context).
@@ -157,7 +159,9 @@ func (e *Envs) read(ctx context.Context, env *config.Environment) (EnvState, err
 		if live == nil {
 			ew.Detail = "not found"
 		} else {
-			ew.Healthy, ew.Detail = workloadHealth(live)
+			if ew.Healthy, ew.Detail, err = health(ctx, c, live, rec, diagnose.DefaultThresholds()); err != nil {
+				return st, err
+			}
 			if ew.Images, err = runningImages(ctx, c, live, e.Resolve); err != nil {
 				return st, err
 			}
@@ -260,48 +264,25 @@ func templateSpec(u *unstructured.Unstructured) (corev1.PodSpec, error) {
 	return spec, nil
 }
 
-// workloadHealth says whether a workload runs its current template fully available now, with a short
-// detail ("2/3 available") when it does not. Kinds without a rollout (CronJob, Job) count as healthy.
-func workloadHealth(u *unstructured.Unstructured) (bool, string) {
-	i := func(path ...string) int64 {
-		v, _, _ := unstructured.NestedInt64(u.Object, path...)
-		return v
+// health asks the diagnosis core whether a live workload of rec is healthy now, with a short detail:
+// its progress when healthy, its reason and message when failed, its progress while still rolling out.
+// Events from before rec was applied are not held against it.
+func health(ctx context.Context, c *kube.Client, live *unstructured.Unstructured, rec *release.Record, th diagnose.Thresholds) (bool, string, error) {
+	v, err := track.Now(ctx, c, live, rec.Timings.AppliedAt, th)
+	if err != nil {
+		return false, "", err
 	}
-	gen, observed := u.GetGeneration(), i("status", "observedGeneration")
-	if observed < gen && (u.GetKind() == "Deployment" || u.GetKind() == "StatefulSet" || u.GetKind() == "DaemonSet") {
-		return false, "change not yet observed by its controller"
+	switch v.Status {
+	case diagnose.Healthy:
+		return true, v.Progress, nil
+	case diagnose.Failed:
+		return false, string(v.Reason) + ": " + v.Message, nil
 	}
-	switch u.GetKind() {
-	case "Deployment":
-		want := int64(1)
-		if v, ok, _ := unstructured.NestedInt64(u.Object, "spec", "replicas"); ok {
-			want = v
-		}
-		updated, avail, total := i("status", "updatedReplicas"), i("status", "availableReplicas"), i("status", "replicas")
-		if updated < want || avail < want || total > want {
-			return false, fmt.Sprintf("%d/%d updated, %d available, %d total", updated, want, avail, total)
-		}
-		return true, fmt.Sprintf("%d/%d available", avail, want)
-	case "StatefulSet":
-		want := int64(1)
-		if v, ok, _ := unstructured.NestedInt64(u.Object, "spec", "replicas"); ok {
-			want = v
-		}
-		ready, updated := i("status", "readyReplicas"), i("status", "updatedReplicas")
-		cur, _, _ := unstructured.NestedString(u.Object, "status", "currentRevision")
-		upd, _, _ := unstructured.NestedString(u.Object, "status", "updateRevision")
-		if ready < want || updated < want || cur != upd {
-			return false, fmt.Sprintf("%d/%d ready, %d updated", ready, want, updated)
-		}
-		return true, fmt.Sprintf("%d/%d ready", ready, want)
-	case "DaemonSet":
-		want, avail, updated := i("status", "desiredNumberScheduled"), i("status", "numberAvailable"), i("status", "updatedNumberScheduled")
-		if avail < want || updated < want {
-			return false, fmt.Sprintf("%d/%d available, %d updated", avail, want, updated)
-		}
-		return true, fmt.Sprintf("%d/%d available", avail, want)
+	detail := "still rolling out"
+	if v.Progress != "" {
+		detail += ": " + v.Progress
 	}
-	return true, ""
+	return false, detail, nil
 }
 
 // runningImages lists the images of a workload's current template with their digests. A digest named by

@@ -162,7 +162,11 @@ func (p *Promote) checkSource(ctx context.Context, c *kube.Client, src *config.E
 		if live == nil {
 			return nil, exitcode.BadInputf("refusing to promote from %s: %s of release %s no longer exists there", src.Name, id, rec.ID)
 		}
-		if ok, detail := workloadHealth(live); !ok {
+		ok, detail, err := health(ctx, c, live, rec, p.Thresholds)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
 			return nil, exitcode.BadInputf("refusing to promote from %s: %s is not healthy now (%s); only what runs healthy is promoted", src.Name, id, detail)
 		}
 		spec, err := templateSpec(live)

@@ -6,7 +6,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 const (
@@ -74,35 +73,6 @@ func TestPodDigests(t *testing.T) {
 				t.Errorf("podDigests = %q, want %q", got, tc.want)
 			}
 		})
-	}
-}
-
-func TestWorkloadHealth(t *testing.T) {
-	deploy := func(gen, observed, replicas, updated, available, total int64) *unstructured.Unstructured {
-		u := &unstructured.Unstructured{Object: map[string]any{
-			"apiVersion": "apps/v1", "kind": "Deployment",
-			"metadata": map[string]any{"name": "web", "generation": gen},
-			"spec":     map[string]any{"replicas": replicas},
-			"status": map[string]any{"observedGeneration": observed, "updatedReplicas": updated,
-				"availableReplicas": available, "replicas": total},
-		}}
-		return u
-	}
-	cases := []struct {
-		name string
-		u    *unstructured.Unstructured
-		want bool
-	}{
-		{"rolled out", deploy(2, 2, 3, 3, 3, 3), true},
-		{"change not observed", deploy(3, 2, 3, 3, 3, 3), false},
-		{"rolling", deploy(2, 2, 3, 1, 3, 4), false},
-		{"unavailable", deploy(2, 2, 3, 3, 2, 3), false},
-		{"scaled to zero", deploy(2, 2, 0, 0, 0, 0), true},
-	}
-	for _, tc := range cases {
-		if got, detail := workloadHealth(tc.u); got != tc.want {
-			t.Errorf("%s: healthy %v (%s), want %v", tc.name, got, detail, tc.want)
-		}
 	}
 }
 

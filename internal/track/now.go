@@ -69,4 +69,3 @@ func pointers[T any](items []T) func(func(*T) bool) {
 		}
 	}
 }
-

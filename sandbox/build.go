@@ -21,6 +21,10 @@ const (
 	KubeVersion = "v1.36.3"
 	EtcdVersion = "v3.6.16"
 	KwokVersion = "v0.8.0"
+	// The real node's runtime (see RealNodeBinaries). Debian's containerd 1.6 and runc 1.1.5 do not work
+	// with kubelet 1.36.
+	ContainerdVersion = "v2.4.2"
+	RuncVersion       = "v1.5.2"
 )
 
 // CacheEnv overrides the default binary cache directory.
@@ -41,6 +45,14 @@ var (
 	kwokMod []byte
 	//go:embed mods/kwok.sum
 	kwokSum []byte
+	//go:embed mods/containerd.mod
+	containerdMod []byte
+	//go:embed mods/containerd.sum
+	containerdSum []byte
+	//go:embed mods/runc.mod
+	runcMod []byte
+	//go:embed mods/runc.sum
+	runcSum []byte
 )
 
 // Binaries holds the paths of the executables a cluster runs.
@@ -60,6 +72,9 @@ type buildGroup struct {
 	mod, sum []byte
 	version  string
 	estimate string
+	tags     []string // build tags
+	cgo      bool     // needs cgo (runc links libseccomp)
+	ldflags  string
 }
 
 func buildGroups() []buildGroup {
@@ -101,6 +116,31 @@ func CacheDir(opts Options) (string, error) {
 	return filepath.Join(d, "rollguard", "sandbox"), nil
 }
 
+// realNodeGroups are the parts of the real node (see RealNodeBinaries); built only when a real node is asked for.
+func realNodeGroups() []buildGroup {
+	return []buildGroup{
+		{
+			dir: "kubelet-" + KubeVersion, bins: []string{"kubelet"}, pkgs: []string{"k8s.io/kubernetes/cmd/kubelet"},
+			mod: kubeMod, sum: kubeSum, version: KubeVersion, estimate: "about 3 minutes on 2 cores",
+			// The node reports this version (kubectl get nodes; version-skew checks), as release builds do.
+			ldflags: "-X k8s.io/component-base/version.gitVersion=" + KubeVersion +
+				" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=36",
+		},
+		{
+			dir:  "containerd-" + ContainerdVersion,
+			bins: []string{"containerd", "containerd-shim-runc-v2"},
+			pkgs: []string{"github.com/containerd/containerd/v2/cmd/containerd", "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2"},
+			mod:  containerdMod, sum: containerdSum, version: ContainerdVersion, estimate: "about 2 minutes on 2 cores",
+		},
+		{
+			// The kubelet's containerd hands every pod a seccomp profile: a runc without seccomp refuses it.
+			dir: "runc-" + RuncVersion, bins: []string{"runc"}, pkgs: []string{"github.com/opencontainers/runc"},
+			mod: runcMod, sum: runcSum, version: RuncVersion, estimate: "under a minute; needs Debian's libseccomp-dev and pkg-config",
+			tags: []string{"seccomp"}, cgo: true,
+		},
+	}
+}
+
 func binariesIn(cache string) Binaries {
 	return Binaries{
 		Etcd:              filepath.Join(cache, "etcd-"+EtcdVersion, "etcd"),
@@ -115,40 +155,50 @@ func binariesIn(cache string) Binaries {
 // A cached file that exists but is not a usable executable is an error naming the file: it is not
 // rebuilt silently, because something outside the sandbox wrote it and a rebuild costs minutes.
 func EnsureBinaries(ctx context.Context, opts Options) (Binaries, error) {
-	cache, err := CacheDir(opts)
+	cache, err := ensureGroups(ctx, opts, buildGroups(), "build")
 	if err != nil {
 		return Binaries{}, err
 	}
-	if fi, err := os.Stat(cache); err == nil && !fi.IsDir() {
-		return Binaries{}, fmt.Errorf("sandbox: cache dir %s is not a directory; point %s (or Options.CacheDir) at a directory", cache, CacheEnv)
+	return binariesIn(cache), nil
+}
+
+// ensureGroups builds the missing groups into the cache and returns the cache directory. buildCmd is the
+// `sandbox` command that builds them, for the NoBuild error.
+func ensureGroups(ctx context.Context, opts Options, groups []buildGroup, buildCmd string) (string, error) {
+	cache, err := CacheDir(opts)
+	if err != nil {
+		return "", err
 	}
-	missing, err := missingGroups(cache)
+	if fi, err := os.Stat(cache); err == nil && !fi.IsDir() {
+		return "", fmt.Errorf("sandbox: cache dir %s is not a directory; point %s (or Options.CacheDir) at a directory", cache, CacheEnv)
+	}
+	missing, err := missingGroups(cache, groups)
 	if err != nil || len(missing) == 0 {
-		return binariesIn(cache), err
+		return cache, err
 	}
 	if opts.NoBuild {
 		g := missing[0]
-		return Binaries{}, fmt.Errorf("sandbox: %s %s is not built (missing %s); run `go run github.com/rollguard/rollguard/sandbox/cmd/sandbox build`",
-			g.bins[0], g.version, filepath.Join(cache, g.dir, g.bins[0]))
+		return "", fmt.Errorf("sandbox: %s %s is not built (missing %s); run `go run github.com/rollguard/rollguard/sandbox/cmd/sandbox %s`",
+			g.bins[0], g.version, filepath.Join(cache, g.dir, g.bins[0]), buildCmd)
 	}
 	if err := os.MkdirAll(cache, 0o755); err != nil {
-		return Binaries{}, fmt.Errorf("sandbox: creating cache dir: %w", err)
+		return "", fmt.Errorf("sandbox: creating cache dir: %w", err)
 	}
 	unlock, err := lockCache(ctx, cache, progress(opts))
 	if err != nil {
-		return Binaries{}, err
+		return "", err
 	}
 	defer unlock()
 	// Another process may have built them while we waited for the lock.
-	if missing, err = missingGroups(cache); err != nil {
-		return Binaries{}, err
+	if missing, err = missingGroups(cache, groups); err != nil {
+		return "", err
 	}
 	for _, g := range missing {
 		if err := build(ctx, cache, g, progress(opts)); err != nil {
-			return Binaries{}, err
+			return "", err
 		}
 	}
-	return binariesIn(cache), nil
+	return cache, nil
 }
 
 func progress(opts Options) io.Writer {
@@ -159,9 +209,9 @@ func progress(opts Options) io.Writer {
 }
 
 // missingGroups returns the groups with a missing binary, or an error for a present but unusable one.
-func missingGroups(cache string) ([]buildGroup, error) {
+func missingGroups(cache string, groups []buildGroup) ([]buildGroup, error) {
 	var missing []buildGroup
-	for _, g := range buildGroups() {
+	for _, g := range groups {
 		need := false
 		for _, b := range g.bins {
 			p := filepath.Join(cache, g.dir, b)
@@ -280,7 +330,14 @@ func build(ctx context.Context, cache string, g buildGroup, out io.Writer) error
 	if len(g.pkgs) == 1 {
 		dest = filepath.Join(tmpOut, g.bins[0])
 	}
-	args := append([]string{"build", "-o", dest}, g.pkgs...)
+	args := []string{"build", "-o", dest}
+	if len(g.tags) > 0 {
+		args = append(args, "-tags", strings.Join(g.tags, ","))
+	}
+	if g.ldflags != "" {
+		args = append(args, "-ldflags", g.ldflags)
+	}
+	args = append(args, g.pkgs...)
 	cmd := exec.CommandContext(ctx, gobin, args...)
 	cmd.Dir = mod
 	// The caller's go environment (GOFLAGS=-mod=vendor, a go.work, cross-compiling GOOS) must not leak
@@ -292,6 +349,9 @@ func build(ctx context.Context, cache string, g buildGroup, out io.Writer) error
 		"GOOS="+runtime.GOOS,
 		"GOARCH="+runtime.GOARCH,
 	)
+	if g.cgo {
+		cmd.Env = append(cmd.Env, "CGO_ENABLED=1")
+	}
 	var logBuf bytes.Buffer
 	cmd.Stdout = &logBuf
 	cmd.Stderr = &logBuf

@@ -53,6 +53,11 @@ type Options struct {
 	ReadyTimeout time.Duration
 	// Binaries overrides individual binaries (non-empty fields); the rest come from the cache.
 	Binaries Binaries
+	// RealNode adds a real node beside the kwok nodes: containerd, runc and a kubelet registering the
+	// node RealNodeName, pulling from a local registry (RegistryHost). Needs root; see RealNodeSupported.
+	RealNode bool
+	// NodeBinaries overrides individual binaries of the real node (non-empty fields).
+	NodeBinaries RealNodeBinaries
 }
 
 const serviceIP = "10.96.0.1"
@@ -70,6 +75,12 @@ type Cluster struct {
 	rest   *rest.Config
 	client kubernetes.Interface
 	ownDir bool
+
+	// The real node (Options.RealNode); node is nil without one.
+	node        *nodeState
+	nodeBins    RealNodeBinaries
+	registryBin string
+	pauseImage  string
 
 	mu      sync.Mutex
 	ports   map[string]int
@@ -151,7 +162,10 @@ func (c *Cluster) prepareDir() error {
 			return fmt.Errorf("sandbox: a cluster is already running in %s; stop it with `sandbox down --dir %s`", d, d)
 		}
 		// A fresh cluster every time: old etcd data would bring back old objects and old certificates.
-		for _, sub := range []string{"etcd", "logs", "pki", "kwok", "kubeconfig", stateFile} {
+		if err := Down(d); err != nil { // a crashed earlier run may have left a real node's mounts
+			return err
+		}
+		for _, sub := range []string{"etcd", "logs", "pki", "kwok", "kubeconfig", stateFile, "node", "registry", "images"} {
 			if err := os.RemoveAll(filepath.Join(d, sub)); err != nil {
 				return fmt.Errorf("sandbox: resetting %s: %w", d, err)
 			}
@@ -211,7 +225,11 @@ func (c *Cluster) start(ctx context.Context) error {
 
 	// The remaining components only need the apiserver; start them together, then create the nodes.
 	kwokArgs := func() []string {
-		return []string{"--kubeconfig=" + c.Kubeconfig, "--manage-all-nodes=true", "--config=" + stages,
+		manage := "--manage-all-nodes=true"
+		if c.opts.RealNode {
+			manage = "--manage-nodes-with-label-selector=" + NodeLabel + "=kwok" // never the real node
+		}
+		return []string{"--kubeconfig=" + c.Kubeconfig, manage, "--config=" + stages,
 			"--cidr=10.244.0.0/16", "--node-lease-duration-seconds=40"}
 	}
 	starts := []struct {
@@ -238,7 +256,13 @@ func (c *Cluster) start(ctx context.Context) error {
 			return err
 		}
 	}
-	return c.waitCluster(ctx)
+	if err := c.waitCluster(ctx); err != nil {
+		return err
+	}
+	if c.opts.RealNode {
+		return c.startRealNode(ctx)
+	}
+	return nil
 }
 
 // launch starts a component and waits until ready; a clash on a port we picked is retried with new ports.
@@ -296,6 +320,12 @@ func (c *Cluster) binary(name string) string {
 		return c.bins.ControllerManager
 	case Scheduler:
 		return c.bins.Scheduler
+	case Registry:
+		return c.registryBin
+	case Containerd:
+		return c.nodeBins.Containerd
+	case Kubelet:
+		return c.nodeBins.Kubelet
 	default:
 		return c.bins.Kwok
 	}
@@ -319,7 +349,7 @@ func (c *Cluster) run(p *process) error {
 }
 
 func (c *Cluster) saveStateLocked() error {
-	s := state{Detach: c.opts.Detach, Ports: c.ports}
+	s := state{Detach: c.opts.Detach, Ports: c.ports, Node: c.node}
 	for _, group := range stopOrder {
 		for _, name := range group {
 			if p := c.procs[name]; p != nil && p.cmd != nil {
@@ -389,6 +419,8 @@ func (c *Cluster) apiserverArgs() []string {
 		"--service-cluster-ip-range=10.96.0.0/16",
 		"--allow-privileged=true",
 		"--profiling=false",
+		// Pod logs come from the kubelet; the admin certificate is one its client CA accepts.
+		"--kubelet-client-certificate=" + c.pki.Cert, "--kubelet-client-key=" + c.pki.Key,
 	}
 }
 
@@ -486,7 +518,7 @@ func (c *Cluster) createNodes(ctx context.Context) error {
 		node := &corev1.Node{
 			ObjectMeta: metav1.ObjectMeta{
 				Name: name,
-				Labels: map[string]string{"type": "kwok", "kubernetes.io/hostname": name,
+				Labels: map[string]string{"type": "kwok", NodeLabel: "kwok", "kubernetes.io/hostname": name,
 					"kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"},
 				Annotations: map[string]string{"kwok.x-k8s.io/node": "fake"},
 			},
@@ -580,8 +612,9 @@ func (c *Cluster) Stop() error {
 		return nil
 	}
 	c.stopped = true
-	procs := c.procs
+	procs, node := c.procs, c.node
 	c.mu.Unlock()
+	var cleanErr error
 	for _, group := range stopOrder {
 		var wg sync.WaitGroup
 		for _, name := range group {
@@ -590,6 +623,12 @@ func (c *Cluster) Stop() error {
 			}
 		}
 		wg.Wait()
+		if group[0] == Containerd && node != nil {
+			cleanErr = cleanupNode(node)
+		}
+	}
+	if cleanErr != nil {
+		return cleanErr // state.json stays, so `sandbox down` can try again
 	}
 	if err := os.Remove(filepath.Join(c.Dir, stateFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("sandbox: removing state: %w", err)

@@ -24,7 +24,8 @@ const (
 
 // stopOrder stops the clients of the apiserver first and etcd last, so no component spends its
 // shutdown retrying a dead dependency.
-var stopOrder = [][]string{{Kwok, Scheduler, ControllerManager}, {APIServer}, {Etcd}}
+// A real node goes first: the kubelet, then containerd, then what they left (see cleanupNode).
+var stopOrder = [][]string{{Kubelet}, {Containerd}, {Kwok, Scheduler, ControllerManager, Registry}, {APIServer}, {Etcd}}
 
 const stopGrace = 10 * time.Second
 
@@ -141,6 +142,7 @@ type state struct {
 	Detach bool           `json:"detach"`
 	Ports  map[string]int `json:"ports"`
 	Procs  []stateProc    `json:"processes"`
+	Node   *nodeState     `json:"realNode,omitempty"`
 }
 
 type stateProc struct {
@@ -208,6 +210,11 @@ func Down(dir string) error {
 			}
 			if alive(p.PID, p.Binary) {
 				_ = syscall.Kill(-p.PID, syscall.SIGKILL)
+			}
+		}
+		if group[0] == Containerd && s.Node != nil {
+			if err := cleanupNode(s.Node); err != nil {
+				return err // state.json stays, so `sandbox down` can try again
 			}
 		}
 	}

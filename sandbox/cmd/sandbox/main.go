@@ -1,8 +1,8 @@
 // Command sandbox builds and runs rollguard's sandbox control plane (etcd, kube-apiserver,
 // kube-controller-manager, kube-scheduler and kwok as plain local processes).
 //
-//	sandbox build                      build the binaries into the cache (once, minutes)
-//	sandbox up [--dir D]               start a cluster that keeps running; prints its kubeconfig
+//	sandbox build [--real-node]        build the binaries into the cache (once, minutes)
+//	sandbox up [--dir D] [--real-node] start a cluster that keeps running; prints its kubeconfig
 //	sandbox down [--dir D]             stop it
 //	sandbox kubeconfig [--dir D]       print the kubeconfig path
 //	sandbox run [--dir D] -- CMD ...   start, run CMD with KUBECONFIG set, stop; exit with CMD's code
@@ -25,7 +25,8 @@ import (
 const usage = `usage: sandbox <command> [flags]
 
 commands:
-  build                      build the control-plane binaries into the cache (once; minutes)
+  build                      build the control-plane binaries into the cache (once; minutes);
+                             with --real-node also kubelet, containerd and runc
   up [--dir D]               start a cluster that keeps running after this command; prints its kubeconfig
   down [--dir D]             stop the cluster started by up
   kubeconfig [--dir D]       print the kubeconfig path of the cluster in D
@@ -35,6 +36,8 @@ flags (up, down, kubeconfig, run):
   --dir D      work directory (default <user cache>/rollguard/sandbox/run)
   --nodes N    simulated nodes (default 2)
   --port P     kube-apiserver port on 127.0.0.1 (default: a free port)
+  --real-node  add a real node (kubelet + containerd + runc, node "localhost") and a local registry
+               beside the kwok nodes; needs root (see docs/sandbox.md)
 `
 
 func main() {
@@ -57,6 +60,7 @@ func run(args []string) int {
 	dir := fs.String("dir", "", "work directory")
 	nodes := fs.Int("nodes", 2, "simulated nodes")
 	port := fs.Int("port", 0, "kube-apiserver port")
+	realNode := fs.Bool("real-node", false, "add a real node")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -68,7 +72,7 @@ func run(args []string) int {
 		}
 		*dir = d
 	}
-	opts := sandbox.Options{Dir: *dir, Nodes: *nodes, APIServerPort: *port}
+	opts := sandbox.Options{Dir: *dir, Nodes: *nodes, APIServerPort: *port, RealNode: *realNode}
 
 	var err error
 	switch args[0] {
@@ -78,11 +82,25 @@ func run(args []string) int {
 			fmt.Printf("etcd                     %s\nkube-apiserver           %s\nkube-controller-manager  %s\nkube-scheduler           %s\nkwok                     %s\n",
 				b.Etcd, b.APIServer, b.ControllerManager, b.Scheduler, b.Kwok)
 		}
+		if err == nil && *realNode {
+			var n sandbox.RealNodeBinaries
+			if n, err = sandbox.EnsureRealNodeBinaries(ctx, opts); err == nil {
+				fmt.Printf("kubelet                  %s\ncontainerd               %s\ncontainerd-shim-runc-v2  %s\nrunc                     %s\n",
+					n.Kubelet, n.Containerd, n.Shim, n.Runc)
+			}
+		}
 	case "up":
 		opts.Detach = true
 		var c *sandbox.Cluster
 		if c, err = sandbox.Start(ctx, opts); err == nil {
 			fmt.Printf("sandbox is up; stop it with: sandbox down --dir %s\nexport KUBECONFIG=%s\n", c.Dir, c.Kubeconfig)
+			if *realNode {
+				var app string
+				if app, err = c.PushTestApp(ctx, "1.0.0"); err == nil {
+					fmt.Printf("real node %q (nodeSelector %s=real); registry %s; test app image %s\n",
+						sandbox.RealNodeName, sandbox.NodeLabel, c.RegistryHost(), app)
+				}
+			}
 		}
 	case "down":
 		err = sandbox.Down(*dir)

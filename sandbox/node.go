@@ -241,7 +241,52 @@ func (c *Cluster) startRealNode(ctx context.Context) error {
 	if err := c.launch(ctx, Kubelet, []string{"kubelet", "kubelet-healthz"}, c.kubeletArgs, nil, nil); err != nil {
 		return err
 	}
-	return c.waitRealNode(ctx)
+	if err := c.waitRealNode(ctx); err != nil {
+		return err
+	}
+	return c.warmPause(ctx)
+}
+
+// warmPause runs one pod on the real node so containerd pulls the pause image now. A real node has its
+// pause image long before any release; without this, the first pod of a test that stops the registry
+// would fail to get a sandbox instead of failing to pull its own image.
+func (c *Cluster) warmPause(ctx context.Context) error {
+	no := false
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "sandbox-pause-warmup", Namespace: "default"},
+		Spec: corev1.PodSpec{
+			NodeName: RealNodeName, AutomountServiceAccountToken: &no, TerminationGracePeriodSeconds: new(int64),
+			Containers: []corev1.Container{{Name: "pause", Image: c.pauseImage}},
+		},
+	}
+	pods := c.client.CoreV1().Pods("default")
+	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("sandbox: real node: creating the warm-up pod: %w", err)
+	}
+	var last string
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		p, err := pods.Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.State.Running != nil {
+				return true, nil
+			}
+			if w := cs.State.Waiting; w != nil {
+				last = w.Reason + ": " + w.Message
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("sandbox: real node: the pause image %s does not run (%s); see %s and %s", c.pauseImage, last, c.Logs(Kubelet), c.Logs(Containerd))
+	}
+	zero := int64(0)
+	if err := pods.Delete(ctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+		return fmt.Errorf("sandbox: real node: deleting the warm-up pod: %w", err)
+	}
+	return nil
 }
 
 func (c *Cluster) containerdReady(ctx context.Context) error {

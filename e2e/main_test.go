@@ -48,7 +48,9 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer cluster.Stop()
-	return m.Run()
+	code := m.Run()
+	stopRealNode(code) // started by the first real-node test (realnode_test.go)
+	return code
 }
 
 // result is what one rollguard run produced.

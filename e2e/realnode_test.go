@@ -1,0 +1,288 @@
+package e2e
+
+// Real scenarios: rollguard against a real kubelet, containerd and runc (the sandbox's real node, named
+// "localhost"), pulling the test app (sandbox/images/testapp) from a local registry. The kwok scenarios
+// elsewhere in this package imitate these failures; here the kubelet produces them.
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/yaml"
+
+	"github.com/rollguard/rollguard/sandbox"
+)
+
+var (
+	realOnce    sync.Once
+	realCluster *sandbox.Cluster
+	realDir     string
+	realErr     error
+)
+
+// realNode returns the package's one real-node sandbox, started by the first test that needs it and
+// stopped by TestMain. A host that cannot run it fails the test naming what is missing (CI=true), or
+// skips with that message elsewhere.
+func realNode(t *testing.T) *sandbox.Cluster {
+	t.Helper()
+	if err := sandbox.RealNodeSupported(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	realOnce.Do(func() {
+		if realDir, realErr = os.MkdirTemp("", "rollguard-realnode-"); realErr == nil {
+			realCluster, realErr = sandbox.Start(context.Background(), sandbox.Options{Dir: realDir, RealNode: true, Nodes: 1, Progress: os.Stderr})
+		}
+	})
+	if realErr != nil {
+		t.Fatal(realErr)
+	}
+	return realCluster
+}
+
+// stopRealNode stops the real node; its folder (kubelet, containerd, registry logs) is kept when tests failed.
+func stopRealNode(code int) {
+	if realCluster != nil {
+		if err := realCluster.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+	}
+	if realDir == "" {
+		return
+	}
+	if code != 0 {
+		fmt.Fprintf(os.Stderr, "real node: logs kept in %s/logs\n", realDir)
+		return
+	}
+	_ = os.RemoveAll(realDir)
+}
+
+// realApp is a Deployment of the test app on the real node.
+type realApp struct {
+	image    string
+	env      map[string]string
+	memory   string // limit, e.g. "64Mi"
+	probe    int32  // readiness probe failureThreshold (period 1 s); 0: no probe
+	envFrom  *corev1.ConfigMapKeySelector
+	fileFrom string // a ConfigMap mounted at /etc/app, CONFIG_FILE=/etc/app/config
+}
+
+func (a realApp) yaml(t *testing.T) string {
+	t.Helper()
+	two := int32(2)
+	c := corev1.Container{Name: "web", Image: a.image, Ports: []corev1.ContainerPort{{ContainerPort: 8080}}}
+	for _, k := range slices.Sorted(maps.Keys(a.env)) {
+		c.Env = append(c.Env, corev1.EnvVar{Name: k, Value: a.env[k]})
+	}
+	if a.envFrom != nil {
+		c.Env = append(c.Env, corev1.EnvVar{Name: "SETTING", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: a.envFrom}})
+	}
+	if a.memory != "" {
+		q := resource.MustParse(a.memory)
+		c.Resources = corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: q}, Requests: corev1.ResourceList{corev1.ResourceMemory: q}}
+	}
+	if a.probe > 0 {
+		c.ReadinessProbe = &corev1.Probe{
+			ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}},
+			PeriodSeconds: 1, FailureThreshold: a.probe,
+		}
+	}
+	spec := corev1.PodSpec{NodeSelector: sandbox.RealNodeSelector(), TerminationGracePeriodSeconds: new(int64)}
+	if a.fileFrom != "" {
+		c.Env = append(c.Env, corev1.EnvVar{Name: "CONFIG_FILE", Value: "/etc/app/config"})
+		c.VolumeMounts = []corev1.VolumeMount{{Name: "config", MountPath: "/etc/app"}}
+		spec.Volumes = []corev1.Volume{{Name: "config", VolumeSource: corev1.VolumeSource{
+			ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: a.fileFrom}}}}}
+	}
+	spec.Containers = []corev1.Container{c}
+	labels := map[string]string{"app": "web"}
+	d := appsv1.Deployment{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &two,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: spec},
+		},
+	}
+	out, err := yaml.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+const configMap = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\ndata:\n  config: \"greeting: hello\"\n---\n"
+
+// realDeploy runs rollguard deploy against the real-node sandbox and returns its result.
+func realDeploy(t *testing.T, rc *sandbox.Cluster, ns, manifest string, extra ...string) result {
+	t.Helper()
+	args := append([]string{"deploy", "-f", "-", "-n", ns, "-o", "json", "--timeout", "3m"}, extra...)
+	return rollguardEnv(t, []string{"KUBECONFIG=" + rc.Kubeconfig}, manifest, args...)
+}
+
+// pushApp pushes the test app under a tag unique to the test, so each release is a new pull.
+func pushApp(t *testing.T, rc *sandbox.Cluster, tag string) string {
+	t.Helper()
+	ref, err := rc.PushTestApp(context.Background(), strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))+"-"+tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+// realV1 deploys a healthy first release with rollguard and returns its image.
+func realV1(t *testing.T, rc *sandbox.Cluster, ns string) string {
+	t.Helper()
+	img := pushApp(t, rc, "v1")
+	r := realDeploy(t, rc, ns, configMap+realApp{image: img, probe: 3, fileFrom: "web-config"}.yaml(t))
+	if r.code != 0 {
+		t.Fatalf("v1: exit %d, want 0\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	return img
+}
+
+// wantFailure checks a report names one failed workload with reason, and that message and evidence carry
+// the given fragments.
+func wantFailure(t *testing.T, r result, code int, reason, message, evidence string) report {
+	t.Helper()
+	if r.code != code {
+		t.Fatalf("exit %d, want %d\n%s\n%s", r.code, code, r.stdout, r.stderr)
+	}
+	rep := parseReport(t, r)
+	if len(rep.Workloads) != 1 {
+		t.Fatalf("report = %+v, want one workload", rep)
+	}
+	w := rep.Workloads[0]
+	if w.Status != "failed" || w.Reason != reason {
+		t.Fatalf("status %q reason %q (%s), want failed %s\n%s", w.Status, w.Reason, w.Message, reason, r.stdout)
+	}
+	if !strings.Contains(w.Message, message) {
+		t.Errorf("message %q lacks %q", w.Message, message)
+	}
+	var all []string
+	for _, e := range w.Evidence {
+		all = append(all, e.Object+": "+e.Text)
+	}
+	if !strings.Contains(strings.Join(all, "\n"), evidence) {
+		t.Errorf("evidence lacks %q:\n%s", evidence, strings.Join(all, "\n"))
+	}
+	return rep
+}
+
+func TestRealNodeMissingImage(t *testing.T) {
+	rc := realNode(t)
+	t.Parallel()
+	ns := rc.Namespace(t)
+	realV1(t, rc, ns)
+	missing := rc.ImageRef(sandbox.TestApp, "never-pushed")
+	r := realDeploy(t, rc, ns, realApp{image: missing, probe: 3}.yaml(t), "--on-failure", "none")
+	wantFailure(t, r, 2, "ImagePullFailed", "never-pushed", "not found")
+}
+
+func TestRealNodeCrashLoop(t *testing.T) {
+	rc := realNode(t)
+	t.Parallel()
+	ns := rc.Namespace(t)
+	realV1(t, rc, ns)
+	line := "fatal: cannot reach database db:5432: connection refused"
+	v2 := realApp{image: pushApp(t, rc, "v2"), probe: 3, env: map[string]string{"CRASH_AT_START": line}}
+	r := realDeploy(t, rc, ns, v2.yaml(t), "--on-failure", "none")
+	wantFailure(t, r, 2, "CrashLoop", "code 1", line)
+}
+
+func TestRealNodeNeverReady(t *testing.T) {
+	rc := realNode(t)
+	t.Parallel()
+	ns := rc.Namespace(t)
+	realV1(t, rc, ns)
+	v2 := realApp{image: pushApp(t, rc, "v2"), probe: 2, env: map[string]string{"NEVER_READY": "1"}}
+	r := realDeploy(t, rc, ns, v2.yaml(t), "--on-failure", "none")
+	wantFailure(t, r, 2, "ReadinessFailed", "ready", "Readiness probe failed: HTTP probe failed with statuscode: 503")
+}
+
+func TestRealNodeMissingConfigMapKey(t *testing.T) {
+	rc := realNode(t)
+	t.Parallel()
+	ns := rc.Namespace(t)
+	realV1(t, rc, ns)
+	key := &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "web-config"}, Key: "database-url"}
+	v2 := realApp{image: pushApp(t, rc, "v2"), probe: 3, envFrom: key}
+	r := realDeploy(t, rc, ns, v2.yaml(t), "--on-failure", "none")
+	wantFailure(t, r, 2, "ConfigError", "database-url", "CreateContainerConfigError")
+}
+
+func TestRealNodeOOMKilled(t *testing.T) {
+	rc := realNode(t)
+	t.Parallel()
+	ns := rc.Namespace(t)
+	realV1(t, rc, ns)
+	v2 := realApp{image: pushApp(t, rc, "v2"), probe: 3, memory: "48Mi", env: map[string]string{"ALLOCATE_MB_PER_S": "200"}}
+	r := realDeploy(t, rc, ns, v2.yaml(t), "--on-failure", "none")
+	wantFailure(t, r, 2, "CrashLoop", "OOMKilled", "OOMKilled")
+}
+
+// TestRealNodeHeal is the whole heal path on real pods: a crashing release is rolled back and the
+// restored release runs Ready.
+func TestRealNodeHeal(t *testing.T) {
+	rc := realNode(t)
+	t.Parallel()
+	ns := rc.Namespace(t)
+	v1 := realV1(t, rc, ns)
+	v2 := realApp{image: pushApp(t, rc, "v2"), probe: 3, env: map[string]string{"CRASH_AT_START": "fatal: missing setting DATABASE_URL"}}
+	r := realDeploy(t, rc, ns, v2.yaml(t))
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1 (failed, rolled back healthy)\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	var rep struct {
+		Outcome  string `json:"outcome"`
+		Rollback struct {
+			Outcome string `json:"outcome"`
+		} `json:"rollback"`
+		Workloads []struct {
+			Reason string `json:"reason"`
+		} `json:"workloads"`
+	}
+	if err := jsonUnmarshal(r.stdout, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Outcome != "rolled_back" || rep.Rollback.Outcome != "succeeded" || len(rep.Workloads) != 1 || rep.Workloads[0].Reason != "CrashLoop" {
+		t.Fatalf("outcome %q, rollback %q, workloads %+v; want rolled_back after CrashLoop, rollback succeeded\n%s", rep.Outcome, rep.Rollback.Outcome, rep.Workloads, r.stdout)
+	}
+	ctx := context.Background()
+	pods, err := rc.Client().CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := 0
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil && p.Spec.Containers[0].Image == v1 && p.Spec.NodeName == sandbox.RealNodeName && podIsReady(&p) {
+			ready++
+		}
+	}
+	if ready != 2 {
+		t.Errorf("%d pods of v1 Ready on the real node after the rollback, want 2", ready)
+	}
+}
+
+func podIsReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}

@@ -59,7 +59,7 @@ func TestRealNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns := c.Namespace(t)
+	ns := "default" // not c.Namespace(t): its cleanup would run after Stop
 	one := int32(1)
 	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "web"},

@@ -61,6 +61,7 @@ type captureCase struct {
 	deadline int32 // progressDeadlineSeconds of the Deployment; 0 = the API default
 	// signal says when the objects show what the case is about.
 	signal func(s snapshot) bool
+	source string // "" (kwok's stages) or "real-node"
 }
 
 func TestCapture(t *testing.T) {
@@ -139,12 +140,12 @@ func TestCapture(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.dir, func(t *testing.T) {
 			t.Parallel()
-			capture(t, tc)
+			capture(t, cluster, tc)
 		})
 	}
 }
 
-func capture(t *testing.T, tc captureCase) {
+func capture(t *testing.T, cluster *sandbox.Cluster, tc captureCase) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c := cluster.Client()
@@ -179,7 +180,7 @@ func capture(t *testing.T, tc captureCase) {
 	if err != nil {
 		t.Fatalf("waiting for the signal of %s: %v", tc.dir, err)
 	}
-	if err := s.write(filepath.Join("testdata", tc.dir), started); err != nil {
+	if err := s.write(filepath.Join("testdata", tc.dir), started, tc.source); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("captured %s (%d pods, %d events) %s after v2", tc.dir, len(s.pods), len(s.events), s.at.Sub(started).Round(time.Millisecond))
@@ -240,7 +241,11 @@ func waitFor(ctx context.Context, c kubernetes.Interface, ns, kind string, cond 
 }
 
 // write stores the snapshot as a fixture, in a stable order so recaptures diff well.
-func (s snapshot) write(dir string, started time.Time) error {
+// source is "sandbox" (kwok's stages) when empty, or "real-node" (a real kubelet, containerd and runc).
+func (s snapshot) write(dir string, started time.Time, source string) error {
+	if source == "" {
+		source = "sandbox"
+	}
 	slices.SortFunc(s.rss, func(a, b appsv1.ReplicaSet) int { return strings.Compare(a.Name, b.Name) })
 	slices.SortFunc(s.pods, func(a, b corev1.Pod) int { return strings.Compare(a.Name, b.Name) })
 	slices.SortStableFunc(s.events, func(a, b corev1.Event) int { return firstSeen(a).Compare(firstSeen(b)) })
@@ -291,11 +296,16 @@ func (s snapshot) write(dir string, started time.Time) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", dir, err)
 	}
-	body := "# Captured from the sandbox by capture_test.go; regenerate, do not edit.\n" + strings.Join(docs, "---\n")
+	from := "the sandbox by capture_test.go"
+	if source == "real-node" {
+		from = "the sandbox's real node (kubelet " + sandbox.KubeVersion + ", containerd " + sandbox.ContainerdVersion +
+			", runc " + sandbox.RuncVersion + ") by realcapture_test.go"
+	}
+	body := "# Captured from " + from + "; regenerate, do not edit.\n" + strings.Join(docs, "---\n")
 	if err := os.WriteFile(filepath.Join(dir, "objects.yaml"), []byte(body), 0o644); err != nil {
 		return fmt.Errorf("writing fixture: %w", err)
 	}
-	meta := fmt.Sprintf("source: sandbox\nstarted: %s\ncaptured: %s\n",
+	meta := fmt.Sprintf("source: %s\nstarted: %s\ncaptured: %s\n", source,
 		started.UTC().Format(time.RFC3339Nano), s.at.UTC().Format(time.RFC3339Nano))
 	if err := os.WriteFile(filepath.Join(dir, "case.yaml"), []byte(meta), 0o644); err != nil {
 		return fmt.Errorf("writing fixture: %w", err)

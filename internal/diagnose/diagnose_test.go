@@ -126,6 +126,19 @@ func TestDiagnose(t *testing.T) {
 		{name: "daemonset healthy", dir: "daemonset-healthy", status: Healthy},
 		{name: "daemonset image pull", dir: "daemonset-image-pull", status: Failed, reason: ImagePullFailed,
 			mentions: []string{img, "1/2 updated"}},
+
+		// Captured on the sandbox's real node (realcapture_test.go): a real kubelet, containerd and runc.
+		{name: "real node: complete rollout is healthy", dir: "real-deployment-healthy", status: Healthy},
+		{name: "real node: a tag the registry lacks", dir: "real-image-pull-backoff", status: Failed, reason: ImagePullFailed,
+			mentions: []string{"testapp:1.5.0-missing", "not found"}},
+		{name: "real node: crash loop", dir: "real-crash-loop", status: Failed, reason: CrashLoop,
+			mentions: []string{"exited with code 1", "CrashLoopBackOff"}},
+		{name: "real node: never ready", dir: "real-never-ready", status: Failed, reason: ReadinessFailed,
+			mentions: []string{"Readiness probe failed: HTTP probe failed with statuscode: 503"}},
+		{name: "real node: missing ConfigMap key", dir: "real-config-missing-key", status: Failed, reason: ConfigError,
+			mentions: []string{"database-url", "web-config"}},
+		{name: "real node: OOMKilled", dir: "real-crash-oomkilled", status: Failed, reason: CrashLoop,
+			mentions: []string{"OOMKilled", "48Mi"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -77,7 +77,7 @@ func TestCaptureJobs(t *testing.T) {
 			if err != nil {
 				t.Fatalf("job never reached %s: %v", tc.done, err)
 			}
-			if err := s.write("testdata/"+tc.dir, started); err != nil {
+			if err := s.write("testdata/"+tc.dir, started, ""); err != nil {
 				t.Fatal(err)
 			}
 		})

@@ -51,7 +51,7 @@ func TestCapturePrecision(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.dir, func(t *testing.T) {
 			t.Parallel()
-			capture(t, tc)
+			capture(t, cluster, tc)
 		})
 	}
 }

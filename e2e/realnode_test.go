@@ -183,57 +183,43 @@ func wantFailure(t *testing.T, r result, code int, reason, message, evidence str
 	return rep
 }
 
-func TestRealNodeMissingImage(t *testing.T) {
+// TestRealNodeFailures deploys a healthy v1, then a broken v2, on the real node; rollguard must name the
+// kubelet's own failure with its reason and evidence.
+func TestRealNodeFailures(t *testing.T) {
 	rc := realNode(t)
-	t.Parallel()
-	ns := rc.Namespace(t)
-	realV1(t, rc, ns)
-	missing := rc.ImageRef(sandbox.TestApp, "never-pushed")
-	r := realDeploy(t, rc, ns, realApp{image: missing, probe: 3}.yaml(t), "--on-failure", "none")
-	wantFailure(t, r, 2, "ImagePullFailed", "never-pushed", "not found")
-}
-
-func TestRealNodeCrashLoop(t *testing.T) {
-	rc := realNode(t)
-	t.Parallel()
-	ns := rc.Namespace(t)
-	realV1(t, rc, ns)
-	line := "fatal: cannot reach database db:5432: connection refused"
-	v2 := realApp{image: pushApp(t, rc, "v2"), probe: 3, env: map[string]string{"CRASH_AT_START": line}}
-	r := realDeploy(t, rc, ns, v2.yaml(t), "--on-failure", "none")
-	wantFailure(t, r, 2, "CrashLoop", "code 1", line)
-}
-
-func TestRealNodeNeverReady(t *testing.T) {
-	rc := realNode(t)
-	t.Parallel()
-	ns := rc.Namespace(t)
-	realV1(t, rc, ns)
-	v2 := realApp{image: pushApp(t, rc, "v2"), probe: 2, env: map[string]string{"NEVER_READY": "1"}}
-	r := realDeploy(t, rc, ns, v2.yaml(t), "--on-failure", "none")
-	wantFailure(t, r, 2, "ReadinessFailed", "ready", "Readiness probe failed: HTTP probe failed with statuscode: 503")
-}
-
-func TestRealNodeMissingConfigMapKey(t *testing.T) {
-	rc := realNode(t)
-	t.Parallel()
-	ns := rc.Namespace(t)
-	realV1(t, rc, ns)
-	key := &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "web-config"}, Key: "database-url"}
-	v2 := realApp{image: pushApp(t, rc, "v2"), probe: 3, envFrom: key}
-	r := realDeploy(t, rc, ns, v2.yaml(t), "--on-failure", "none")
-	wantFailure(t, r, 2, "ConfigError", "database-url", "CreateContainerConfigError")
-}
-
-func TestRealNodeOOMKilled(t *testing.T) {
-	rc := realNode(t)
-	t.Parallel()
-	ns := rc.Namespace(t)
-	realV1(t, rc, ns)
-	// It loads its data before it serves ready, like an app warming a cache: OOM-killed before ready, every time.
-	v2 := realApp{image: pushApp(t, rc, "v2"), probe: 3, memory: "48Mi", env: map[string]string{"ALLOCATE_MB_PER_S": "200", "READY_AFTER": "30s"}}
-	r := realDeploy(t, rc, ns, v2.yaml(t), "--on-failure", "none")
-	wantFailure(t, r, 2, "CrashLoop", "OOMKilled", "OOMKilled")
+	crashLine := "fatal: cannot reach database db:5432: connection refused"
+	missingKey := &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "web-config"}, Key: "database-url"}
+	cases := []struct {
+		name                      string
+		v2                        func(pushed string) realApp
+		reason, message, evidence string
+	}{
+		{"missing image", func(string) realApp { return realApp{image: rc.ImageRef(sandbox.TestApp, "never-pushed"), probe: 3} },
+			"ImagePullFailed", "never-pushed", "not found"},
+		{"crash loop", func(img string) realApp {
+			return realApp{image: img, probe: 3, env: map[string]string{"CRASH_AT_START": crashLine}}
+		}, "CrashLoop", "code 1", crashLine},
+		{"never ready", func(img string) realApp {
+			return realApp{image: img, probe: 2, env: map[string]string{"NEVER_READY": "1"}}
+		},
+			"ReadinessFailed", "ready", "Readiness probe failed: HTTP probe failed with statuscode: 503"},
+		{"missing ConfigMap key", func(img string) realApp { return realApp{image: img, probe: 3, envFrom: missingKey} },
+			"ConfigError", "database-url", "CreateContainerConfigError"},
+		// It loads its data before it serves ready, like an app warming a cache: OOM-killed before ready, every time.
+		{"OOMKilled", func(img string) realApp {
+			return realApp{image: img, probe: 3, memory: "48Mi", env: map[string]string{"ALLOCATE_MB_PER_S": "200", "READY_AFTER": "30s"}}
+		}, "CrashLoop", "OOMKilled", "OOMKilled"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ns := rc.Namespace(t)
+			realV1(t, rc, ns)
+			v2 := tc.v2(pushApp(t, rc, "v2"))
+			r := realDeploy(t, rc, ns, v2.yaml(t), "--on-failure", "none")
+			wantFailure(t, r, 2, tc.reason, tc.message, tc.evidence)
+		})
+	}
 }
 
 // TestRealNodeHeal is the whole heal path on real pods: a crashing release is rolled back and the

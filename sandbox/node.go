@@ -99,7 +99,7 @@ func RealNodeSupported() error {
 			missing = append(missing, "the CNI plugin "+filepath.Join(cniBinDir, p)+" (Debian containernetworking-plugins)")
 		}
 	}
-	if _, err := registryBinary(); err != nil {
+	if _, err := RegistryBinary(); err != nil {
 		missing = append(missing, err.Error())
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
@@ -114,7 +114,9 @@ func RealNodeSupported() error {
 // RegistryBinaryEnv overrides the registry server binary (default: docker-registry or registry on PATH).
 const RegistryBinaryEnv = "ROLLGUARD_REGISTRY_BIN"
 
-func registryBinary() (string, error) {
+// RegistryBinary finds the registry server: $ROLLGUARD_REGISTRY_BIN, else docker-registry (Debian) or registry
+// (distribution's own name) on PATH.
+func RegistryBinary() (string, error) {
 	if p := os.Getenv(RegistryBinaryEnv); p != "" {
 		if _, err := os.Stat(p); err != nil {
 			return "", fmt.Errorf("%s=%s: %v", RegistryBinaryEnv, p, err)
@@ -382,7 +384,7 @@ func (c *Cluster) StopRegistry() error {
 
 // StartRegistry starts the real node's registry (again), on its port and storage, and waits until it answers.
 func (c *Cluster) StartRegistry(ctx context.Context) error {
-	bin, err := registryBinary()
+	bin, err := RegistryBinary()
 	if err != nil {
 		return fmt.Errorf("sandbox: real node needs %v; %s", err, installHint)
 	}
@@ -393,7 +395,7 @@ func (c *Cluster) StartRegistry(ctx context.Context) error {
 	args := func() []string { // called with c.mu held (see launch)
 		addr := "127.0.0.1:" + strconv.Itoa(c.ports["registry"])
 		cfg := filepath.Join(dir, "config.yml")
-		_ = os.WriteFile(cfg, []byte(registryConfig(filepath.Join(dir, "storage"), addr)), 0o644)
+		_ = os.WriteFile(cfg, []byte(RegistryConfig(filepath.Join(dir, "storage"), addr, "")), 0o644)
 		return []string{"serve", cfg}
 	}
 	ready := func(ctx context.Context) error {
@@ -414,7 +416,9 @@ func (c *Cluster) StartRegistry(ctx context.Context) error {
 	return c.waitReady(ctx, p, ready)
 }
 
-func registryConfig(storage, addr string) string {
+// RegistryConfig is a distribution registry configuration: filesystem storage with deletes enabled, quiet
+// logs, listening on addr; extra is appended (an auth: section, say).
+func RegistryConfig(storage, addr, extra string) string {
 	return fmt.Sprintf(`version: 0.1
 log:
   level: warn
@@ -425,7 +429,10 @@ storage:
     rootdirectory: %s
   delete:
     enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
 http:
   addr: %s
-`, storage, addr)
+%s`, storage, addr, extra)
 }

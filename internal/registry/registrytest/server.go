@@ -22,26 +22,21 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/rollguard/rollguard/sandbox"
 )
 
 // BinaryEnv names the environment variable that points at a registry binary, overriding the PATH lookup.
-const BinaryEnv = "ROLLGUARD_REGISTRY_BIN"
+const BinaryEnv = sandbox.RegistryBinaryEnv
 
-// Binary finds the registry server binary: $ROLLGUARD_REGISTRY_BIN, else docker-registry (Debian) or registry
-// (distribution's own name) on PATH.
+// Binary finds the registry server binary the way the sandbox's real node does: $ROLLGUARD_REGISTRY_BIN, else
+// docker-registry (Debian) or registry (distribution's own name) on PATH.
 func Binary() (string, error) {
-	if p := os.Getenv(BinaryEnv); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("%s=%s: %v; run .ci/registry.sh (apt-get install docker-registry) or fix the path", BinaryEnv, p, err)
-		}
-		return p, nil
+	p, err := sandbox.RegistryBinary()
+	if err != nil {
+		return "", fmt.Errorf("no registry server binary (%v): run .ci/registry.sh (installs Debian's docker-registry: apt-get install docker-registry) or set %s", err, BinaryEnv)
 	}
-	for _, n := range []string{"docker-registry", "registry"} {
-		if p, err := exec.LookPath(n); err == nil {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("no registry server binary: run .ci/registry.sh (installs Debian's docker-registry: apt-get install docker-registry) or set %s", BinaryEnv)
+	return p, nil
 }
 
 // Server is a running registry.
@@ -109,22 +104,7 @@ func start(t testing.TB, bin, dir, auth string) (*Server, error) {
 	l.Close()
 
 	storage := filepath.Join(dir, "storage")
-	config := fmt.Sprintf(`version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: %s
-%s`, storage, host, auth)
+	config := sandbox.RegistryConfig(storage, host, auth)
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
 		return nil, err

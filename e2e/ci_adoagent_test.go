@@ -271,7 +271,7 @@ func worse(a, b string) string {
 func (a *adoAgent) runJob(t *testing.T, stage string, j map[string]any, stages map[string]*adoStage) *adoJob {
 	t.Helper()
 	job := &adoJob{result: "Succeeded", outputs: map[string]string{}, published: map[string]string{}}
-	vars := map[string]string{"Agent.TempDirectory": a.temp, "Build.BuildId": "77"}
+	vars := map[string]string{"Agent.TempDirectory": a.temp, "Build.BuildId": "77", "Build.RequestedForEmail": "dev@example.com"}
 	jv, _ := j["variables"].(map[string]any)
 	for k, v := range jv {
 		s := fmt.Sprint(v)
@@ -311,6 +311,9 @@ func (a *adoAgent) runJob(t *testing.T, stage string, j map[string]any, stages m
 			}
 			in := s["inputs"].(map[string]any)
 			job.instructions = macro(stage+" instructions", fmt.Sprint(in["instructions"]))
+			if notify := macro(stage+" notifyUsers", fmt.Sprint(in["notifyUsers"])); notify == "" {
+				t.Errorf("stage %s: ManualValidation@1 needs notifyUsers", stage)
+			}
 			if !a.approve {
 				job.result = "Failed"
 			}

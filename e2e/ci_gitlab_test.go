@@ -85,6 +85,19 @@ func loadGitLabComponent(t *testing.T, inputs map[string]string) map[string]*glJ
 		}
 		return fmt.Sprint(in.Default)
 	})
+	// GitLab refuses a variable whose value is not a string (an empty input left unquoted is null).
+	var raw map[string]map[string]any
+	if err := yaml.Unmarshal([]byte(body), &raw); err != nil {
+		t.Fatalf("interpolated component: %v\n%s", err, body)
+	}
+	for name, j := range raw {
+		vars, _ := j["variables"].(map[string]any)
+		for k, v := range vars {
+			if _, ok := v.(string); !ok {
+				t.Errorf("job %s: variable %s = %v (%T), want a string", name, k, v, v)
+			}
+		}
+	}
 	var jobs map[string]*glJob
 	if err := yaml.Unmarshal([]byte(body), &jobs); err != nil {
 		t.Fatalf("interpolated component: %v\n%s", err, body)

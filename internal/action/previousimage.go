@@ -22,7 +22,6 @@ import (
 	"github.com/rollguard/rollguard/internal/registry"
 	"github.com/rollguard/rollguard/internal/release"
 	"github.com/rollguard/rollguard/internal/report"
-	"github.com/rollguard/rollguard/internal/track"
 )
 
 // PreviousImage is the value of --image NAME=previous: the tag pushed before the one running.
@@ -96,64 +95,18 @@ func (r *RollbackImage) Run(ctx context.Context) (*report.Result, error) {
 	}
 	defer lk.Release(context.WithoutCancel(ctx))
 
-	getenv := r.Getenv
-	if getenv == nil {
-		getenv = func(string) string { return "" }
-	}
-	ci := manifest.DetectCI(getenv)
-	prevRev, prevHash, err := release.CurrentRevision(ctx, c, w.target.Kind, w.target.Namespace, w.target.Name)
-	if err != nil {
-		return nil, err
-	}
-	rec := &release.Record{
-		App: app, Namespace: w.target.Namespace, DeployedBy: release.Identity(ctx, c, ci), CI: ci,
-		ChangeCause: fmt.Sprintf("rollguard rollback --to-previous-image: %s %s → %s (pushed %s)", container, running, prev.Reference,
+	change := &workloadChange{Watch: r.Watch, Command: "rollback", App: app, Getenv: r.Getenv,
+		Cause: fmt.Sprintf("rollguard rollback --to-previous-image: %s %s → %s (pushed %s)", container, running, prev.Reference,
 			prev.Pushed.UTC().Format(time.RFC3339)),
-		Objects: []release.ObjectState{{APIVersion: w.live.GetAPIVersion(), Kind: w.live.GetKind(), Namespace: w.target.Namespace,
-			Name: w.target.Name, Existed: true, Previous: release.Capture(w.live)}},
-		Workloads: []release.WorkloadState{{Kind: w.target.Kind, Namespace: w.target.Namespace, Name: w.target.Name,
-			PreviousRevision: prevRev, PreviousTemplateHash: prevHash, Images: withImage(w.live, container, prev.Reference)}},
-	}
-	records, err := store.List(ctx, w.target.Namespace, app)
-	if err != nil {
-		return nil, err
-	}
-	// A rollback of a release only when the workload runs what that release rolled out (as for undo).
-	if len(records) > 0 && madeRevision(records[0], w.target, prevRev, prevHash) {
-		rec.RollbackOf = records[0].ID
-	}
-	if err := store.Create(ctx, rec); err != nil {
-		return nil, err
-	}
-	result := &report.Result{Command: "rollback", Release: rec.ID, Namespace: w.target.Namespace, ChangeCause: rec.ChangeCause}
-	started := time.Now()
-	if err := setImage(ctx, c, w, container, prev.Reference); err != nil {
-		rec.Message = err.Error()
-		_ = finish(context.WithoutCancel(ctx), store, rec, release.Failed)
-		return nil, err
-	}
-	r.logger().Info("set the previous image", "workload", w.target.String(), "container", container, "image", prev.Reference)
-	result.AppliedAt = time.Now()
-	rec.Outcome, rec.Timings.AppliedAt = release.Tracking, result.AppliedAt.UTC()
-	if err := store.Update(ctx, rec); err != nil {
-		return result, err
-	}
-	ws, err := r.track(ctx, c, []track.Target{w.target}, started.Add(-2*time.Second), result.AppliedAt)
-	result.Workloads, result.FinishedAt = ws, time.Now()
-	if err != nil {
-		if cause := stopCause(ctx); cause != nil {
-			return halt(ctx, store, rec, result, stageTracking, cause)
-		}
-		return result, err
-	}
-	recordVerdicts(rec, ws)
-	recordRevisions(ctx, c, rec)
-	result.Outcome, result.Message = outcomeOf(ws), summary(ws)
-	outcome := release.Succeeded
-	if result.Outcome != report.Succeeded {
-		outcome = release.Failed
-	}
-	return result, finish(ctx, store, rec, outcome)
+		Images: withImage(w.live, container, prev.Reference),
+		Apply: func(ctx context.Context) error {
+			if err := setImage(ctx, c, w, container, prev.Reference); err != nil {
+				return err
+			}
+			r.logger().Info("set the previous image", "workload", w.target.String(), "container", container, "image", prev.Reference)
+			return nil
+		}}
+	return change.run(ctx, c, w)
 }
 
 func (r *RollbackImage) registry() *registry.Client {

@@ -16,11 +16,9 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/polymorphichelpers"
 
-	"github.com/rollguard/rollguard/internal/crashpoint"
 	"github.com/rollguard/rollguard/internal/exitcode"
 	"github.com/rollguard/rollguard/internal/kube"
 	"github.com/rollguard/rollguard/internal/lock"
-	"github.com/rollguard/rollguard/internal/manifest"
 	"github.com/rollguard/rollguard/internal/release"
 	"github.com/rollguard/rollguard/internal/report"
 	"github.com/rollguard/rollguard/internal/track"
@@ -111,69 +109,17 @@ func (u *Undo) Run(ctx context.Context) (*report.Result, error) {
 			Message: "nothing to undo: " + strings.TrimSuffix(strings.TrimPrefix(msg, "skipped rollback "), "\n")}, nil
 	}
 
-	store := release.NewStore(c)
-	getenv := u.Getenv
-	if getenv == nil {
-		getenv = func(string) string { return "" }
-	}
-	ci := manifest.DetectCI(getenv)
-	prevRev, prevHash, err := release.CurrentRevision(ctx, c, w.target.Kind, w.target.Namespace, w.target.Name)
-	if err != nil {
-		return nil, err
-	}
-	rec := &release.Record{
-		App: app, Namespace: w.target.Namespace, DeployedBy: release.Identity(ctx, c, ci), CI: ci,
-		ChangeCause: undoCause(u.ToRevision), Undo: true,
-		Objects: []release.ObjectState{{APIVersion: w.live.GetAPIVersion(), Kind: w.live.GetKind(), Namespace: w.target.Namespace,
-			Name: w.target.Name, Existed: true, Previous: release.Capture(w.live)}},
-		Workloads: []release.WorkloadState{{Kind: w.target.Kind, Namespace: w.target.Namespace, Name: w.target.Name,
-			PreviousRevision: prevRev, PreviousTemplateHash: prevHash}},
-	}
-	records, err := store.List(ctx, w.target.Namespace, app)
-	if err != nil {
-		return nil, err
-	}
-	// "Undo of a release" only when the workload runs what that release rolled out: after a change made
-	// with kubectl (or anything else), the undo undoes that change, not the release.
-	if len(records) > 0 && madeRevision(records[0], w.target, prevRev, prevHash) {
-		rec.RollbackOf = records[0].ID
-	}
-	if err := store.Create(ctx, rec); err != nil {
-		return nil, err
-	}
-	crashpoint.Hit("undo:recorded")
-	result := &report.Result{Command: "undo", Release: rec.ID, Namespace: w.target.Namespace, ChangeCause: rec.ChangeCause}
-	started := time.Now()
-	msg, err = rollbacker.Rollback(w.live, nil, u.ToRevision, cmdutil.DryRunNone)
-	if err != nil {
-		rec.Message = err.Error()
-		_ = finish(context.WithoutCancel(ctx), store, rec, release.Failed)
-		return nil, exitcode.New(exitcode.NotRecovered, fmt.Errorf("undoing %s: %w", u.Object, err))
-	}
-	u.logger().Info("rolled back", "workload", w.target.String(), "result", msg)
-	result.AppliedAt = time.Now()
-	rec.Outcome, rec.Timings.AppliedAt = release.Tracking, result.AppliedAt.UTC()
-	if err := store.Update(ctx, rec); err != nil {
-		return result, err
-	}
-	ws, err := u.track(ctx, c, []track.Target{w.target}, started.Add(-2*time.Second), result.AppliedAt)
-	result.Workloads, result.FinishedAt = ws, time.Now()
-	if err != nil {
-		if cause := stopCause(ctx); cause != nil {
-			return halt(ctx, store, rec, result, stageTracking, cause)
-		}
-		return result, err
-	}
-	recordVerdicts(rec, ws)
-	// The revision the undo went to, and the release that made it: history shows both from the record.
-	recordRevisions(ctx, c, rec)
-	rec.RestoresTo = madeBy(records, rec.Workloads[0])
-	result.Outcome, result.Message = outcomeOf(ws), summary(ws)
-	outcome := release.Succeeded
-	if result.Outcome != report.Succeeded {
-		outcome = release.Failed
-	}
-	return result, finish(ctx, store, rec, outcome)
+	change := &workloadChange{Watch: u.Watch, Command: "undo", App: app, Cause: undoCause(u.ToRevision), Undo: true,
+		Point: "undo:recorded", Getenv: u.Getenv,
+		Apply: func(ctx context.Context) error {
+			msg, err := rollbacker.Rollback(w.live, nil, u.ToRevision, cmdutil.DryRunNone)
+			if err != nil {
+				return exitcode.New(exitcode.NotRecovered, fmt.Errorf("undoing %s: %w", u.Object, err))
+			}
+			u.logger().Info("rolled back", "workload", w.target.String(), "result", msg)
+			return nil
+		}}
+	return change.run(ctx, c, w)
 }
 
 // madeRevision reports whether rec rolled out the workload's revision rev/hash.

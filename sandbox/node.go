@@ -307,7 +307,8 @@ func (c *Cluster) kubeletArgs() []string {
 	// Written here, not once: a port clash retries with new ports.
 	_ = os.WriteFile(cfg, []byte(kubeletConfig(n, c.pki.CACert, port, healthz)), 0o644)
 	return []string{"--config=" + cfg, "--kubeconfig=" + c.Kubeconfig,
-		"--root-dir=" + filepath.Join(n.Dir, "kubelet"), "--hostname-override=" + RealNodeName,
+		"--root-dir=" + filepath.Join(n.Dir, "kubelet"), "--cert-dir=" + filepath.Join(n.Dir, "kubelet", "pki"),
+		"--hostname-override=" + RealNodeName,
 		"--node-labels=" + NodeLabel + "=real", "--volume-plugin-dir=" + filepath.Join(n.Dir, "volume-plugins"),
 		"--v=2"}
 }

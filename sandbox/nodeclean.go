@@ -39,6 +39,7 @@ func cleanupNode(n *nodeState) error {
 	if err := removeCgroups(n.CgroupRoot); err != nil {
 		errs = append(errs, err)
 	}
+	removeHostRecords(n)
 	if err := os.RemoveAll(n.RunDir); err != nil {
 		errs = append(errs, err)
 	}
@@ -46,6 +47,58 @@ func cleanupNode(n *nodeState) error {
 		return fmt.Errorf("sandbox: cleaning up the real node: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// The kubelet and CNI keep a few records at fixed host paths: a symlink per container log in
+// /var/log/containers, and libcni's cached results in /var/lib/cni/results. The kubelet and containerd remove
+// them when a pod goes away; a stopped node's pods never go away, so their records are removed here: the links
+// into this node's folder, the results of its network and of its pod sandboxes' loopback.
+const (
+	containerLogLinks = "/var/log/containers"
+	cniResults        = "/var/lib/cni/results"
+)
+
+func removeHostRecords(n *nodeState) {
+	if links, err := os.ReadDir(containerLogLinks); err == nil {
+		for _, l := range links {
+			p := filepath.Join(containerLogLinks, l.Name())
+			if target, err := os.Readlink(p); err == nil && strings.HasPrefix(target, n.Dir+"/") {
+				_ = os.Remove(p)
+			}
+		}
+	}
+	results, _ := filepath.Glob(filepath.Join(cniResults, "rollguard-"+n.ID+"-*"))
+	for _, sub := range []string{"root", "state"} {
+		sandboxes, _ := os.ReadDir(filepath.Join(n.Dir, "containerd", sub, "io.containerd.grpc.v1.cri", "sandboxes"))
+		for _, sb := range sandboxes {
+			results = append(results, filepath.Join(cniResults, "cni-loopback-"+sb.Name()+"-lo"))
+		}
+	}
+	for _, p := range results {
+		_ = os.Remove(p)
+	}
+	// The kubelet's device-plugin socket path is fixed (not under --root-dir). Remove it, and the folders if
+	// that empties them, unless some kubelet still runs (another sandbox's, or the host's own).
+	if !kubeletRunning() {
+		_ = os.Remove(filepath.Join(devicePlugins, "kubelet.sock"))
+		_ = os.Remove(devicePlugins)
+		_ = os.Remove(filepath.Dir(devicePlugins))
+	}
+}
+
+const devicePlugins = "/var/lib/kubelet/device-plugins"
+
+func kubeletRunning() bool {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && filepath.Base(strings.TrimSuffix(exe, " (deleted)")) == "kubelet" {
+			return true
+		}
+	}
+	return false
 }
 
 // cgroupDirs returns every cgroup under root in every hierarchy, deepest first.

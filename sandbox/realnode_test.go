@@ -171,4 +171,13 @@ func assertNodeGone(t *testing.T, n *nodeState) {
 	if _, err := os.Stat(n.RunDir); err == nil {
 		t.Errorf("%s is left", n.RunDir)
 	}
+	if left, _ := filepath.Glob(filepath.Join(cniResults, "rollguard-"+n.ID+"-*")); len(left) > 0 {
+		t.Errorf("CNI results are left: %v", left)
+	}
+	links, _ := os.ReadDir(containerLogLinks)
+	for _, l := range links {
+		if target, err := os.Readlink(filepath.Join(containerLogLinks, l.Name())); err == nil && strings.HasPrefix(target, n.Dir+"/") {
+			t.Errorf("container log link %s is left", l.Name())
+		}
+	}
 }

@@ -53,7 +53,7 @@ func newImagesPruneCmd(g *globals, api *string) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "prune --repository REGISTRY/REPO --policy policy.json [--dry-run]",
-		Short: "Apply an AWS ECR lifecycle policy to any OCI registry, never deleting images in use",
+		Short: "Apply an AWS ECR lifecycle policy to ECR or any OCI registry, never deleting images in use",
 		Long: `prune evaluates an AWS ECR lifecycle policy document, unchanged, with ECR's semantics, against any OCI
 registry and deletes the manifests it expires. Beyond ECR, an image that a cluster workload runs or can roll
 back to (pods, Deployments, all ReplicaSets, StatefulSets, DaemonSets, Jobs, CronJobs, ControllerRevisions),

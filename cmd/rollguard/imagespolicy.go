@@ -39,6 +39,12 @@ and the rollguard config's environments and release records (--config). Nothing 
 	return cmd
 }
 
+var policyVerbs = map[string]string{
+	"show":  "Print the repository's lifecycle policy and rollguard's plan for it today",
+	"diff":  "Compare a policy file with the repository's, rule by rule, beside rollguard's plan and the protected images it would let ECR expire",
+	"apply": "Put a policy file on the repository when it differs, refusing one that would let ECR expire a protected image",
+}
+
 func newImagesPolicyVerbCmd(g *globals, api *string, verb string) *cobra.Command {
 	var (
 		repository, policyFile string
@@ -47,8 +53,9 @@ func newImagesPolicyVerbCmd(g *globals, api *string, verb string) *cobra.Command
 		pf                     protectFlags
 	)
 	cmd := &cobra.Command{
-		Use:  verb + " --repository ECR_REPO",
-		Args: cobra.NoArgs,
+		Use:   verb + " --repository ECR_REPO",
+		Short: policyVerbs[verb],
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o := registry.PolicyOptions{Repository: repository, Apply: verb == "apply", AllowExpiringProtected: allowExpiring}
 			switch {

@@ -327,21 +327,34 @@ func (l *Lock) watchLoop(ctx context.Context, rv string) {
 
 // Verify reads the Lease and returns ErrLost unless this run still holds it: the last check before a run
 // declares its outcome, so a run whose lock was taken cannot claim a result another run has overwritten.
+// A transient failure to read it (an API server restart) is retried: the lock stays ours until the renewal
+// loop has gone a whole TTL without renewing, and then Lost says so. Only ErrLost or ctx's end (its cause)
+// is returned.
 func (l *Lock) Verify(ctx context.Context) error {
-	select {
-	case <-l.lost:
-		return ErrLost
-	default:
+	for {
+		select {
+		case <-l.lost:
+			return ErrLost
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		default:
+		}
+		cur, err := l.leases.Get(ctx, LeaseName(l.app), metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err) || err == nil && ptrStr(cur.Spec.HolderIdentity) != l.holder:
+			l.markLost()
+			return ErrLost
+		case err == nil:
+			return nil
+		}
+		select {
+		case <-l.lost:
+			return ErrLost
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
-	cur, err := l.leases.Get(ctx, LeaseName(l.app), metav1.GetOptions{})
-	if apierrors.IsNotFound(err) || err == nil && ptrStr(cur.Spec.HolderIdentity) != l.holder {
-		l.markLost()
-		return ErrLost
-	}
-	if err != nil {
-		return kube.Classify(err, "checking the lock of "+l.app, l.server)
-	}
-	return nil
 }
 
 // ErrLost says the lock was taken away (unlocked, or taken over after an expiry).

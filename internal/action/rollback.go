@@ -150,7 +150,7 @@ func restoreAndVerify(ctx context.Context, c *kube.Client, store *release.Store,
 	rb := &report.Rollback{Outcome: report.Failed, StartedAt: started}
 	rec.Outcome = release.RollingBack
 	rec.Timings.RollbackStartedAt = started.UTC()
-	if err := store.Update(ctx, rec); err != nil {
+	if err := kube.RetryTransient(ctx, restoreRetry, func() error { return store.Update(ctx, rec) }); err != nil {
 		return rb, err
 	}
 	crashpoint.Hit("rollback:started")
@@ -203,6 +203,9 @@ func restoreAndVerify(ctx context.Context, c *kube.Client, store *release.Store,
 	return rb, nil
 }
 
+// restoreRetry is how long a rollback waits for an API server that does not answer (a restart), per object.
+const restoreRetry = time.Minute
+
 // restore writes back each recorded object in reverse apply order: objects the release created are deleted,
 // objects it changed are replaced by their previous state. Replacing (not patching) matters: a field the
 // release added must disappear, and a Deployment whose template returns to a previous ReplicaSet's is
@@ -222,7 +225,9 @@ func restore(ctx context.Context, c *kube.Client, rec *release.Record) error {
 		}
 		if !o.Existed {
 			policy := metav1.DeletePropagationBackground
-			err := res.Delete(ctx, o.Name, metav1.DeleteOptions{PropagationPolicy: &policy})
+			err := kube.RetryTransient(ctx, restoreRetry, func() error {
+				return res.Delete(ctx, o.Name, metav1.DeleteOptions{PropagationPolicy: &policy})
+			})
 			if err != nil && !apierrors.IsNotFound(err) {
 				errs = append(errs, kube.Classify(err, "deleting "+o.Ref(), c.Server))
 			}
@@ -233,16 +238,19 @@ func restore(ctx context.Context, c *kube.Client, rec *release.Record) error {
 			continue
 		}
 		prev := o.Previous.DeepCopy()
-		live, err := res.Get(ctx, o.Name, metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(err):
-			_, err = res.Create(ctx, prev, metav1.CreateOptions{FieldManager: kube.FieldManager})
-		case err == nil:
-			err = replace(ctx, c, res, live, prev)
-			if err != nil && kube.MustReplace(prev, err) {
-				_, err = c.Recreate(ctx, prev)
+		err = kube.RetryTransient(ctx, restoreRetry, func() error {
+			live, err := res.Get(ctx, o.Name, metav1.GetOptions{})
+			switch {
+			case apierrors.IsNotFound(err):
+				_, err = res.Create(ctx, prev, metav1.CreateOptions{FieldManager: kube.FieldManager})
+			case err == nil:
+				err = replace(ctx, c, res, live, prev)
+				if err != nil && kube.MustReplace(prev, err) {
+					_, err = c.Recreate(ctx, prev)
+				}
 			}
-		}
+			return err
+		})
 		if err != nil {
 			errs = append(errs, kube.Classify(err, "restoring "+o.Ref(), c.Server))
 		}

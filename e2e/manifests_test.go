@@ -19,6 +19,7 @@ type app struct {
 	cpu             string // request and limit, e.g. "100m"
 	cpuRequest      string // request only, so a LimitRange's default limit applies
 	hostNetwork     bool
+	recreate        bool // strategy Recreate: the old pods go before the new ones start
 	readinessProbe  bool
 	progressDeadine int
 }
@@ -43,6 +44,9 @@ func (a app) yaml() string {
 	}
 	if a.kind == "StatefulSet" {
 		fmt.Fprintf(&b, "  serviceName: %s\n", a.name)
+	}
+	if a.recreate {
+		b.WriteString("  strategy:\n    type: Recreate\n")
 	}
 	if a.progressDeadine > 0 {
 		fmt.Fprintf(&b, "  progressDeadlineSeconds: %d\n", a.progressDeadine)

@@ -53,6 +53,17 @@ func TestBumpyReleasesStayHealthy(t *testing.T) {
 				annotations: map[string]string{"sandbox.rollguard.dev/ready-after": "15s"}},
 			bumped: slowerThan(12 * time.Second),
 		},
+		{
+			// Recreate removes the old pods before the new ones start: the start-up time comes from the
+			// release record of the first deploy.
+			name:    "slow starter with history, recreated",
+			v1Flags: []string{"--readiness-slack", "1m"},
+			v1: app{replicas: 1, recreate: true, scenario: "slow-ready", readinessProbe: true,
+				annotations: map[string]string{"sandbox.rollguard.dev/ready-after": "15s"}},
+			v2: app{replicas: 1, recreate: true, image: "registry.example.com/web:2.0.0", scenario: "slow-ready", readinessProbe: true,
+				annotations: map[string]string{"sandbox.rollguard.dev/ready-after": "15s"}},
+			bumped: slowerThan(12 * time.Second),
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -28,6 +28,9 @@ type Watch struct {
 	Thresholds diagnose.Thresholds
 	// OnUpdate receives live progress.
 	OnUpdate func([]report.Workload)
+	// KnownStartup maps "Kind/name" to how long the workload's previous revision took to become ready, from
+	// a release record (knownStartups); the tracker also reads the old pods.
+	KnownStartup map[string]time.Duration
 	// OnEvent receives one-line notices between progress updates ("rolling back ...").
 	OnEvent func(string)
 	Log     *slog.Logger
@@ -57,7 +60,7 @@ func (w Watch) track(ctx context.Context, c *kube.Client, targets []track.Target
 
 // trackAt is track with a crash point hit at the first verdict update (mid-tracking).
 func (w Watch) trackAt(ctx context.Context, c *kube.Client, targets []track.Target, started, since time.Time, point string) ([]report.Workload, error) {
-	opts := track.Options{Thresholds: w.Thresholds, Started: started, Log: w.logger()}
+	opts := track.Options{Thresholds: w.Thresholds, Started: started, Log: w.logger(), KnownStartup: w.KnownStartup}
 	if w.Timeout > 0 {
 		opts.Deadline = since.Add(w.Timeout)
 	}

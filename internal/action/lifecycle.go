@@ -112,6 +112,9 @@ func recordVerdicts(rec *release.Record, ws []report.Workload) {
 		for _, w := range ws {
 			if w.Kind == rec.Workloads[i].Kind && w.Namespace == rec.Workloads[i].Namespace && w.Name == rec.Workloads[i].Name {
 				rec.Workloads[i].Status, rec.Workloads[i].Reason = w.Status, w.Reason
+				if w.Startup > 0 {
+					rec.Workloads[i].StartupSeconds = w.Startup.Seconds()
+				}
 				if w.Status == diagnose.Failed {
 					rec.Workloads[i].Message, rec.Workloads[i].Fix = w.Message, w.Fix
 					rec.Workloads[i].Evidence = w.Evidence[:min(len(w.Evidence), 5)]

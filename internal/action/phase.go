@@ -145,6 +145,7 @@ func trackPhase(w Watch, point string) Phase {
 	return Phase{Name: "track", Run: func(ctx context.Context, s *State) error {
 		// Events are stamped by the cluster's clock; allow for a little skew so the release's own first
 		// signals are never discarded as stale.
+		w.KnownStartup = knownStartups(ctx, s)
 		ws, err := w.trackAt(ctx, s.Client, s.Targets, s.Started.Add(-2*time.Second), s.Since, point)
 		s.Workloads = ws
 		if s.Result != nil {
@@ -158,4 +159,30 @@ func trackPhase(w Watch, point string) Phase {
 		// Interrupted (signal, lost lock): the record stays "tracking" so the next run converges.
 		return err
 	}}
+}
+
+// knownStartups is what the app's last successful release recorded of its workloads' start-up times,
+// "Kind/name" → duration: the readiness wait learns from it when the previous revision's pods are gone
+// (Recreate). Records that cannot be read leave it to the old pods, or to the first-deploy slack.
+func knownStartups(ctx context.Context, s *State) map[string]time.Duration {
+	if s.Store == nil || s.App == "" {
+		return nil
+	}
+	recs, err := s.Store.List(ctx, s.Namespace, s.App)
+	if err != nil {
+		return nil
+	}
+	for _, r := range recs {
+		if r.Outcome != release.Succeeded || (s.Record != nil && r.ID == s.Record.ID) {
+			continue
+		}
+		out := map[string]time.Duration{}
+		for _, w := range r.Workloads {
+			if w.StartupSeconds > 0 {
+				out[w.Kind+"/"+w.Name] = time.Duration(w.StartupSeconds * float64(time.Second))
+			}
+		}
+		return out
+	}
+	return nil
 }

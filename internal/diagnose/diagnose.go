@@ -153,6 +153,7 @@ func Diagnose(in Input, th Thresholds) Verdict {
 	v := Verdict{Workload: r.ref(), Progress: r.progress}
 	if r.complete {
 		v.Status, v.Message = Healthy, "rollout complete"
+		v.Startup = medianStartup(r.newPods) // what the next release's readiness wait learns from
 		return v
 	}
 	ev := indexEvents(in.Events, in.Started)

@@ -274,3 +274,17 @@ func TestClassifyPull(t *testing.T) {
 		}
 	}
 }
+
+// A healthy rollout says how long its pods took to become ready, for the next release's readiness wait.
+func TestHealthyVerdictCarriesStartup(t *testing.T) {
+	f := loadFixture(t, filepath.Join("testdata", "deployment-healthy"))
+	in := f.in
+	in.Now = f.captured
+	v := Diagnose(in, DefaultThresholds())
+	if v.Status != Healthy || v.Startup < time.Second || v.Startup > time.Minute {
+		t.Fatalf("got %s with start-up %s, want healthy with a start-up of a second or more (rounded up)", v.Status, v.Startup)
+	}
+	if PreviousStartup(in) != 0 && PreviousStartup(in) > time.Minute {
+		t.Errorf("PreviousStartup = %s", PreviousStartup(in))
+	}
+}

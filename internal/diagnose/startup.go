@@ -30,13 +30,21 @@ func (r *rollout) previousStartup() time.Duration {
 	for i := range r.newPods {
 		current[r.newPods[i].Name] = true
 	}
-	var samples []time.Duration
+	var old []corev1.Pod
 	for i := range r.allPods {
-		p := &r.allPods[i]
-		if current[p.Name] {
-			continue
+		if !current[r.allPods[i].Name] {
+			old = append(old, r.allPods[i])
 		}
-		if d, ok := startupOf(p); ok {
+	}
+	return medianStartup(old)
+}
+
+// medianStartup is the upper median of the pods' start-to-Ready times plus the second timestamps may have
+// cut off; zero when none is ready.
+func medianStartup(pods []corev1.Pod) time.Duration {
+	var samples []time.Duration
+	for i := range pods {
+		if d, ok := startupOf(&pods[i]); ok {
 			samples = append(samples, d)
 		}
 	}

@@ -59,6 +59,9 @@ type Verdict struct {
 	Fix      string     `json:"fix,omitempty"`
 	// Since is when the deciding signal first appeared (for a failure); the tracker reports detection time itself.
 	Since time.Time `json:"-"`
+	// Startup is, for a healthy rollout, how long its pods took from start to Ready (startup.go); release
+	// records keep it so the next release's readiness wait knows it even when the old pods are gone.
+	Startup time.Duration `json:"-"`
 }
 
 // Line renders the verdict on one line for logs, e.g.

@@ -190,10 +190,13 @@ type WorkloadState struct {
 	PreviousTemplateHash string `json:"previousTemplateHash,omitempty"`
 	// NewRevision is the revision the release rolled out, and NewTemplateHash its pod-template-hash or
 	// controller-revision-hash: history matches records to ReplicaSets by them.
-	NewRevision     int64           `json:"newRevision,omitempty"`
-	NewTemplateHash string          `json:"newTemplateHash,omitempty"`
-	Status          diagnose.Status `json:"status,omitempty"`
-	Reason          diagnose.Reason `json:"reason,omitempty"`
+	NewRevision     int64  `json:"newRevision,omitempty"`
+	NewTemplateHash string `json:"newTemplateHash,omitempty"`
+	// StartupSeconds is how long the released revision's pods took from start to Ready, once healthy: the
+	// next release's readiness wait learns from it when the old pods are gone (diagnose/startup.go).
+	StartupSeconds float64         `json:"startupSeconds,omitempty"`
+	Status         diagnose.Status `json:"status,omitempty"`
+	Reason         diagnose.Reason `json:"reason,omitempty"`
 	// Message, Evidence (the first few facts) and Fix explain a failed workload, for the timeline in the
 	// dashboard; they are what a report prints, never object bodies.
 	Message  string              `json:"message,omitempty"`

@@ -96,6 +96,9 @@ type Workload struct {
 	Fix      string
 	// Images are the workload's container images (references, never pull secrets).
 	Images []string
+	// Startup is how long a healthy workload's pods took from start to Ready (not printed; release records
+	// keep it for the next release's readiness wait).
+	Startup time.Duration
 }
 
 // FromVerdict makes the report line for one workload from its diagnosis, detected at the given time.
@@ -111,6 +114,7 @@ func FromVerdict(kind, namespace, name string, v diagnose.Verdict, detectedAt ti
 		Progress:  v.Progress,
 		Evidence:  v.Evidence,
 		Fix:       v.Fix,
+		Startup:   v.Startup,
 	}
 	if !unfinished(w) {
 		w.DetectedAt = detectedAt

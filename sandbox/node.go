@@ -141,6 +141,9 @@ type nodeState struct {
 	CgroupRoot string `json:"cgroupRoot"` // /rollguard-<id> in every cgroup hierarchy
 	Subnet     string `json:"subnet"`     // the pods' /24
 	Shim       string `json:"shim"`       // the containerd-shim-runc-v2 binary
+	// Sysctls are the host's values of the kernel settings the kubelet overwrites at start (panic on oops,
+	// overcommit, ...), restored when the node stops and no other kubelet runs.
+	Sysctls map[string]string `json:"sysctls,omitempty"`
 }
 
 func (n *nodeState) socket() string { return filepath.Join(n.RunDir, "containerd.sock") }
@@ -155,7 +158,7 @@ func newNodeState(dir string, bins RealNodeBinaries) (*nodeState, error) {
 	}
 	return &nodeState{
 		ID: id, Dir: filepath.Join(dir, "node"), RunDir: "/run/rollguard-" + id, Bridge: "rg" + id,
-		CgroupRoot: "/rollguard-" + id, Subnet: subnet, Shim: bins.Shim,
+		CgroupRoot: "/rollguard-" + id, Subnet: subnet, Shim: bins.Shim, Sysctls: readSysctls(),
 	}, nil
 }
 

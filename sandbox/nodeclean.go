@@ -83,7 +83,25 @@ func removeHostRecords(n *nodeState) {
 		_ = os.Remove(filepath.Join(devicePlugins, "kubelet.sock"))
 		_ = os.Remove(devicePlugins)
 		_ = os.Remove(filepath.Dir(devicePlugins))
+		for k, v := range n.Sysctls {
+			_ = os.WriteFile(filepath.Join("/proc/sys", k), []byte(v), 0o644)
+		}
 	}
+}
+
+// kubeletSysctls are the kernel settings the kubelet sets at start (setupKernelTunables, unless
+// protectKernelDefaults, which would refuse to start instead), as paths under /proc/sys.
+var kubeletSysctls = []string{"vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops",
+	"kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes"}
+
+func readSysctls() map[string]string {
+	out := map[string]string{}
+	for _, k := range kubeletSysctls {
+		if v, err := os.ReadFile(filepath.Join("/proc/sys", k)); err == nil {
+			out[k] = strings.TrimSpace(string(v))
+		}
+	}
+	return out
 }
 
 const devicePlugins = "/var/lib/kubelet/device-plugins"

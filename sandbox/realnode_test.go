@@ -171,6 +171,13 @@ func assertNodeGone(t *testing.T, n *nodeState) {
 	if _, err := os.Stat(n.RunDir); err == nil {
 		t.Errorf("%s is left", n.RunDir)
 	}
+	if !kubeletRunning() { // another sandbox's kubelet keeps its own settings
+		for k, v := range n.Sysctls {
+			if got := strings.TrimSpace(readFile(filepath.Join("/proc/sys", k))); got != v {
+				t.Errorf("sysctl %s is %s, was %s before the node started", k, got, v)
+			}
+		}
+	}
 	if left, _ := filepath.Glob(filepath.Join(cniResults, "rollguard-"+n.ID+"-*")); len(left) > 0 {
 		t.Errorf("CNI results are left: %v", left)
 	}
@@ -180,4 +187,9 @@ func assertNodeGone(t *testing.T, n *nodeState) {
 			t.Errorf("container log link %s is left", l.Name())
 		}
 	}
+}
+
+func readFile(p string) string {
+	data, _ := os.ReadFile(p)
+	return string(data)
 }

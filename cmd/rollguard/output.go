@@ -36,12 +36,17 @@ func (o *outputFlags) add(fs *pflag.FlagSet) {
 // validate checks the flags and that the report files can be written, before anything changes: a report
 // that cannot be written must not turn a healthy deploy into a failure after the cluster changed.
 func (o *outputFlags) validate() error {
-	for _, f := range []struct{ flag, path string }{{"--junit", o.junit}, {"--summary-markdown", o.markdown}, {"--outputs-file", o.outputs}} {
-		if f.path == "" {
+	for _, f := range []struct {
+		flag string
+		path *string
+	}{{"--junit", &o.junit}, {"--summary-markdown", &o.markdown}, {"--outputs-file", &o.outputs}} {
+		if *f.path == "" {
 			continue
 		}
-		if err := checkWritable(f.path); err != nil {
-			return exitcode.BadInputf("%s %s: cannot write the report there (%v); pass a writable path. Nothing was changed", f.flag, f.path, errors.Unwrap(err))
+		if err := checkWritable(*f.path); err != nil {
+			bad := *f.path
+			*f.path = "" // the error result still goes to the other outputs, not to this one
+			return exitcode.BadInputf("%s %s: cannot write the report there (%v); pass a writable path. Nothing was changed", f.flag, bad, errors.Unwrap(err))
 		}
 	}
 	return nil

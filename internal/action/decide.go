@@ -61,6 +61,8 @@ func (d *Decision) Run(ctx context.Context) (*DecisionResult, error) {
 		return nil, err
 	}
 	defer lk.Release(context.WithoutCancel(ctx))
+	ctx, cancel := holdLock(ctx, lk, d.logger(), rec.App)
+	defer cancel()
 	if rec, err = Decide(ctx, c, store, ns, rec.ID, d.Approve, d.Getenv); err != nil {
 		return nil, err
 	}
@@ -73,6 +75,10 @@ func (d *Decision) Run(ctx context.Context) (*DecisionResult, error) {
 	d.notifyRollback(ctx, rec, rb, c.Server, err)
 	// The workloads this run tracked are the restored ones.
 	result.Rollback, result.Workloads, result.FinishedAt = rb, rb.Workloads, time.Now()
+	if cause := stopCause(ctx); cause != nil {
+		result, err := halt(ctx, store, rec, result, stageRollback, cause)
+		return &DecisionResult{Record: rec, Result: result}, err
+	}
 	if err != nil {
 		return &DecisionResult{Record: rec, Result: result}, err
 	}

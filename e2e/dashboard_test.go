@@ -182,7 +182,7 @@ func TestDashboardApprove(t *testing.T) {
 		waitFor(byID("app-"+ns+"-api")),
 		textOf("table.apps", &text),
 	)
-	for _, want := range []string{"web.v1", "api.v1", "succeeded", "healthy", "registry.example.com/web:1.0.0", "3/3 available"} {
+	for _, want := range []string{"web.v1", "api.v1", "succeeded", "healthy", "registry.example.com/web:1.0.0", "Deployment/web", "Deployment/api"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("overview lacks %q:\n%s", want, text)
 		}

@@ -334,8 +334,8 @@ func TestKilledDecisionConverges(t *testing.T) {
 			default:
 				t.Fatalf("no scenario for %s", point)
 			}
-			if killed.code != -1 {
-				t.Fatalf("the run was not killed at %s: exit %d\n%s", point, killed.code, killed.stderr)
+			if killed.code != -1 || !strings.Contains(killed.stderr, crashpoint.Line(point)) {
+				t.Fatalf("the run was not killed at its crash point %s: exit %d\n%s", point, killed.code, killed.stderr)
 			}
 			decision := record(t, ns, id).Approval
 			r := rollguard(t, releaseV2Broken(), "deploy", "-f", "-", "-n", ns, "--timeout", "2m", "--wait-for-lock", "1m")
@@ -378,8 +378,8 @@ func TestKilledCommandConverges(t *testing.T) {
 				t.Fatalf("no scenario for %s", point)
 			}
 			killed := rollguardEnv(t, env, "", args...)
-			if killed.code != -1 {
-				t.Fatalf("the run was not killed at %s: exit %d\n%s", point, killed.code, killed.stderr)
+			if killed.code != -1 || !strings.Contains(killed.stderr, crashpoint.Line(point)) {
+				t.Fatalf("the run was not killed at its crash point %s: exit %d\n%s", point, killed.code, killed.stderr)
 			}
 			if r := rollguard(t, "", args...); r.code != 0 {
 				t.Fatalf("re-run: exit %d, want 0\n%s\n%s", r.code, r.stdout, r.stderr)

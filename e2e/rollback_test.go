@@ -304,8 +304,8 @@ func TestKilledRunConverges(t *testing.T) {
 				args = append(args, "--on-failure", "approve")
 			}
 			killed := rollguardEnv(t, []string{"KUBECONFIG=" + cluster.Kubeconfig, crashpoint.Env + "=" + point}, releaseV2Broken(), args...)
-			if killed.code != -1 {
-				t.Fatalf("the run was not killed at %s: exit %d\n%s", point, killed.code, killed.stderr)
+			if killed.code != -1 || !strings.Contains(killed.stderr, crashpoint.Line(point)) {
+				t.Fatalf("the run was not killed at its crash point %s: exit %d\n%s", point, killed.code, killed.stderr)
 			}
 			r := rollguard(t, releaseV2Broken(), "deploy", "-f", "-", "-n", ns, "--timeout", "5m", "--wait-for-lock", "1m", "-o", "json")
 			if r.code != 1 {

@@ -49,9 +49,14 @@ var CommandPoints = []string{
 	"undo:recorded",   // rollguard undo: undo recorded, workload not yet changed
 }
 
+// Line is what Hit writes on stderr just before the kill, so a test can tell its crash point fired from a
+// kill by anything else (its own timeout, for one).
+func Line(point string) string { return "rollguard: crash point " + point + " reached; killing myself" }
+
 // Hit dies here if this is the named point.
 func Hit(point string) {
 	if os.Getenv(Env) == point {
+		_, _ = os.Stderr.WriteString(Line(point) + "\n")
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {} // the signal is asynchronous; never run past the point
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/metadata"
 	"sigs.k8s.io/yaml"
 )
 
@@ -154,6 +156,28 @@ func clusterState(t *testing.T, ns string) string {
 	must(err)
 	for _, o := range leases.Items {
 		add("Lease", o.Name, o.ResourceVersion)
+	}
+	// Every other kind a release commonly holds: a refused release must not have created or changed any.
+	meta, err := metadata.NewForConfig(cluster.RESTConfig())
+	must(err)
+	for _, gvr := range []schema.GroupVersionResource{
+		{Group: "apps", Version: "v1", Resource: "statefulsets"},
+		{Group: "apps", Version: "v1", Resource: "daemonsets"},
+		{Group: "batch", Version: "v1", Resource: "jobs"},
+		{Group: "batch", Version: "v1", Resource: "cronjobs"},
+		{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "roles"},
+		{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "rolebindings"},
+		{Group: "networking.k8s.io", Version: "v1", Resource: "ingresses"},
+		{Group: "networking.k8s.io", Version: "v1", Resource: "networkpolicies"},
+		{Group: "policy", Version: "v1", Resource: "poddisruptionbudgets"},
+		{Group: "autoscaling", Version: "v2", Resource: "horizontalpodautoscalers"},
+		{Version: "v1", Resource: "persistentvolumeclaims"},
+	} {
+		list, err := meta.Resource(gvr).Namespace(ns).List(ctx, metav1.ListOptions{})
+		must(err)
+		for _, o := range list.Items {
+			add(gvr.Resource, o.Name, o.ResourceVersion)
+		}
 	}
 	nss, err := c.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
 	must(err)

@@ -20,6 +20,7 @@ import (
 	"github.com/rollguard/rollguard/internal/registry"
 	"github.com/rollguard/rollguard/internal/release"
 	"github.com/rollguard/rollguard/internal/track"
+	"k8s.io/kubectl/pkg/util/podutils"
 )
 
 // EnvConnector opens the connection to an environment's cluster (its kubeconfig context).
@@ -358,7 +359,7 @@ func workloadPods(ctx context.Context, c *kube.Client, live *unstructured.Unstru
 func podDigests(pods []corev1.Pod, container, image string) []string {
 	var out []string
 	for _, p := range pods {
-		if p.DeletionTimestamp != nil || !podReady(p) {
+		if p.DeletionTimestamp != nil || !podutils.IsPodReady(&p) {
 			continue
 		}
 		// Only pods of the current template: the spec's image for the container must be this one.
@@ -380,13 +381,4 @@ func podDigests(pods []corev1.Pod, container, image string) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-func podReady(p corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }

@@ -213,7 +213,7 @@ func histWorkloadRevisions(ctx context.Context, c *kube.Client, kind, ns, name s
 			return nil, 0, kube.Classify(err, doing, c.Server)
 		}
 		for _, rs := range list.Items {
-			if !controlledBy(&rs, uid) {
+			if !release.ControlledBy(&rs, uid) {
 				continue
 			}
 			n, _ := strconv.ParseInt(rs.Annotations["deployment.kubernetes.io/revision"], 10, 64)
@@ -230,7 +230,7 @@ func histWorkloadRevisions(ctx context.Context, c *kube.Client, kind, ns, name s
 		return nil, 0, kube.Classify(err, doing, c.Server)
 	}
 	for _, cr := range list.Items {
-		if !controlledBy(&cr, uid) {
+		if !release.ControlledBy(&cr, uid) {
 			continue
 		}
 		// The revision's data is the workload's pod template as a strategic-histMerge patch.

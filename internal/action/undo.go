@@ -157,7 +157,7 @@ func refuseFailedPrevious(ctx context.Context, c *kube.Client, store *release.St
 	var hash string
 	for _, rs := range rsList.Items {
 		n, _ := strconv.ParseInt(rs.Annotations["deployment.kubernetes.io/revision"], 10, 64)
-		if controlledBy(&rs, w.live.GetUID()) && n < current && n > prev {
+		if release.ControlledBy(&rs, w.live.GetUID()) && n < current && n > prev {
 			prev, hash = n, rs.Labels[appsv1.DefaultDeploymentUniqueLabelKey]
 		}
 	}
@@ -188,7 +188,7 @@ func renumberedRevision(ctx context.Context, c *kube.Client, live *unstructured.
 	}
 	current, _ := strconv.ParseInt(live.GetAnnotations()["deployment.kubernetes.io/revision"], 10, 64)
 	for _, rs := range rsList.Items {
-		if !controlledBy(&rs, live.GetUID()) {
+		if !release.ControlledBy(&rs, live.GetUID()) {
 			continue
 		}
 		n, _ := strconv.ParseInt(rs.Annotations["deployment.kubernetes.io/revision"], 10, 64)

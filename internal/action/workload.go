@@ -9,7 +9,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/rollguard/rollguard/internal/exitcode"
 	"github.com/rollguard/rollguard/internal/kube"
@@ -64,10 +63,4 @@ func podImages(spec corev1.PodSpec) []string {
 		out = append(out, c.Image)
 	}
 	return out
-}
-
-// controlledBy reports whether obj's controller is the object with uid.
-func controlledBy(obj metav1.Object, uid types.UID) bool {
-	ref := metav1.GetControllerOfNoCopy(obj)
-	return ref != nil && ref.UID == uid
 }

@@ -43,7 +43,7 @@ func CurrentRevision(ctx context.Context, c *kube.Client, kind, namespace, name 
 			return rev, "", kube.Classify(err, doing, c.Server)
 		}
 		for _, rs := range list.Items {
-			if controlledBy(&rs, d.UID) && rs.Annotations["deployment.kubernetes.io/revision"] == d.Annotations["deployment.kubernetes.io/revision"] {
+			if ControlledBy(&rs, d.UID) && rs.Annotations["deployment.kubernetes.io/revision"] == d.Annotations["deployment.kubernetes.io/revision"] {
 				return rev, rs.Labels[appsv1.DefaultDeploymentUniqueLabelKey], nil
 			}
 		}
@@ -80,7 +80,7 @@ func CurrentRevision(ctx context.Context, c *kube.Client, kind, namespace, name 
 		var rev int64
 		var hash string
 		for _, cr := range list.Items {
-			if controlledBy(&cr, d.UID) && cr.Revision > rev {
+			if ControlledBy(&cr, d.UID) && cr.Revision > rev {
 				rev, hash = cr.Revision, cr.Labels[appsv1.ControllerRevisionHashLabelKey]
 			}
 		}
@@ -89,8 +89,8 @@ func CurrentRevision(ctx context.Context, c *kube.Client, kind, namespace, name 
 	return 0, "", nil
 }
 
-// controlledBy reports whether obj's controller is the object with uid.
-func controlledBy(obj metav1.Object, uid types.UID) bool {
+// ControlledBy reports whether obj's controller is the object with uid.
+func ControlledBy(obj metav1.Object, uid types.UID) bool {
 	ref := metav1.GetControllerOfNoCopy(obj)
 	return ref != nil && ref.UID == uid
 }

@@ -99,6 +99,7 @@ Exit codes:
 		newAccessCmd(g),
 		newRBACCmd(g),
 		newDashboardCmd(g),
+		newGuardCmd(g),
 	)
 	unknownCommands(root)
 	badArgsAreBadInput(root)

@@ -74,6 +74,8 @@ type HistoryEntry struct {
 	RollbackTarget []string `json:"rollbackTargetOf,omitempty"`
 	// RollbackOf is set on an entry that is a rollback or undo: the release it undid.
 	RollbackOf string `json:"rollbackOf,omitempty"`
+	// ObservedBy is "rollguard guard" for a rollout somebody else started that the guard followed.
+	ObservedBy string `json:"observedBy,omitempty"`
 	// SameAs lists earlier revisions with the same pod template (a rollback re-uses the old revision).
 	SameAs []int64 `json:"sameTemplateAs,omitempty"`
 	// Objects are the objects the release changed: kinds and names only.
@@ -455,7 +457,7 @@ func histEntryOf(r *release.Record) HistoryEntry {
 	e := HistoryEntry{
 		Release: r.ID, Environment: r.Environment, ChangeCause: r.ChangeCause, DeployedBy: r.DeployedBy,
 		Commit: r.CI.Commit, PipelineURL: r.CI.PipelineURL, Time: r.CreatedAt, Outcome: r.Outcome,
-		Reason: r.Reason, Message: r.Message, RollbackOf: r.RollbackOf,
+		Reason: r.Reason, Message: r.Message, RollbackOf: r.RollbackOf, ObservedBy: r.ObservedBy,
 	}
 	for _, o := range r.Objects {
 		// Only the name: o.Previous may be a Secret.
@@ -599,6 +601,9 @@ func histOutcomeText(e HistoryEntry) string {
 		parts = append(parts, e.Outcome.Text()+" (undo of "+e.RollbackOf+")")
 	case e.Outcome != "":
 		s := e.Outcome.Text()
+		if e.ObservedBy != "" && e.Outcome == release.RolledBack {
+			s += " by guard"
+		}
 		if e.Reason != "" && e.Outcome != release.Succeeded {
 			s += ": " + e.Reason
 		}

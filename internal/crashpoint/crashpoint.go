@@ -53,6 +53,11 @@ var CommandPoints = []string{
 // kill by anything else (its own timeout, for one).
 func Line(point string) string { return "rollguard: crash point " + point + " reached; killing myself" }
 
+// GuardPoints are passed by `rollguard guard` (with the rollback: points, which its rollback shares).
+var GuardPoints = []string{
+	"guard:recorded", // a failing rollout is recorded (tracking) and the workload annotated; nothing decided
+}
+
 // Hit dies here if this is the named point.
 func Hit(point string) {
 	if os.Getenv(Env) == point {

@@ -124,6 +124,10 @@ type Record struct {
 	Approval *Approval `json:"approval,omitempty"`
 	// Workloads are the release's Deployments, StatefulSets, DaemonSets and Jobs.
 	Workloads []WorkloadState `json:"workloads,omitempty"`
+	// ObservedBy is set on a rollout rollguard did not start but watched ("rollguard guard"): somebody else
+	// (DeployedBy, a field manager such as kubectl-set or argocd-controller) changed the workload, and the
+	// guard followed, judged and, on failure, rolled it back or held it.
+	ObservedBy string `json:"observedBy,omitempty"`
 
 	// stored is the Secret's resourceVersion when the record was last read or written, and base the record
 	// as it was then: Update re-applies the caller's changes (against base) on a conflict.

@@ -1,0 +1,246 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/rollguard/rollguard/internal/action"
+	"github.com/rollguard/rollguard/internal/diagnose"
+	"github.com/rollguard/rollguard/internal/kube"
+	"github.com/rollguard/rollguard/internal/lock"
+	"github.com/rollguard/rollguard/internal/release"
+	"github.com/rollguard/rollguard/internal/report"
+)
+
+// follower follows one rollout of one workload until its verdict is acted on.
+type follower struct {
+	hash string
+	// ctx ends when the guard stops leading or the follower is stopped.
+	ctx        context.Context
+	cancel     context.CancelFunc
+	superseded atomic.Bool
+	// rolling is set while the rollback runs: a template change then is the rollback's own.
+	rolling atomic.Bool
+}
+
+func (f *follower) busy() bool  { return f.rolling.Load() }
+func (f *follower) stop()       { f.cancel() }
+func (f *follower) supersede()  { f.superseded.Store(true); f.cancel() }
+func (f *follower) setRolling() { f.rolling.Store(true) }
+
+// follow starts following rec's rollout in the background.
+func (g *Guard) follow(k key, hash string, rec *release.Record, pol Policy) {
+	f := g.attach(k, hash)
+	if f == nil {
+		return
+	}
+	go g.run(k, f, rec, pol)
+}
+
+// finishRollback finishes, in the background, a rollback that a killed guard left half-done.
+func (g *Guard) finishRollback(k key, hash string, rec *release.Record, pol Policy) {
+	f := g.attach(k, hash)
+	if f == nil {
+		return
+	}
+	f.setRolling()
+	go func() {
+		defer g.detach(k, f)
+		g.rollback(f.ctx, k, nil, rec, pol)
+	}()
+}
+
+// attach registers a follower for a workload, unless one is already there.
+func (g *Guard) attach(k key, hash string) *follower {
+	st := g.stateOf(k)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if st.follow != nil || g.ctx == nil {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(g.ctx)
+	f := &follower{hash: hash, ctx: ctx, cancel: cancel}
+	st.follow = f
+	g.metrics.active.Inc()
+	return f
+}
+
+func (g *Guard) detach(k key, f *follower) {
+	f.cancel()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if st := g.state[k]; st != nil && st.follow == f {
+		st.follow = nil
+	}
+	g.metrics.active.Dec()
+}
+
+// run re-diagnoses the rollout from the caches every tick until it is healthy or failed, then acts on the
+// verdict by the workload's policy.
+func (g *Guard) run(k key, f *follower, rec *release.Record, pol Policy) {
+	ctx := f.ctx
+	defer g.detach(k, f)
+
+	started := rec.Timings.AppliedAt
+	if started.IsZero() {
+		started = rec.CreatedAt
+	}
+	ticker := time.NewTicker(g.opts.Tick)
+	defer ticker.Stop()
+	for {
+		w := newObject(k.kind)
+		err := g.cache.Get(ctx, types.NamespacedName{Namespace: k.namespace, Name: k.name}, w)
+		switch {
+		case apierrors.IsNotFound(err):
+			rec.Message = k.kind + "/" + k.name + " was deleted during its rollout"
+			_ = g.finish(context.WithoutCancel(ctx), rec, release.Failed)
+			return
+		case err == nil:
+			in, err := g.input(ctx, w)
+			if err != nil {
+				break
+			}
+			in.Now, in.Started = time.Now(), started.Add(-2*time.Second)
+			in.Deadline = started.Add(pol.Timeout)
+			v := diagnose.Diagnose(in, pol.Thresholds)
+			switch v.Status {
+			case diagnose.Healthy:
+				g.healthy(ctx, k, w, rec, v)
+				return
+			case diagnose.Failed:
+				g.failed(ctx, k, f, w, rec, pol, v)
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if f.superseded.Load() {
+				rec.Reason, rec.Message = "Superseded", "the pod template changed again before this rollout finished"
+				_ = g.finish(context.WithoutCancel(ctx), rec, release.Failed)
+				g.metrics.rollouts.WithLabelValues("superseded").Inc()
+			}
+			// Otherwise the guard is stopping: the record stays tracking for the next leader to resume.
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+func (g *Guard) healthy(ctx context.Context, k key, w client.Object, rec *release.Record, v diagnose.Verdict) {
+	rec.Workloads[0].Status = diagnose.Healthy
+	if err := g.finish(ctx, rec, release.Succeeded); err != nil {
+		g.log.Error("recording a healthy rollout", "release", rec.ID, "error", err)
+	}
+	st := g.stateOf(k)
+	g.mu.Lock()
+	st.baseline = rec.Workloads[0].NewTemplateHash
+	g.mu.Unlock()
+	g.metrics.rollouts.WithLabelValues("healthy").Inc()
+	g.event(w, corev1.EventTypeNormal, "RolloutHealthy", "release %s is healthy: %s", rec.ID, v.Progress)
+}
+
+// failed acts on a failed rollout: the verdict goes into the record and an Event, then the policy runs.
+func (g *Guard) failed(ctx context.Context, k key, f *follower, w client.Object, rec *release.Record, pol Policy, v diagnose.Verdict) {
+	now := time.Now()
+	if !v.Since.IsZero() && now.After(v.Since) {
+		g.metrics.verdict.Observe(now.Sub(v.Since).Seconds())
+	}
+	g.metrics.changeToVerdict.Observe(now.Sub(rec.Timings.AppliedAt).Seconds())
+	g.metrics.rollouts.WithLabelValues("failed").Inc()
+	rec.Workloads[0].Status, rec.Workloads[0].Reason = v.Status, v.Reason
+	rec.Reason, rec.Message = string(v.Reason), v.Workload+": "+v.Message
+	g.event(w, corev1.EventTypeWarning, "RolloutFailed", "release %s failed: %s: %s", rec.ID, v.Reason, v.Message)
+	g.log.Warn("rollout failed", "workload", k.String(), "release", rec.ID, "reason", v.Reason, "message", v.Message)
+	if pol.OnFailure == OnFailureRollback && rec.Objects[0].Previous == nil {
+		rec.Message += " (no earlier revision to roll back to)"
+		pol.OnFailure = OnFailureNone
+	}
+	switch pol.OnFailure {
+	case OnFailureNone:
+		g.markHandled(k, f.hash)
+		if err := g.finish(ctx, rec, release.Failed); err != nil {
+			g.log.Error("recording a failed rollout", "release", rec.ID, "error", err)
+		}
+	case OnFailureHold:
+		g.hold(ctx, k, f, w, rec)
+	default:
+		if err := g.store.Update(ctx, rec); err != nil {
+			g.log.Error("recording a failed rollout", "release", rec.ID, "error", err)
+			return
+		}
+		f.setRolling()
+		g.rollback(ctx, k, w, rec, pol)
+	}
+}
+
+// hold records a pending approval that `rollguard approve|reject` decides, under the app's lock.
+func (g *Guard) hold(ctx context.Context, k key, f *follower, w client.Object, rec *release.Record) {
+	g.markHandled(k, f.hash)
+	lk, err := lock.Acquire(ctx, g.kc, k.namespace, rec.App, lock.Options{Holder: g.holder()})
+	if err != nil {
+		g.log.Warn("not holding: the app is locked", "release", rec.ID, "error", err)
+		return
+	}
+	defer lk.Release(context.WithoutCancel(ctx))
+	rec.Approval = &release.Approval{RequestedAt: time.Now().UTC()}
+	if err := g.finish(ctx, rec, release.PendingApproval); err != nil {
+		g.log.Error("recording a held rollout", "release", rec.ID, "error", err)
+		return
+	}
+	g.metrics.held.Inc()
+	g.event(w, corev1.EventTypeWarning, "RolloutHeld", "release %s held for a decision: rollguard approve %s -n %s rolls it back, rollguard reject %s -n %s keeps it",
+		rec.ID, rec.ID, k.namespace, rec.ID, k.namespace)
+}
+
+// rollback is `rollguard rollback RELEASE` run by the guard: the same action restores the recorded
+// previous state under the app's lock and proves it healthy with the same tracker.
+func (g *Guard) rollback(ctx context.Context, k key, w client.Object, rec *release.Record, pol Policy) {
+	if w == nil {
+		w = newObject(k.kind)
+		if err := g.cache.Get(ctx, types.NamespacedName{Namespace: k.namespace, Name: k.name}, w); err != nil {
+			w.SetNamespace(k.namespace)
+			w.SetName(k.name)
+		}
+	}
+	rb := &action.Rollback{
+		Connect:   func(context.Context) (*kube.Client, error) { return g.kc, nil },
+		Watch:     action.Watch{Timeout: pol.Timeout, Thresholds: pol.Thresholds, Log: g.log},
+		Namespace: k.namespace, Release: rec.ID, LockTTL: lock.DefaultTTL,
+	}
+	res, err := rb.Run(ctx)
+	var held *lock.HeldError
+	switch {
+	case errors.As(err, &held):
+		g.metrics.rollbacks.WithLabelValues("left-to-deploy").Inc()
+		g.event(w, corev1.EventTypeNormal, "RollbackLeft", "release %s failed, but %s holds the app's lock: the rollout is left to it", rec.ID, held.Holder)
+	case err != nil || res == nil:
+		g.metrics.rollbacks.WithLabelValues("failed").Inc()
+		g.event(w, corev1.EventTypeWarning, "RollbackFailed", "rolling back release %s failed: %v", rec.ID, err)
+	case res.Outcome == report.Succeeded:
+		g.metrics.rollbacks.WithLabelValues("healthy").Inc()
+		if !rec.Timings.AppliedAt.IsZero() {
+			g.metrics.changeToHealthy.Observe(time.Since(rec.Timings.AppliedAt).Seconds())
+		}
+		g.event(w, corev1.EventTypeNormal, "RolledBack", "rolled back by guard: release %s (%s) returned to revision %s, proven healthy: %s",
+			rec.ID, rec.Reason, prevRevision(rec), res.Rollback.Message)
+		g.log.Info("rolled back", "workload", k.String(), "release", rec.ID)
+	default:
+		g.metrics.rollbacks.WithLabelValues("failed").Inc()
+		g.event(w, corev1.EventTypeWarning, "RollbackFailed", "release %s: %s", rec.ID, res.Message)
+	}
+}
+
+func prevRevision(rec *release.Record) string {
+	if len(rec.Workloads) == 0 || rec.Workloads[0].PreviousRevision == 0 {
+		return "the last healthy one"
+	}
+	return fmt.Sprint(rec.Workloads[0].PreviousRevision)
+}

@@ -1,0 +1,253 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/rollguard/rollguard/internal/crashpoint"
+	"github.com/rollguard/rollguard/internal/kube"
+	"github.com/rollguard/rollguard/internal/lock"
+	"github.com/rollguard/rollguard/internal/manifest"
+	"github.com/rollguard/rollguard/internal/release"
+)
+
+// ObservedBy marks the records the guard writes (release.Record.ObservedBy).
+const ObservedBy = "rollguard guard"
+
+// start deals with a new template of a guarded workload that is not healthy yet. Under the app's lock (a
+// deploy holding it owns the rollout) it looks up the app's records for this template: one the guard
+// rolled back before is known bad and is held rather than rolled back again; one somebody decided on is
+// left alone; one a killed guard was following is resumed; otherwise a record is written and followed.
+func (g *Guard) start(ctx context.Context, k key, w client.Object, pol Policy, hash string, revs []revision) (reconcile.Result, error) {
+	lk, err := lock.Acquire(ctx, g.kc, k.namespace, pol.App, lock.Options{Holder: g.holder()})
+	var held *lock.HeldError
+	if errors.As(err, &held) {
+		// A rollguard deploy (or undo, rollback, approve) is changing this app: its rollout is its own.
+		g.metrics.skipped.WithLabelValues("deploy-lock").Inc()
+		g.log.Info("rollout belongs to the run holding the app's lock", "workload", k.String(), "holder", held.Holder)
+		return reconcile.Result{RequeueAfter: held.ExpiresIn + time.Second}, nil
+	}
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	defer lk.Release(context.WithoutCancel(ctx))
+
+	records, err := g.store.List(ctx, k.namespace, pol.App)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	prior := latestFor(records, k, hash)
+	switch {
+	case prior == nil:
+	case prior.Outcome == release.RolledBack:
+		return reconcile.Result{}, g.holdKnownBad(ctx, k, w, pol, hash, revs, prior)
+	case prior.Outcome == release.PendingApproval, prior.Outcome == release.Failed, prior.Outcome == release.Rejected, prior.Outcome == release.RollbackFailed:
+		g.markHandled(k, hash)
+		return reconcile.Result{}, nil
+	case prior.ObservedBy == ObservedBy && (prior.Outcome == release.Tracking || prior.Outcome == release.Applying):
+		g.log.Info("resuming a rollout a previous guard was following", "workload", k.String(), "release", prior.ID)
+		g.follow(k, hash, prior, pol)
+		return reconcile.Result{}, nil
+	case prior.Outcome == release.RollingBack:
+		lk.Release(context.WithoutCancel(ctx))
+		g.finishRollback(k, hash, prior, pol)
+		return reconcile.Result{}, nil
+	}
+	rec, err := g.record(ctx, k, w, pol, hash, revs, release.Tracking)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	crashpoint.Hit("guard:recorded")
+	g.log.Info("following a rollout", "workload", k.String(), "release", rec.ID, "by", rec.DeployedBy)
+	g.event(w, corev1.EventTypeNormal, "RolloutStarted", "rollguard guard follows the rollout of %s as release %s", strings.Join(rec.Workloads[0].Images, ","), rec.ID)
+	g.follow(k, hash, rec, pol)
+	return reconcile.Result{}, nil
+}
+
+// holdKnownBad is the loop protection: a template the guard (or a deploy) already rolled back was applied
+// again — Argo CD or Flux syncing git, a script re-running. Rolling it back again would fight them forever,
+// so the guard holds it for a person and says so.
+func (g *Guard) holdKnownBad(ctx context.Context, k key, w client.Object, pol Policy, hash string, revs []revision, prior *release.Record) error {
+	rec, err := g.record(ctx, k, w, pol, hash, revs, release.PendingApproval)
+	if err != nil {
+		return err
+	}
+	rec.Reason = "KnownBadRevision"
+	rec.Message = fmt.Sprintf("%s applied a template that %s rolled back (%s); held instead of rolling back again", rec.DeployedBy, prior.ID, prior.Reason)
+	rec.Approval = &release.Approval{RequestedAt: time.Now().UTC()}
+	rec.Timings.FinishedAt = time.Now().UTC()
+	if err := g.store.Update(ctx, rec); err != nil {
+		return err
+	}
+	g.markHandled(k, hash)
+	g.metrics.knownBad.Inc()
+	g.metrics.held.Inc()
+	g.event(w, corev1.EventTypeWarning, "KnownBadRevision",
+		"revision %s was rolled back by %s (%s) and was applied again by %s: held, not rolled back in a loop; fix the source (git) or run rollguard approve %s -n %s to roll back",
+		hash, prior.ID, prior.Reason, rec.DeployedBy, rec.ID, k.namespace)
+	return nil
+}
+
+// record writes the release record of a rollout: the workload as it is, with the template of the revision
+// to return to as its previous state (what a rollback, or `rollguard approve` later, restores).
+func (g *Guard) record(ctx context.Context, k key, w client.Object, pol Policy, hash string, revs []revision, outcome release.Outcome) (*release.Record, error) {
+	res, err := g.kc.Resource(schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: k.kind}, k.namespace)
+	if err != nil {
+		return nil, err
+	}
+	// Read from the API, not the cache: the record needs the object whole (managedFields say who changed it).
+	live, err := res.Get(ctx, k.name, metav1.GetOptions{})
+	if err != nil {
+		return nil, kube.Classify(err, "reading "+k.String(), g.kc.Server)
+	}
+	st := g.stateOf(k)
+	g.mu.Lock()
+	baseline := st.baseline
+	g.mu.Unlock()
+	by, changedAt := changedBy(live)
+	cur := podTemplate(w)
+	ws := release.WorkloadState{Kind: k.kind, Namespace: k.namespace, Name: k.name, Images: images(*cur), NewTemplateHash: hash}
+	for _, r := range revs {
+		if r.Hash == hash {
+			ws.NewRevision = r.Number
+		}
+	}
+	obj := release.ObjectState{APIVersion: "apps/v1", Kind: k.kind, Namespace: k.namespace, Name: k.name, Existed: true}
+	if target, ok := restoreTarget(revs, hash, baseline); ok {
+		ws.PreviousRevision, ws.PreviousTemplateHash = target.Number, target.Hash
+		prev := release.Capture(live)
+		tmpl, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&target.Template)
+		if err != nil {
+			return nil, fmt.Errorf("recording the previous template of %s: %w", k, err)
+		}
+		if err := unstructured.SetNestedField(prev.Object, tmpl, "spec", "template"); err != nil {
+			return nil, fmt.Errorf("recording the previous template of %s: %w", k, err)
+		}
+		obj.Previous = prev
+	}
+	cause := live.GetAnnotations()[manifest.ChangeCauseAnnotation]
+	if cause == "" {
+		cause = "pod template changed by " + by + "; seen by rollguard guard"
+	}
+	rec := &release.Record{
+		App: pol.App, Namespace: k.namespace, DeployedBy: by, ChangeCause: cause, ObservedBy: ObservedBy,
+		Objects: []release.ObjectState{obj}, Workloads: []release.WorkloadState{ws}, Outcome: outcome,
+		Timings: release.Timings{AppliedAt: changedAt.UTC()},
+	}
+	if err := g.store.Create(ctx, rec); err != nil {
+		return nil, err
+	}
+	// The workload names its record, and so does the state a rollback restores: a restarted guard finds it.
+	if obj.Previous != nil {
+		a := obj.Previous.GetAnnotations()
+		if a == nil {
+			a = map[string]string{}
+		}
+		a[ReleaseAnnotation] = rec.ID
+		obj.Previous.SetAnnotations(a)
+		rec.Objects[0] = obj
+		if err := g.store.Update(ctx, rec); err != nil {
+			return nil, err
+		}
+	}
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, ReleaseAnnotation, rec.ID)
+	if _, err := res.Patch(ctx, k.name, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
+		return nil, kube.Classify(err, "annotating "+k.String(), g.kc.Server)
+	}
+	return rec, nil
+}
+
+// changedBy names who last changed a workload's pod template (the field manager, e.g. kubectl-set,
+// argocd-controller, kustomize-controller, helm) and when; the guard sees only the result of the change.
+func changedBy(live *unstructured.Unstructured) (string, time.Time) {
+	by, at := "unknown", time.Now()
+	var newest time.Time
+	for _, m := range live.GetManagedFields() {
+		if m.Manager == "kube-controller-manager" || m.Manager == FieldManager || m.Time == nil || m.FieldsV1 == nil {
+			continue
+		}
+		if !strings.Contains(string(m.FieldsV1.Raw), `"f:template"`) || !m.Time.After(newest) {
+			continue
+		}
+		newest, by = m.Time.Time, m.Manager
+	}
+	if !newest.IsZero() && newest.Before(at) {
+		at = newest
+	}
+	return by, at
+}
+
+// latestFor is the newest record that rolled this workload out to this template.
+func latestFor(records []*release.Record, k key, hash string) *release.Record {
+	for _, r := range records {
+		for _, w := range r.Workloads {
+			if w.Kind == k.kind && w.Namespace == k.namespace && w.Name == k.name && w.NewTemplateHash == hash {
+				return r
+			}
+		}
+	}
+	return nil
+}
+
+// resume runs once per workload after the guard starts: the annotation names the last record the guard
+// wrote; a rollback a killed guard left half-done is finished, a rollout that became healthy meanwhile is
+// closed. It reports whether it took the workload over.
+func (g *Guard) resume(ctx context.Context, k key, w client.Object, pol Policy, hash string, healthy bool) (bool, error) {
+	id := w.GetAnnotations()[ReleaseAnnotation]
+	if id == "" {
+		return false, nil
+	}
+	rec, err := g.store.Get(ctx, k.namespace, id)
+	var nf *release.NotFoundError
+	if errors.As(err, &nf) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	switch {
+	case rec.Outcome == release.RollingBack:
+		g.log.Info("finishing a rollback a previous guard left unfinished", "workload", k.String(), "release", rec.ID)
+		g.finishRollback(k, hash, rec, pol)
+		return true, nil
+	case rec.Outcome == release.Tracking && healthy && len(rec.Workloads) > 0 && rec.Workloads[0].NewTemplateHash == hash:
+		rec.Workloads[0].Status = "healthy"
+		g.metrics.rollouts.WithLabelValues("healthy").Inc()
+		return false, g.finish(ctx, rec, release.Succeeded)
+	}
+	return false, nil
+}
+
+// finish stamps a record's outcome and end time.
+func (g *Guard) finish(ctx context.Context, rec *release.Record, o release.Outcome) error {
+	rec.Outcome = o
+	rec.Timings.FinishedAt = time.Now().UTC()
+	return g.store.Update(ctx, rec)
+}
+
+func (g *Guard) markHandled(k key, hash string) {
+	st := g.stateOf(k)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if st.handled == nil {
+		st.handled = map[string]bool{}
+	}
+	st.handled[hash] = true
+}
+
+// holder identifies the guard in app locks, so a person reading the Lease sees who holds it.
+func (g *Guard) holder() string {
+	return "rollguard-guard/" + g.opts.Identity
+}

@@ -1,0 +1,38 @@
+package rbac
+
+import (
+	rbacv1 "k8s.io/api/rbac/v1"
+)
+
+// GuardRules are the ClusterRole of `rollguard guard`, from what its code does and nothing more. It
+// watches workloads and what they own everywhere (one watch per kind), writes only the workloads it rolls
+// back (update: the rollback replaces the template; patch: the rollguard.dev/guard-release annotation),
+// keeps release records (Secrets) in the workloads' namespaces, takes the app locks and its own leader
+// Lease, and emits Events. It never creates or deletes a workload.
+func GuardRules() []rbacv1.PolicyRule {
+	verbs := map[Resource]map[string]bool{}
+	add := func(r Resource, vs ...string) {
+		if verbs[r] == nil {
+			verbs[r] = map[string]bool{}
+		}
+		for _, v := range vs {
+			verbs[r][v] = true
+		}
+	}
+	for _, r := range []Resource{{"apps", "deployments"}, {"apps", "statefulsets"}, {"apps", "daemonsets"}} {
+		add(r, "get", "list", "watch", "patch", "update")
+	}
+	// The diagnosis reads what workloads own; the verification of a rollback tracks like a deploy does.
+	for _, r := range []Resource{{"apps", "replicasets"}, {"apps", "controllerrevisions"}, {"", "pods"}, {"", "events"}, {"", "namespaces"}} {
+		add(r, "get", "list", "watch")
+	}
+	add(Resource{"", "pods/log"}, "get")
+	// Release records: created and updated as a rollout goes, listed to find known-bad templates, pruned.
+	add(Resource{"", "secrets"}, "get", "list", "create", "update", "delete")
+	// App locks (a deploy holding one owns the rollout) and the guard's leader-election Lease.
+	add(Resource{"coordination.k8s.io", "leases"}, "get", "watch", "create", "update", "delete")
+	// Events on the workloads it acts on (the events.k8s.io API; core for older recorders).
+	add(Resource{"", "events"}, "create", "patch")
+	add(Resource{"events.k8s.io", "events"}, "create", "patch")
+	return compact(verbs)
+}

@@ -1,0 +1,257 @@
+package e2e
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/rollguard/rollguard/internal/crashpoint"
+	"github.com/rollguard/rollguard/internal/release"
+)
+
+const (
+	goodImage = "registry.example.com/web:1.0.0"
+	badImage  = "registry.example.com/web:2.0.0"
+)
+
+func goodWeb(annotations string) string {
+	return withWorkloadAnnotations(app{}.yaml(), annotations)
+}
+
+func badWeb(annotations string) string {
+	return withWorkloadAnnotations(app{image: badImage, scenario: "image-pull-failure"}.yaml(), annotations)
+}
+
+// withWorkloadAnnotations puts annotations (YAML lines "key: value") on the workload's own metadata.
+func withWorkloadAnnotations(manifest, annotations string) string {
+	if annotations == "" {
+		return manifest
+	}
+	var b strings.Builder
+	for _, l := range strings.Split(strings.TrimSpace(annotations), "\n") {
+		b.WriteString("    " + strings.TrimSpace(l) + "\n")
+	}
+	return strings.Replace(manifest, "metadata:\n  name: web\n", "metadata:\n  name: web\n  annotations:\n"+b.String(), 1)
+}
+
+// runs reports whether a record rolled out image.
+func runs(r *release.Record, image string) bool {
+	return len(r.Workloads) > 0 && slices.Contains(r.Workloads[0].Images, image)
+}
+
+// TestGuard runs one guard (as its ServiceAccount) and, beside it, what users do: a broken `kubectl
+// apply` is rolled back with the right reason; a hold waits for `rollguard approve`; a re-applied
+// known-bad template is held, not rolled back twice; a rollout a `rollguard deploy` is tracking is left to
+// it; unguarded and opted-out workloads are untouched.
+func TestGuard(t *testing.T) {
+	lease := cluster.Namespace(t)
+	g := startGuard(t, lease)
+
+	// Namespaces the guard must not touch, broken from the start of the test to its end.
+	unguarded := cluster.Namespace(t)
+	kubectl(t, goodWeb(""), "apply", "-n", unguarded, "-f", "-")
+	optedOut := guardedNamespace(t)
+	kubectl(t, goodWeb("rollguard.dev/guard: disabled"), "apply", "-n", optedOut, "-f", "-")
+	waitAvailable(t, unguarded, "web", goodImage)
+	waitAvailable(t, optedOut, "web", goodImage)
+	kubectl(t, badWeb(""), "apply", "-n", unguarded, "-f", "-")
+	kubectl(t, badWeb("rollguard.dev/guard: disabled"), "apply", "-n", optedOut, "-f", "-")
+
+	// A rollguard deploy in a guarded namespace, held on failure: the guard must neither roll it back nor
+	// record it (checked at the end, once the guard has had the other scenarios' time to misbehave).
+	owned := guardedNamespace(t)
+	deployV1(t, owned)
+	if r := rollguard(t, releaseV2Broken(), "deploy", "-f", "-", "-n", owned, "--on-failure", "hold", "--timeout", "2m"); r.code != 5 {
+		t.Fatalf("held deploy: exit %d, want 5\n%s", r.code, r.stderr)
+	}
+	if n := g.metric(t, `rollguard_guard_skipped_total{reason="deploy-lock"}`); n == 0 {
+		t.Error("the guard never saw the deploy's rollout (no deploy-lock skip counted)")
+	}
+
+	t.Run("rollback, then the known-bad template again", func(t *testing.T) {
+		ns := guardedNamespace(t)
+		kubectl(t, goodWeb(""), "apply", "-n", ns, "-f", "-")
+		waitAvailable(t, ns, "web", goodImage)
+		kubectl(t, badWeb(""), "apply", "-n", ns, "-f", "-")
+		rec := waitGuardRecord(t, ns, "web", func(r *release.Record) bool { return runs(r, badImage) && !r.Outcome.Unfinished() })
+		if rec.Outcome != release.RolledBack || rec.Reason != "ImagePullFailed" {
+			t.Fatalf("guard record: %s %s (%s), want rolled back for ImagePullFailed", rec.Outcome, rec.Reason, rec.Message)
+		}
+		if rec.DeployedBy != "kubectl-client-side-apply" {
+			t.Errorf("record names %q as the changer, want kubectl's field manager", rec.DeployedBy)
+		}
+		waitAvailable(t, ns, "web", goodImage)
+		if got := eventReasons(t, ns, "web"); !slices.Contains(got, "RolloutFailed") || !slices.Contains(got, "RolledBack") {
+			t.Errorf("events on the Deployment: %v, want RolloutFailed and RolledBack", got)
+		}
+		h := rollguard(t, "", "history", "deployment/web", "-n", ns)
+		if !strings.Contains(h.stdout, "rolled back by guard: ImagePullFailed") {
+			t.Errorf("history does not show the guard's rollback:\n%s\n%s", h.stdout, h.stderr)
+		}
+
+		// GitOps (or anyone) applies the same broken template again: held, not rolled back in a loop.
+		before := g.metric(t, "rollguard_guard_known_bad_reapplied_total")
+		kubectl(t, badWeb(""), "apply", "-n", ns, "-f", "-")
+		held := waitGuardRecord(t, ns, "web", func(r *release.Record) bool { return r.ID != rec.ID && !r.Outcome.Unfinished() })
+		if held.Outcome != release.PendingApproval || held.Reason != "KnownBadRevision" {
+			t.Fatalf("re-applied template: %s %s, want pending approval for KnownBadRevision", held.Outcome, held.Reason)
+		}
+		if img := templateImage(t, ns); img != badImage {
+			t.Errorf("the re-applied template was rolled back again: it runs %s", img)
+		}
+		if got := eventReasons(t, ns, "web"); !slices.Contains(got, "KnownBadRevision") {
+			t.Errorf("no KnownBadRevision warning: %v", got)
+		}
+		if after := g.metric(t, "rollguard_guard_known_bad_reapplied_total"); after != before+1 {
+			t.Errorf("known-bad metric went from %v to %v, want +1", before, after)
+		}
+		rolledBack := 0
+		for _, r := range records(t, ns, "web") {
+			if r.Outcome == release.RolledBack {
+				rolledBack++
+			}
+		}
+		if rolledBack != 1 {
+			t.Errorf("%d rolled-back records, want exactly 1", rolledBack)
+		}
+	})
+
+	t.Run("hold waits for approve", func(t *testing.T) {
+		ns := guardedNamespace(t)
+		kubectl(t, goodWeb("rollguard.dev/on-failure: hold"), "apply", "-n", ns, "-f", "-")
+		waitAvailable(t, ns, "web", goodImage)
+		kubectl(t, badWeb("rollguard.dev/on-failure: hold"), "apply", "-n", ns, "-f", "-")
+		rec := waitGuardRecord(t, ns, "web", func(r *release.Record) bool { return r.Outcome == release.PendingApproval })
+		if rec.Reason != "ImagePullFailed" {
+			t.Errorf("held for %s, want ImagePullFailed", rec.Reason)
+		}
+		if img := templateImage(t, ns); img != badImage {
+			t.Fatalf("a held rollout was changed: it runs %s", img)
+		}
+		a := rollguard(t, "", "approve", rec.ID, "-n", ns, "--timeout", "2m")
+		if a.code != 0 {
+			t.Fatalf("approve: exit %d\n%s\n%s", a.code, a.stdout, a.stderr)
+		}
+		waitAvailable(t, ns, "web", goodImage)
+		if r := record(t, ns, rec.ID); r.Outcome != release.RolledBack || r.Approval == nil || r.Approval.Decision != release.Approved {
+			t.Errorf("after approve: %s %+v", r.Outcome, r.Approval)
+		}
+		// The approved rollback is not a new rollout for the guard.
+		if rs := guardRecords(t, ns, "web"); rs[0].ID != rec.ID {
+			t.Errorf("the guard recorded the approved rollback as a rollout: %s %s", rs[0].ID, rs[0].Outcome)
+		}
+	})
+
+	if rs := guardRecords(t, owned, "web"); len(rs) != 0 {
+		t.Errorf("the guard recorded a deploy's rollout: %s %s", rs[0].ID, rs[0].Outcome)
+	}
+	if img := templateImage(t, owned); img != badImage {
+		t.Errorf("the guard changed a rollout the deploy held: it runs %s", img)
+	}
+	// Everything above has been judged while the unguarded workloads stayed broken.
+	for _, ns := range []string{unguarded, optedOut} {
+		if img := templateImage(t, ns); img != badImage {
+			t.Errorf("%s: an unguarded workload was changed: it runs %s", ns, img)
+		}
+		if rs := guardRecords(t, ns, "web"); len(rs) != 0 {
+			t.Errorf("%s: the guard recorded an unguarded workload", ns)
+		}
+		if ev := eventReasons(t, ns, "web"); len(ev) != 0 {
+			t.Errorf("%s: the guard emitted events about an unguarded workload: %v", ns, ev)
+		}
+	}
+}
+
+// TestGuardScaleIsNotARollout: scaling a guarded Deployment (by hand or an HPA) records nothing; the
+// template change after it is the only rollout.
+func TestGuardScaleIsNotARollout(t *testing.T) {
+	ns := guardedNamespace(t)
+	kubectl(t, goodWeb(""), "apply", "-n", ns, "-f", "-")
+	waitAvailable(t, ns, "web", goodImage)
+	startGuard(t, cluster.Namespace(t))
+	kubectl(t, "", "scale", "deployment/web", "-n", ns, "--replicas", "5")
+	waitAvailable(t, ns, "web", goodImage)
+	const next = "registry.example.com/web:1.1.0"
+	kubectl(t, "", "set", "image", "deployment/web", "-n", ns, "web="+next)
+	rec := waitGuardRecord(t, ns, "web", func(r *release.Record) bool { return r.Outcome == release.Succeeded })
+	if rs := guardRecords(t, ns, "web"); len(rs) != 1 || !slices.Equal(rec.Workloads[0].Images, []string{next}) {
+		t.Errorf("%d guard records, newest for %v: want one, for the image change", len(rs), rec.Workloads[0].Images)
+	}
+	if rec.DeployedBy != "kubectl-set" {
+		t.Errorf("changed by %q, want kubectl-set", rec.DeployedBy)
+	}
+}
+
+// TestGuardKilledMidRollback kills the guard at each point of its rollback; the next guard finishes it,
+// once: one rolled-back record, the workload healthy on the good image.
+func TestGuardKilledMidRollback(t *testing.T) {
+	for _, point := range append(crashpoint.GuardPoints, "rollback:started", "rollback:restored") {
+		t.Run(point, func(t *testing.T) {
+			lease := cluster.Namespace(t)
+			ns := guardedNamespace(t)
+			kubectl(t, goodWeb(""), "apply", "-n", ns, "-f", "-")
+			waitAvailable(t, ns, "web", goodImage)
+			first := startGuard(t, lease, crashpoint.Env+"="+point)
+			kubectl(t, badWeb(""), "apply", "-n", ns, "-f", "-")
+			select {
+			case <-first.done:
+			case <-time.After(2 * time.Minute):
+				t.Fatalf("the guard never reached %s\n%s", point, first.out.String())
+			}
+			startGuard(t, lease)
+			rec := waitGuardRecord(t, ns, "web", func(r *release.Record) bool { return !r.Outcome.Unfinished() })
+			if rec.Outcome != release.RolledBack {
+				t.Fatalf("after restart: %s (%s), want rolled back", rec.Outcome, rec.Message)
+			}
+			waitAvailable(t, ns, "web", goodImage)
+			if rs := guardRecords(t, ns, "web"); len(rs) != 1 {
+				t.Errorf("%d guard records, want 1 (no double rollback)", len(rs))
+			}
+		})
+	}
+}
+
+// TestGuardLeaderKilled runs two replicas; the leader is killed and the standby takes over and heals.
+func TestGuardLeaderKilled(t *testing.T) {
+	ns := guardedNamespace(t)
+	kubectl(t, goodWeb(""), "apply", "-n", ns, "-f", "-")
+	waitAvailable(t, ns, "web", goodImage)
+	lease := cluster.Namespace(t)
+	a := startGuard(t, lease)
+	b := startGuard(t, lease)
+	var leader, standby *guardProc
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		switch {
+		case a.leading(t):
+			leader, standby = a, b
+		case b.leading(t):
+			leader, standby = b, a
+		}
+		return leader != nil, nil
+	})
+	if err != nil {
+		t.Fatal("no guard became leader")
+	}
+	if standby.leading(t) {
+		t.Fatal("both replicas lead")
+	}
+	leader.kill()
+	kubectl(t, badWeb(""), "apply", "-n", ns, "-f", "-")
+	rec := waitGuardRecord(t, ns, "web", func(r *release.Record) bool { return !r.Outcome.Unfinished() })
+	if rec.Outcome != release.RolledBack {
+		t.Fatalf("after failover: %s (%s), want rolled back", rec.Outcome, rec.Message)
+	}
+	if !standby.leading(t) {
+		t.Error("the standby does not report leading")
+	}
+	waitAvailable(t, ns, "web", goodImage)
+	d, err := cluster.Client().CoordinationV1().Leases(lease).Get(context.Background(), "rollguard-guard", metav1.GetOptions{})
+	if err != nil || d.Spec.HolderIdentity == nil {
+		t.Fatalf("leader Lease: %v", err)
+	}
+}

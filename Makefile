@@ -64,8 +64,9 @@ test: vet sandbox-binaries test-deps realnode-binaries
 	cd sandbox && $(GO) test -count=1 -timeout 30m ./...
 	$(GO) test -count=1 -timeout 40m ./...
 
+# The guard scene plays a teammate's kubectl: the sandbox builds a kubectl of the cluster's version (once).
 demo: build sandbox-binaries
-	cd sandbox && $(SANDBOX) run --dir $(CURDIR)/.sandbox-demo -- $(CURDIR)/demo/demo.sh $(CURDIR)/$(BIN)
+	cd sandbox && KUBECTL=$$($(SANDBOX) kubectl) $(SANDBOX) run --dir $(CURDIR)/.sandbox-demo -- $(CURDIR)/demo/demo.sh $(CURDIR)/$(BIN)
 
 bench: build sandbox-binaries
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./bench/...

@@ -13,6 +13,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -26,6 +27,9 @@ import (
 // ControllerRevisions (a new revision appears), and its namespace's guard label.
 func (g *Guard) controller(mgr manager.Manager, kind string) error {
 	b := ctrl.NewControllerManagedBy(mgr).Named("guard-"+kind).
+		// Starting a rollout makes a few API calls (lock, records, annotation): many broken at once must
+		// not queue behind each other.
+		WithOptions(controller.Options{MaxConcurrentReconciles: 8}).
 		For(newObject(kind)).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(g.namespaceWorkloads(kind)),
 			builder.WithPredicates(predicate.LabelChangedPredicate{}))

@@ -20,6 +20,9 @@ import (
 	"github.com/rollguard/rollguard/internal/report"
 )
 
+// guardLockTTL is how long the guard's hold on an app's lock outlives a killed guard.
+const guardLockTTL = 15 * time.Second
+
 // follower follows one rollout of one workload until its verdict is acted on.
 type follower struct {
 	hash string
@@ -54,7 +57,8 @@ func (g *Guard) finishRollback(k key, hash string, rec *release.Record, pol Poli
 	f.setRolling()
 	go func() {
 		defer g.detach(k, f)
-		g.rollback(f.ctx, k, nil, rec, pol)
+		// The killed guard's hold on the app's lock outlives it by the lock's TTL: wait that out.
+		g.rollback(f.ctx, k, nil, rec, pol, guardLockTTL+5*time.Second)
 	}()
 }
 
@@ -177,14 +181,14 @@ func (g *Guard) failed(ctx context.Context, k key, f *follower, w client.Object,
 			return
 		}
 		f.setRolling()
-		g.rollback(ctx, k, w, rec, pol)
+		g.rollback(ctx, k, w, rec, pol, 0)
 	}
 }
 
 // hold records a pending approval that `rollguard approve|reject` decides, under the app's lock.
 func (g *Guard) hold(ctx context.Context, k key, f *follower, w client.Object, rec *release.Record) {
 	g.markHandled(k, f.hash)
-	lk, err := lock.Acquire(ctx, g.kc, k.namespace, rec.App, lock.Options{Holder: g.holder()})
+	lk, err := lock.Acquire(ctx, g.kc, k.namespace, rec.App, lock.Options{Holder: g.holder(), TTL: guardLockTTL})
 	if err != nil {
 		g.log.Warn("not holding: the app is locked", "release", rec.ID, "error", err)
 		return
@@ -202,7 +206,9 @@ func (g *Guard) hold(ctx context.Context, k key, f *follower, w client.Object, r
 
 // rollback is `rollguard rollback RELEASE` run by the guard: the same action restores the recorded
 // previous state under the app's lock and proves it healthy with the same tracker.
-func (g *Guard) rollback(ctx context.Context, k key, w client.Object, rec *release.Record, pol Policy) {
+//
+// wait is how long to wait for the app's lock: 0 when a deploy holding it means the rollout is the deploy's.
+func (g *Guard) rollback(ctx context.Context, k key, w client.Object, rec *release.Record, pol Policy, wait time.Duration) {
 	if w == nil {
 		w = newObject(k.kind)
 		if err := g.cache.Get(ctx, types.NamespacedName{Namespace: k.namespace, Name: k.name}, w); err != nil {
@@ -213,10 +219,17 @@ func (g *Guard) rollback(ctx context.Context, k key, w client.Object, rec *relea
 	rb := &action.Rollback{
 		Connect:   func(context.Context) (*kube.Client, error) { return g.kc, nil },
 		Watch:     action.Watch{Timeout: pol.Timeout, Thresholds: pol.Thresholds, Log: g.log},
-		Namespace: k.namespace, Release: rec.ID, LockTTL: lock.DefaultTTL,
+		Namespace: k.namespace, Release: rec.ID, LockTTL: guardLockTTL, WaitForLock: wait,
 	}
 	res, err := rb.Run(ctx)
 	var held *lock.HeldError
+	if err != nil && !errors.As(err, &held) {
+		// Whoever held the lock meanwhile (a deploy converging what a killed guard left) may have
+		// finished this rollback already.
+		if cur, gerr := g.store.Get(context.WithoutCancel(ctx), k.namespace, rec.ID); gerr == nil && cur.Outcome == release.RolledBack {
+			return
+		}
+	}
 	switch {
 	case errors.As(err, &held):
 		g.metrics.rollbacks.WithLabelValues("left-to-deploy").Inc()

@@ -31,7 +31,7 @@ const ObservedBy = "rollguard guard"
 // rolled back before is known bad and is held rather than rolled back again; one somebody decided on is
 // left alone; one a killed guard was following is resumed; otherwise a record is written and followed.
 func (g *Guard) start(ctx context.Context, k key, w client.Object, pol Policy, hash string, revs []revision) (reconcile.Result, error) {
-	lk, err := lock.Acquire(ctx, g.kc, k.namespace, pol.App, lock.Options{Holder: g.holder()})
+	lk, err := lock.Acquire(ctx, g.kc, k.namespace, pol.App, lock.Options{Holder: g.holder(), TTL: guardLockTTL})
 	var held *lock.HeldError
 	if errors.As(err, &held) {
 		// A rollguard deploy (or undo, rollback, approve) is changing this app: its rollout is its own.

@@ -27,6 +27,7 @@ const usage = `usage: sandbox <command> [flags]
 commands:
   build                      build the control-plane binaries into the cache (once; minutes);
                              with --real-node also kubelet, containerd and runc
+  kubectl                    build kubectl of the same version into the cache (once) and print its path
   up [--dir D]               start a cluster that keeps running after this command; prints its kubeconfig
   down [--dir D]             stop the cluster started by up
   kubeconfig [--dir D]       print the kubeconfig path of the cluster in D
@@ -88,6 +89,11 @@ func run(args []string) int {
 				fmt.Printf("kubelet                  %s\ncontainerd               %s\ncontainerd-shim-runc-v2  %s\nrunc                     %s\n",
 					n.Kubelet, n.Containerd, n.Shim, n.Runc)
 			}
+		}
+	case "kubectl":
+		var p string
+		if p, err = sandbox.EnsureKubectl(ctx, opts); err == nil {
+			fmt.Println(p)
 		}
 	case "up":
 		opts.Detach = true

@@ -162,7 +162,8 @@ func (g *Guard) failed(ctx context.Context, k key, f *follower, w client.Object,
 	rec.Workloads[0].Status, rec.Workloads[0].Reason = v.Status, v.Reason
 	rec.Reason, rec.Message = string(v.Reason), v.Workload+": "+v.Message
 	g.event(w, corev1.EventTypeWarning, "RolloutFailed", "release %s failed: %s: %s", rec.ID, v.Reason, v.Message)
-	g.log.Warn("rollout failed", "workload", k.String(), "release", rec.ID, "reason", v.Reason, "message", v.Message)
+	g.log.Warn("rollout failed", "workload", k.String(), "release", rec.ID, "reason", v.Reason, "message", v.Message,
+		"signal", v.Since.UTC().Format(time.RFC3339Nano), "verdict", now.UTC().Format(time.RFC3339Nano))
 	if pol.OnFailure == OnFailureRollback && rec.Objects[0].Previous == nil {
 		rec.Message += " (no earlier revision to roll back to)"
 		pol.OnFailure = OnFailureNone
@@ -244,7 +245,7 @@ func (g *Guard) rollback(ctx context.Context, k key, w client.Object, rec *relea
 		}
 		g.event(w, corev1.EventTypeNormal, "RolledBack", "rolled back by guard: release %s (%s) returned to revision %s, proven healthy: %s",
 			rec.ID, rec.Reason, prevRevision(rec), res.Rollback.Message)
-		g.log.Info("rolled back", "workload", k.String(), "release", rec.ID)
+		g.log.Info("rolled back", "workload", k.String(), "release", rec.ID, "healthy", time.Now().UTC().Format(time.RFC3339Nano))
 	default:
 		g.metrics.rollbacks.WithLabelValues("failed").Inc()
 		g.event(w, corev1.EventTypeWarning, "RollbackFailed", "release %s: %s", rec.ID, res.Message)

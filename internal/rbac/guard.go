@@ -23,7 +23,8 @@ func GuardRules() []rbacv1.PolicyRule {
 		add(r, "get", "list", "watch", "patch", "update")
 	}
 	// The diagnosis reads what workloads own; the verification of a rollback tracks like a deploy does.
-	for _, r := range []Resource{{"apps", "replicasets"}, {"apps", "controllerrevisions"}, {"", "pods"}, {"", "events"}, {"", "namespaces"}} {
+	// (the tracker watches a namespace's Jobs too, for releases that hold a migration).
+	for _, r := range []Resource{{"apps", "replicasets"}, {"apps", "controllerrevisions"}, {"batch", "jobs"}, {"", "pods"}, {"", "events"}, {"", "namespaces"}} {
 		add(r, "get", "list", "watch")
 	}
 	add(Resource{"", "pods/log"}, "get")

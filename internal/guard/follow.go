@@ -127,8 +127,8 @@ func (g *Guard) run(k key, f *follower, rec *release.Record, pol Policy) {
 		select {
 		case <-ctx.Done():
 			if f.superseded.Load() {
-				rec.Reason, rec.Message = "Superseded", "the pod template changed again before this rollout finished"
-				_ = g.finish(context.WithoutCancel(ctx), rec, release.Failed)
+				rec.Message = "the pod template changed again before this rollout finished"
+				_ = g.finish(context.WithoutCancel(ctx), rec, release.Superseded)
 				g.metrics.rollouts.WithLabelValues("superseded").Inc()
 			}
 			// Otherwise the guard is stopping: the record stays tracking for the next leader to resume.

@@ -52,7 +52,7 @@ func (g *Guard) start(ctx context.Context, k key, w client.Object, pol Policy, h
 	switch {
 	case prior == nil:
 	case prior.Outcome == release.RolledBack:
-		return reconcile.Result{}, g.holdKnownBad(ctx, k, w, pol, hash, revs, prior)
+		return reconcile.Result{}, g.holdKnownBad(ctx, k, w, pol, hash, revs, records, prior)
 	case prior.Outcome == release.PendingApproval, prior.Outcome == release.Failed, prior.Outcome == release.Rejected, prior.Outcome == release.RollbackFailed:
 		g.markHandled(k, hash)
 		return reconcile.Result{}, nil
@@ -65,7 +65,7 @@ func (g *Guard) start(ctx context.Context, k key, w client.Object, pol Policy, h
 		g.finishRollback(k, hash, prior, pol)
 		return reconcile.Result{}, nil
 	}
-	rec, err := g.record(ctx, k, w, pol, hash, revs, release.Tracking)
+	rec, err := g.record(ctx, k, w, pol, hash, revs, records, release.Tracking)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
@@ -79,8 +79,8 @@ func (g *Guard) start(ctx context.Context, k key, w client.Object, pol Policy, h
 // holdKnownBad is the loop protection: a template the guard (or a deploy) already rolled back was applied
 // again — Argo CD or Flux syncing git, a script re-running. Rolling it back again would fight them forever,
 // so the guard holds it for a person and says so.
-func (g *Guard) holdKnownBad(ctx context.Context, k key, w client.Object, pol Policy, hash string, revs []revision, prior *release.Record) error {
-	rec, err := g.record(ctx, k, w, pol, hash, revs, release.PendingApproval)
+func (g *Guard) holdKnownBad(ctx context.Context, k key, w client.Object, pol Policy, hash string, revs []revision, records []*release.Record, prior *release.Record) error {
+	rec, err := g.record(ctx, k, w, pol, hash, revs, records, release.PendingApproval)
 	if err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func (g *Guard) holdKnownBad(ctx context.Context, k key, w client.Object, pol Po
 
 // record writes the release record of a rollout: the workload as it is, with the template of the revision
 // to return to as its previous state (what a rollback, or `rollguard approve` later, restores).
-func (g *Guard) record(ctx context.Context, k key, w client.Object, pol Policy, hash string, revs []revision, outcome release.Outcome) (*release.Record, error) {
+func (g *Guard) record(ctx context.Context, k key, w client.Object, pol Policy, hash string, revs []revision, records []*release.Record, outcome release.Outcome) (*release.Record, error) {
 	res, err := g.kc.Resource(schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: k.kind}, k.namespace)
 	if err != nil {
 		return nil, err
@@ -125,8 +125,12 @@ func (g *Guard) record(ctx context.Context, k key, w client.Object, pol Policy, 
 		}
 	}
 	obj := release.ObjectState{APIVersion: "apps/v1", Kind: k.kind, Namespace: k.namespace, Name: k.name, Existed: true}
+	restoresTo := ""
 	if target, ok := restoreTarget(revs, hash, baseline); ok {
 		ws.PreviousRevision, ws.PreviousTemplateHash = target.Number, target.Hash
+		if r := latestHealthy(records, k, target.Hash); r != nil {
+			restoresTo = r.ID
+		}
 		prev := release.Capture(live)
 		tmpl, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&target.Template)
 		if err != nil {
@@ -142,7 +146,7 @@ func (g *Guard) record(ctx context.Context, k key, w client.Object, pol Policy, 
 		cause = "pod template changed by " + by + "; seen by rollguard guard"
 	}
 	rec := &release.Record{
-		App: pol.App, Namespace: k.namespace, DeployedBy: by, ChangeCause: cause, ObservedBy: ObservedBy,
+		App: pol.App, Namespace: k.namespace, DeployedBy: by, ChangeCause: cause, ObservedBy: ObservedBy, RestoresTo: restoresTo,
 		Objects: []release.ObjectState{obj}, Workloads: []release.WorkloadState{ws}, Outcome: outcome,
 		Timings: release.Timings{AppliedAt: changedAt.UTC()},
 	}
@@ -192,6 +196,21 @@ func changedBy(live *unstructured.Unstructured) (string, time.Time) {
 // latestFor is the newest record that rolled this workload out to this template.
 func latestFor(records []*release.Record, k key, hash string) *release.Record {
 	for _, r := range records {
+		for _, w := range r.Workloads {
+			if w.Kind == k.kind && w.Namespace == k.namespace && w.Name == k.name && w.NewTemplateHash == hash {
+				return r
+			}
+		}
+	}
+	return nil
+}
+
+// latestHealthy is the newest record that rolled this workload out to this template and ended healthy.
+func latestHealthy(records []*release.Record, k key, hash string) *release.Record {
+	for _, r := range records {
+		if r.Outcome != release.Succeeded {
+			continue
+		}
 		for _, w := range r.Workloads {
 			if w.Kind == k.kind && w.Namespace == k.namespace && w.Name == k.name && w.NewTemplateHash == hash {
 				return r

@@ -84,7 +84,7 @@ func (g *Guard) reconcile(ctx context.Context, k key) (reconcile.Result, error) 
 	if err := g.cache.Get(ctx, types.NamespacedName{Name: k.namespace}, &ns); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
-	if !Guarded(ns.Labels, w.GetAnnotations()) || w.GetDeletionTimestamp() != nil {
+	if !Guarded(ns.Labels, w.GetAnnotations()) || w.GetDeletionTimestamp() != nil || ns.DeletionTimestamp != nil {
 		g.forget(k)
 		return reconcile.Result{}, nil
 	}

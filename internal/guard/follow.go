@@ -234,9 +234,11 @@ func (g *Guard) rollback(ctx context.Context, k key, w client.Object, rec *relea
 	switch {
 	case errors.As(err, &held):
 		g.metrics.rollbacks.WithLabelValues("left-to-deploy").Inc()
+		g.log.Info("rollback left to the run holding the app's lock", "workload", k.String(), "release", rec.ID, "holder", held.Holder)
 		g.event(w, corev1.EventTypeNormal, "RollbackLeft", "release %s failed, but %s holds the app's lock: the rollout is left to it", rec.ID, held.Holder)
 	case err != nil || res == nil:
 		g.metrics.rollbacks.WithLabelValues("failed").Inc()
+		g.log.Error("rollback failed", "workload", k.String(), "release", rec.ID, "error", err)
 		g.event(w, corev1.EventTypeWarning, "RollbackFailed", "rolling back release %s failed: %v", rec.ID, err)
 	case res.Outcome == report.Succeeded:
 		g.metrics.rollbacks.WithLabelValues("healthy").Inc()
@@ -248,6 +250,7 @@ func (g *Guard) rollback(ctx context.Context, k key, w client.Object, rec *relea
 		g.log.Info("rolled back", "workload", k.String(), "release", rec.ID, "healthy", time.Now().UTC().Format(time.RFC3339Nano))
 	default:
 		g.metrics.rollbacks.WithLabelValues("failed").Inc()
+		g.log.Error("rollback not healthy", "workload", k.String(), "release", rec.ID, "message", res.Message)
 		g.event(w, corev1.EventTypeWarning, "RollbackFailed", "release %s: %s", rec.ID, res.Message)
 	}
 }

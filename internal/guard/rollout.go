@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -42,7 +43,9 @@ func (g *Guard) start(ctx context.Context, k key, w client.Object, pol Policy, h
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	defer lk.Release(context.WithoutCancel(ctx))
+	// Released before a follower starts: its rollback takes the lock again, and a verdict can be immediate.
+	unlock := sync.OnceFunc(func() { _ = lk.Release(context.WithoutCancel(ctx)) })
+	defer unlock()
 
 	records, err := g.store.List(ctx, k.namespace, pol.App)
 	if err != nil {
@@ -58,10 +61,11 @@ func (g *Guard) start(ctx context.Context, k key, w client.Object, pol Policy, h
 		return reconcile.Result{}, nil
 	case prior.ObservedBy == ObservedBy && (prior.Outcome == release.Tracking || prior.Outcome == release.Applying):
 		g.log.Info("resuming a rollout a previous guard was following", "workload", k.String(), "release", prior.ID)
+		unlock()
 		g.follow(k, hash, prior, pol)
 		return reconcile.Result{}, nil
 	case prior.Outcome == release.RollingBack:
-		lk.Release(context.WithoutCancel(ctx))
+		unlock()
 		g.finishRollback(k, hash, prior, pol)
 		return reconcile.Result{}, nil
 	}
@@ -72,6 +76,7 @@ func (g *Guard) start(ctx context.Context, k key, w client.Object, pol Policy, h
 	crashpoint.Hit("guard:recorded")
 	g.log.Info("following a rollout", "workload", k.String(), "release", rec.ID, "by", rec.DeployedBy)
 	g.event(w, corev1.EventTypeNormal, "RolloutStarted", "rollguard guard follows the rollout of %s as release %s", strings.Join(rec.Workloads[0].Images, ","), rec.ID)
+	unlock()
 	g.follow(k, hash, rec, pol)
 	return reconcile.Result{}, nil
 }

@@ -11,14 +11,7 @@ import (
 // Lease, and emits Events. It never creates or deletes a workload.
 func GuardRules() []rbacv1.PolicyRule {
 	verbs := map[Resource]map[string]bool{}
-	add := func(r Resource, vs ...string) {
-		if verbs[r] == nil {
-			verbs[r] = map[string]bool{}
-		}
-		for _, v := range vs {
-			verbs[r][v] = true
-		}
-	}
+	add := grant(verbs)
 	for _, r := range []Resource{{"apps", "deployments"}, {"apps", "statefulsets"}, {"apps", "daemonsets"}} {
 		add(r, "get", "list", "watch", "patch", "update")
 	}

@@ -58,14 +58,7 @@ func DefaultResources() []Resource {
 // roll them back (deploy, rollback, undo), keep and read the history, lock, and wait for approvals.
 func Rules(apply []Resource) []rbacv1.PolicyRule {
 	verbs := map[Resource]map[string]bool{}
-	add := func(r Resource, vs ...string) {
-		if verbs[r] == nil {
-			verbs[r] = map[string]bool{}
-		}
-		for _, v := range vs {
-			verbs[r][v] = true
-		}
-	}
+	add := grant(verbs)
 	for _, r := range apply {
 		add(r, ApplyVerbs...)
 	}
@@ -94,6 +87,18 @@ func ClusterRules(apply []Resource) []rbacv1.PolicyRule {
 		rbacv1.PolicyRule{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"selfsubjectaccessreviews"}, Verbs: []string{"create"}},
 		rbacv1.PolicyRule{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"selfsubjectreviews"}, Verbs: []string{"create"}},
 	)
+}
+
+// grant returns a function that adds verbs on a resource to verbs.
+func grant(verbs map[Resource]map[string]bool) func(Resource, ...string) {
+	return func(r Resource, vs ...string) {
+		if verbs[r] == nil {
+			verbs[r] = map[string]bool{}
+		}
+		for _, v := range vs {
+			verbs[r][v] = true
+		}
+	}
 }
 
 // compact turns per-resource verb sets into rules, one per API group and verb set, in a stable order.

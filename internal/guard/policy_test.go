@@ -6,6 +6,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
@@ -98,8 +99,20 @@ func TestChangedBy(t *testing.T) {
 		{Manager: "kube-controller-manager", Time: at(9), FieldsV1: fields(`{"f:status":{},"f:spec":{"f:template":{}}}`)},
 		{Manager: "hpa", Time: at(8), FieldsV1: fields(`{"f:spec":{"f:replicas":{}}}`)},
 	})
-	by, when := changedBy(live)
+	by, when := changedBy(live, nil)
 	if by != "kubectl-set" || !when.Equal(at(5).Time) {
 		t.Errorf("changedBy = %s at %s, want kubectl-set at :05", by, when)
+	}
+
+	// Within one second the times tie; the owner of the changed image decides.
+	live = &unstructured.Unstructured{Object: map[string]any{"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
+		"containers": []any{map[string]any{"name": "web", "image": "web:2"}}}}}}}
+	live.SetManagedFields([]metav1.ManagedFieldsEntry{
+		{Manager: "kubectl-client-side-apply", Time: at(5), FieldsV1: fields(`{"f:spec":{"f:template":{"f:spec":{"f:containers":{"k:{\"name\":\"web\"}":{"f:name":{}}}}}}}`)},
+		{Manager: "kubectl-set", Time: at(5), FieldsV1: fields(`{"f:spec":{"f:template":{"f:spec":{"f:containers":{"k:{\"name\":\"web\"}":{"f:image":{}}}}}}}`)},
+	})
+	prev := &corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "web:1"}}}}
+	if by, _ := changedBy(live, prev); by != "kubectl-set" {
+		t.Errorf("changedBy = %s, want kubectl-set, the new owner of the image", by)
 	}
 }

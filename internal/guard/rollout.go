@@ -2,6 +2,7 @@ package guard
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -121,7 +122,11 @@ func (g *Guard) record(ctx context.Context, k key, w client.Object, pol Policy, 
 	g.mu.Lock()
 	baseline := st.baseline
 	g.mu.Unlock()
-	by, changedAt := changedBy(live)
+	var prevTemplate *corev1.PodTemplateSpec
+	if target, ok := restoreTarget(revs, hash, baseline); ok {
+		prevTemplate = &target.Template
+	}
+	by, changedAt := changedBy(live, prevTemplate)
 	cur := podTemplate(w)
 	ws := release.WorkloadState{Kind: k.kind, Namespace: k.namespace, Name: k.name, Images: images(*cur), NewTemplateHash: hash}
 	for _, r := range revs {
@@ -180,22 +185,87 @@ func (g *Guard) record(ctx context.Context, k key, w client.Object, pol Policy, 
 
 // changedBy names who last changed a workload's pod template (the field manager, e.g. kubectl-set,
 // argocd-controller, kustomize-controller, helm) and when; the guard sees only the result of the change.
-func changedBy(live *unstructured.Unstructured) (string, time.Time) {
+// managedFields times have one-second resolution, so where images changed, the manager that owns a
+// changed image field now decides (an update that changes a field takes it over); otherwise the newest
+// manager of any template field.
+func changedBy(live *unstructured.Unstructured, prev *corev1.PodTemplateSpec) (string, time.Time) {
 	by, at := "unknown", time.Now()
 	var newest time.Time
+	var paths [][]string
+	if prev != nil {
+		paths = changedImagePaths(live, prev)
+	}
+	imageOwner := ""
 	for _, m := range live.GetManagedFields() {
 		if m.Manager == "kube-controller-manager" || m.Manager == FieldManager || m.Time == nil || m.FieldsV1 == nil {
 			continue
 		}
-		if !strings.Contains(string(m.FieldsV1.Raw), `"f:template"`) || !m.Time.After(newest) {
+		if !strings.Contains(string(m.FieldsV1.Raw), `"f:template"`) {
 			continue
 		}
-		newest, by = m.Time.Time, m.Manager
+		if owns(m.FieldsV1.Raw, paths) && (imageOwner == "" || m.Time.After(newest)) {
+			imageOwner, newest = m.Manager, m.Time.Time
+			continue
+		}
+		if imageOwner == "" && m.Time.After(newest) {
+			newest, by = m.Time.Time, m.Manager
+		}
+	}
+	if imageOwner != "" {
+		by = imageOwner
 	}
 	if !newest.IsZero() && newest.Before(at) {
 		at = newest
 	}
 	return by, at
+}
+
+// changedImagePaths are the managedFields paths of the images that differ from prev's.
+func changedImagePaths(live *unstructured.Unstructured, prev *corev1.PodTemplateSpec) [][]string {
+	was := map[string]string{}
+	for _, c := range append(append([]corev1.Container(nil), prev.Spec.InitContainers...), prev.Spec.Containers...) {
+		was[c.Name] = c.Image
+	}
+	var out [][]string
+	for _, field := range []string{"initContainers", "containers"} {
+		cs, _, _ := unstructured.NestedSlice(live.Object, "spec", "template", "spec", field)
+		for _, c := range cs {
+			m, _ := c.(map[string]any)
+			name, _ := m["name"].(string)
+			image, _ := m["image"].(string)
+			if name != "" && was[name] != image {
+				out = append(out, []string{"f:spec", "f:template", "f:spec", "f:" + field, fmt.Sprintf(`k:{"name":%q}`, name), "f:image"})
+			}
+		}
+	}
+	return out
+}
+
+// owns reports whether a managedFields set holds any of the paths.
+func owns(raw []byte, paths [][]string) bool {
+	if len(paths) == 0 {
+		return false
+	}
+	var set map[string]any
+	if json.Unmarshal(raw, &set) != nil {
+		return false
+	}
+	for _, p := range paths {
+		node := set
+		found := true
+		for _, step := range p {
+			next, ok := node[step].(map[string]any)
+			if !ok {
+				found = false
+				break
+			}
+			node = next
+		}
+		if found {
+			return true
+		}
+	}
+	return false
 }
 
 // latestFor is the newest record that rolled this workload out to this template.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -177,6 +178,17 @@ func (g *guardProc) metric(t *testing.T, series string) float64 {
 	return 0
 }
 
+// waitLeading waits until this guard leads (its controllers run).
+func (g *guardProc) waitLeading(t *testing.T) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		return g.leading(t), nil
+	})
+	if err != nil {
+		t.Fatalf("guard never led: %v\n%s", err, g.out.String())
+	}
+}
+
 // leading reports whether this guard holds the leader Lease (controller-runtime's own gauge).
 func (g *guardProc) leading(t *testing.T) bool {
 	return g.metric(t, `leader_election_master_status{name="rollguard-guard"}`) == 1
@@ -280,6 +292,25 @@ func waitGuardRecord(t *testing.T, ns, app string, ok func(*release.Record) bool
 		t.Fatalf("no guard record of %s in %s as wanted (last: %+v): %v", app, ns, last, err)
 	}
 	return last
+}
+
+// waitEvents waits until the guard has emitted Events with all these reasons about a workload (the
+// recorder sends them after the fact it reports).
+func waitEvents(t *testing.T, ns, name string, reasons ...string) {
+	t.Helper()
+	var got []string
+	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		got = eventReasons(t, ns, name)
+		for _, r := range reasons {
+			if !slices.Contains(got, r) {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Errorf("events about %s/%s: %v, want %v", ns, name, got, reasons)
+	}
 }
 
 // eventReasons lists the reasons of the Events about a workload, oldest first.

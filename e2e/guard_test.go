@@ -86,9 +86,7 @@ func TestGuard(t *testing.T) {
 			t.Errorf("record names %q as the changer, want kubectl's field manager", rec.DeployedBy)
 		}
 		waitAvailable(t, ns, "web", goodImage)
-		if got := eventReasons(t, ns, "web"); !slices.Contains(got, "RolloutFailed") || !slices.Contains(got, "RolledBack") {
-			t.Errorf("events on the Deployment: %v, want RolloutFailed and RolledBack", got)
-		}
+		waitEvents(t, ns, "web", "RolloutFailed", "RolledBack")
 		h := rollguard(t, "", "history", "deployment/web", "-n", ns)
 		if !strings.Contains(h.stdout, "rolled back by guard: ImagePullFailed") {
 			t.Errorf("history does not show the guard's rollback:\n%s\n%s", h.stdout, h.stderr)
@@ -104,10 +102,12 @@ func TestGuard(t *testing.T) {
 		if img := templateImage(t, ns); img != badImage {
 			t.Errorf("the re-applied template was rolled back again: it runs %s", img)
 		}
-		if got := eventReasons(t, ns, "web"); !slices.Contains(got, "KnownBadRevision") {
-			t.Errorf("no KnownBadRevision warning: %v", got)
-		}
-		if after := g.metric(t, "rollguard_guard_known_bad_reapplied_total"); after != before+1 {
+		waitEvents(t, ns, "web", "KnownBadRevision")
+		var after float64
+		if err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+			after = g.metric(t, "rollguard_guard_known_bad_reapplied_total")
+			return after == before+1, nil
+		}); err != nil {
 			t.Errorf("known-bad metric went from %v to %v, want +1", before, after)
 		}
 		rolledBack := 0
@@ -173,7 +173,7 @@ func TestGuardScaleIsNotARollout(t *testing.T) {
 	ns := guardedNamespace(t)
 	kubectl(t, goodWeb(""), "apply", "-n", ns, "-f", "-")
 	waitAvailable(t, ns, "web", goodImage)
-	startGuard(t, cluster.Namespace(t))
+	startGuard(t, cluster.Namespace(t)).waitLeading(t)
 	kubectl(t, "", "scale", "deployment/web", "-n", ns, "--replicas", "5")
 	waitAvailable(t, ns, "web", goodImage)
 	const next = "registry.example.com/web:1.1.0"

@@ -131,6 +131,11 @@ func (g *Guard) reconcile(ctx context.Context, k key) (reconcile.Result, error) 
 		if done, err := g.resume(ctx, k, w, pol, hash, healthy); done || err != nil {
 			return reconcile.Result{}, err
 		}
+		// First sight of a workload whose pods all run the current template (scaling up, or pods lost):
+		// that template is established, not being rolled out.
+		if !healthy && established(w, in) {
+			healthy = true
+		}
 	}
 	g.mu.Lock()
 	if healthy {
@@ -148,6 +153,26 @@ func (g *Guard) reconcile(ctx context.Context, k key) (reconcile.Result, error) 
 	}
 	g.mu.Unlock()
 	return g.start(ctx, k, w, pol, hash, revs)
+}
+
+// established reports whether no pods of an earlier template remain: what is not ready yet is then a
+// matter of capacity or scaling, not of a rollout.
+func established(w client.Object, in diagnose.Input) bool {
+	switch o := w.(type) {
+	case *appsv1.Deployment:
+		for _, rs := range in.ReplicaSets {
+			if rs.Annotations["deployment.kubernetes.io/revision"] != o.Annotations["deployment.kubernetes.io/revision"] &&
+				(rs.Status.Replicas > 0 || (rs.Spec.Replicas != nil && *rs.Spec.Replicas > 0)) {
+				return false
+			}
+		}
+		return o.Status.UpdatedReplicas == o.Status.Replicas
+	case *appsv1.StatefulSet:
+		return o.Status.CurrentRevision == o.Status.UpdateRevision
+	case *appsv1.DaemonSet:
+		return o.Status.UpdatedNumberScheduled == o.Status.DesiredNumberScheduled
+	}
+	return false
 }
 
 // input gathers the diagnosis input of a workload from the caches, through the tracker's Collect so the

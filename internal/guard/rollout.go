@@ -70,7 +70,7 @@ func (g *Guard) start(ctx context.Context, k key, w client.Object, pol Policy, h
 		g.finishRollback(k, hash, prior, pol)
 		return reconcile.Result{}, nil
 	}
-	rec, err := g.record(ctx, k, w, pol, hash, revs, records, release.Tracking)
+	rec, err := g.record(ctx, k, w, pol, hash, revs, records, nil)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
@@ -86,15 +86,14 @@ func (g *Guard) start(ctx context.Context, k key, w client.Object, pol Policy, h
 // again — Argo CD or Flux syncing git, a script re-running. Rolling it back again would fight them forever,
 // so the guard holds it for a person and says so.
 func (g *Guard) holdKnownBad(ctx context.Context, k key, w client.Object, pol Policy, hash string, revs []revision, records []*release.Record, prior *release.Record) error {
-	rec, err := g.record(ctx, k, w, pol, hash, revs, records, release.PendingApproval)
+	rec, err := g.record(ctx, k, w, pol, hash, revs, records, func(rec *release.Record) {
+		now := time.Now().UTC()
+		rec.Outcome, rec.Reason = release.PendingApproval, "KnownBadRevision"
+		rec.Message = fmt.Sprintf("%s applied a template that %s rolled back (%s); held instead of rolling back again", rec.DeployedBy, prior.ID, prior.Reason)
+		rec.Approval = &release.Approval{RequestedAt: now}
+		rec.Timings.FinishedAt = now
+	})
 	if err != nil {
-		return err
-	}
-	rec.Reason = "KnownBadRevision"
-	rec.Message = fmt.Sprintf("%s applied a template that %s rolled back (%s); held instead of rolling back again", rec.DeployedBy, prior.ID, prior.Reason)
-	rec.Approval = &release.Approval{RequestedAt: time.Now().UTC()}
-	rec.Timings.FinishedAt = time.Now().UTC()
-	if err := g.store.Update(ctx, rec); err != nil {
 		return err
 	}
 	g.markHandled(k, hash)
@@ -108,7 +107,10 @@ func (g *Guard) holdKnownBad(ctx context.Context, k key, w client.Object, pol Po
 
 // record writes the release record of a rollout: the workload as it is, with the template of the revision
 // to return to as its previous state (what a rollback, or `rollguard approve` later, restores).
-func (g *Guard) record(ctx context.Context, k key, w client.Object, pol Policy, hash string, revs []revision, records []*release.Record, outcome release.Outcome) (*release.Record, error) {
+//
+// The record is written once whole (fill sets what differs from a followed rollout), so nobody reads it
+// half-made.
+func (g *Guard) record(ctx context.Context, k key, w client.Object, pol Policy, hash string, revs []revision, records []*release.Record, fill func(*release.Record)) (*release.Record, error) {
 	res, err := g.kc.Resource(schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: k.kind}, k.namespace)
 	if err != nil {
 		return nil, err
@@ -157,21 +159,23 @@ func (g *Guard) record(ctx context.Context, k key, w client.Object, pol Policy, 
 	}
 	rec := &release.Record{
 		App: pol.App, Namespace: k.namespace, DeployedBy: by, ChangeCause: cause, ObservedBy: ObservedBy, RestoresTo: restoresTo,
-		Objects: []release.ObjectState{obj}, Workloads: []release.WorkloadState{ws}, Outcome: outcome,
+		Objects: []release.ObjectState{obj}, Workloads: []release.WorkloadState{ws}, Outcome: release.Tracking,
 		Timings: release.Timings{AppliedAt: changedAt.UTC()},
+	}
+	if fill != nil {
+		fill(rec)
+	}
+	// The workload names its record, and so does the state a rollback restores: a restarted guard finds it.
+	// The ID is the next revision; Create takes the next free one, and the annotation is fixed after if
+	// another writer took it first.
+	if obj.Previous != nil {
+		setAnnotation(obj.Previous, ReleaseAnnotation, nextID(pol.App, records))
 	}
 	if err := g.store.Create(ctx, rec); err != nil {
 		return nil, err
 	}
-	// The workload names its record, and so does the state a rollback restores: a restarted guard finds it.
-	if obj.Previous != nil {
-		a := obj.Previous.GetAnnotations()
-		if a == nil {
-			a = map[string]string{}
-		}
-		a[ReleaseAnnotation] = rec.ID
-		obj.Previous.SetAnnotations(a)
-		rec.Objects[0] = obj
+	if obj.Previous != nil && obj.Previous.GetAnnotations()[ReleaseAnnotation] != rec.ID {
+		setAnnotation(obj.Previous, ReleaseAnnotation, rec.ID)
 		if err := g.store.Update(ctx, rec); err != nil {
 			return nil, err
 		}
@@ -181,6 +185,24 @@ func (g *Guard) record(ctx context.Context, k key, w client.Object, pol Policy, 
 		return nil, kube.Classify(err, "annotating "+k.String(), g.kc.Server)
 	}
 	return rec, nil
+}
+
+// nextID is the ID Create will most likely give the app's next record.
+func nextID(app string, records []*release.Record) string {
+	n := 0
+	for _, r := range records {
+		n = max(n, r.Revision)
+	}
+	return release.ID(app, n+1)
+}
+
+func setAnnotation(o *unstructured.Unstructured, key, value string) {
+	a := o.GetAnnotations()
+	if a == nil {
+		a = map[string]string{}
+	}
+	a[key] = value
+	o.SetAnnotations(a)
 }
 
 // changedBy names who last changed a workload's pod template (the field manager, e.g. kubectl-set,

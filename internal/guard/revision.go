@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/rollguard/rollguard/internal/manifest"
 )
 
 // revision is one pod template a workload has run, as its controller keeps it: a Deployment's
@@ -21,6 +23,8 @@ type revision struct {
 	Hash     string
 	Number   int64
 	Template corev1.PodTemplateSpec
+	// ChangeCause is the kubernetes.io/change-cause the workload had when this revision was made.
+	ChangeCause string
 }
 
 // revisions lists a workload's revisions from the cache, oldest first.
@@ -43,7 +47,7 @@ func revisions(ctx context.Context, r client.Reader, w client.Object) ([]revisio
 			t := *rs.Spec.Template.DeepCopy()
 			// The controller adds the hash label to the ReplicaSet's copy, not to the Deployment's template.
 			delete(t.Labels, appsv1.DefaultDeploymentUniqueLabelKey)
-			out = append(out, revision{Hash: hash, Number: n, Template: t})
+			out = append(out, revision{Hash: hash, Number: n, Template: t, ChangeCause: rs.Annotations[manifest.ChangeCauseAnnotation]})
 		}
 	case *appsv1.StatefulSet, *appsv1.DaemonSet:
 		var list appsv1.ControllerRevisionList
@@ -60,7 +64,7 @@ func revisions(ctx context.Context, r client.Reader, w client.Object) ([]revisio
 			if isSTS {
 				hash = cr.Name
 			}
-			out = append(out, revision{Hash: hash, Number: cr.Revision, Template: t})
+			out = append(out, revision{Hash: hash, Number: cr.Revision, Template: t, ChangeCause: cr.Annotations[manifest.ChangeCauseAnnotation]})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Number < out[j].Number })

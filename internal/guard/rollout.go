@@ -125,8 +125,9 @@ func (g *Guard) record(ctx context.Context, k key, w client.Object, pol Policy, 
 	baseline := st.baseline
 	g.mu.Unlock()
 	var prevTemplate *corev1.PodTemplateSpec
+	prevCause := ""
 	if target, ok := restoreTarget(revs, hash, baseline); ok {
-		prevTemplate = &target.Template
+		prevTemplate, prevCause = &target.Template, target.ChangeCause
 	}
 	by, changedAt := changedBy(live, prevTemplate)
 	cur := podTemplate(w)
@@ -153,8 +154,9 @@ func (g *Guard) record(ctx context.Context, k key, w client.Object, pol Policy, 
 		}
 		obj.Previous = prev
 	}
+	// kubectl set image and most tools leave the annotation as it was: then it names an older change.
 	cause := live.GetAnnotations()[manifest.ChangeCauseAnnotation]
-	if cause == "" {
+	if cause == "" || cause == prevCause {
 		cause = "pod template changed by " + by + "; seen by rollguard guard"
 	}
 	rec := &release.Record{

@@ -113,10 +113,16 @@ func (l *lockedBuffer) String() string {
 // its own, so guards of different tests never share a leader).
 func startGuard(t *testing.T, leaseNS string, env ...string) *guardProc {
 	t.Helper()
+	return startGuardArgs(t, leaseNS, env)
+}
+
+// startGuardArgs is startGuard with more guard flags.
+func startGuardArgs(t *testing.T, leaseNS string, env []string, args ...string) *guardProc {
+	t.Helper()
 	installGuardRBAC(t)
 	g := &guardProc{metrics: freeAddr(t), health: freeAddr(t), out: &lockedBuffer{}, done: make(chan struct{})}
-	g.cmd = exec.Command(binary, "guard", "--as", guardSA, "-n", leaseNS, "--lease-duration", "4s",
-		"--metrics-addr", g.metrics, "--health-addr", g.health, "--log-level", "info")
+	g.cmd = exec.Command(binary, append([]string{"guard", "--as", guardSA, "-n", leaseNS, "--lease-duration", "4s",
+		"--metrics-addr", g.metrics, "--health-addr", g.health, "--log-level", "info"}, args...)...)
 	g.cmd.Env = append([]string{"KUBECONFIG=" + cluster.Kubeconfig, "HOME=" + t.TempDir()}, env...)
 	g.cmd.Stdout, g.cmd.Stderr = g.out, g.out
 	if err := g.cmd.Start(); err != nil {

@@ -44,13 +44,33 @@ func runs(r *release.Record, image string) bool {
 	return len(r.Workloads) > 0 && slices.Contains(r.Workloads[0].Images, image)
 }
 
+// waitForRelease waits until n notifications about a release arrived, and returns them in order.
+func waitForRelease(t *testing.T, h *hooks, id string, n int) []notifyEvent {
+	t.Helper()
+	var got []notifyEvent
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		got = got[:0]
+		for _, e := range h.events(t) {
+			if e.Release == id {
+				got = append(got, e)
+			}
+		}
+		return len(got) >= n, nil
+	})
+	if err != nil {
+		t.Fatalf("notifications about %s: %v, want %d", id, kinds(got), n)
+	}
+	return got
+}
+
 // TestGuard runs one guard (as its ServiceAccount) and, beside it, what users do: a broken `kubectl
 // apply` is rolled back with the right reason; a hold waits for `rollguard approve`; a re-applied
 // known-bad template is held, not rolled back twice; a rollout a `rollguard deploy` is tracking is left to
 // it; unguarded and opted-out workloads are untouched.
 func TestGuard(t *testing.T) {
 	lease := cluster.Namespace(t)
-	g := startGuard(t, lease)
+	hooks := newHooks(t)
+	g := startGuardArgs(t, lease, nil, "--notify", hooks.url("json"))
 
 	// Namespaces the guard must not touch, broken from the start of the test to its end.
 	unguarded := cluster.Namespace(t)
@@ -87,6 +107,16 @@ func TestGuard(t *testing.T) {
 		}
 		waitAvailable(t, ns, "web", goodImage)
 		waitEvents(t, ns, "web", "RolloutFailed", "RolledBack")
+		notified := map[string]bool{}
+		for _, e := range waitForRelease(t, hooks, rec.ID, 2) {
+			notified[e.Event] = true
+			if e.Event == "release_failed" && (e.Reason != "ImagePullFailed" || e.Workload != "Deployment/web" || len(e.Evidence) == 0) {
+				t.Errorf("release_failed notification: %+v", e)
+			}
+		}
+		if !notified["release_failed"] || !notified["rolled_back"] {
+			t.Errorf("notifications of %s: %v, want release_failed and rolled_back", rec.ID, notified)
+		}
 		h := rollguard(t, "", "history", "deployment/web", "-n", ns)
 		if !strings.Contains(h.stdout, "rolled back by guard: ImagePullFailed") {
 			t.Errorf("history does not show the guard's rollback:\n%s\n%s", h.stdout, h.stderr)
@@ -133,6 +163,10 @@ func TestGuard(t *testing.T) {
 		if img := templateImage(t, ns); img != badImage {
 			t.Fatalf("a held rollout was changed: it runs %s", img)
 		}
+		held := waitForRelease(t, hooks, rec.ID, 2)
+		if e := held[len(held)-1]; e.Event != "guard_hold" || e.Approval == nil || e.Approval.ApproveCommand != "rollguard approve "+rec.ID+" -n "+ns {
+			t.Errorf("hold notification: %+v", e)
+		}
 		a := rollguard(t, "", "approve", rec.ID, "-n", ns, "--timeout", "2m")
 		if a.code != 0 {
 			t.Fatalf("approve: exit %d\n%s\n%s", a.code, a.stdout, a.stderr)
@@ -153,6 +187,7 @@ func TestGuard(t *testing.T) {
 	if img := templateImage(t, owned); img != badImage {
 		t.Errorf("the guard changed a rollout the deploy held: it runs %s", img)
 	}
+	noHookURL(t, g.out.String())
 	// Everything above has been judged while the unguarded workloads stayed broken.
 	for _, ns := range []string{unguarded, optedOut} {
 		if img := templateImage(t, ns); img != badImage {

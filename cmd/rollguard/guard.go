@@ -15,6 +15,7 @@ import (
 
 func newGuardCmd(g *globals) *cobra.Command {
 	o := guard.Options{}
+	var nf notifyFlags
 	cmd := &cobra.Command{
 		Use:   "guard",
 		Short: "Run the in-cluster guard: every rollout of a guarded workload is followed and healed",
@@ -50,6 +51,12 @@ kubeconfig flags. Replicas elect a leader (Lease rollguard-guard in --namespace)
 			if o.Identity == "" {
 				o.Identity = identity()
 			}
+			var err error
+			if o.Notify, err = nf.notifier(g, nil); err != nil {
+				return err
+			}
+			defer o.Notify.Flush()
+			o.Dashboard = nf.dashboard
 			return guard.Run(cmd.Context(), o)
 		},
 	}
@@ -59,6 +66,8 @@ kubeconfig flags. Replicas elect a leader (Lease rollguard-guard in --namespace)
 	f.BoolVar(&o.LeaderElection, "leader-elect", true, "elect a leader among replicas with the Lease rollguard-guard in --namespace")
 	f.DurationVar(&o.LeaseDuration, "lease-duration", 15*time.Second, "how long a dead leader keeps the lead before a standby takes over")
 	f.StringVar(&o.Identity, "identity", "", "this replica's name in the leader Lease and app locks (default: $POD_NAME or host name)")
+	nf.add(f)
+	nf.addDashboard(f)
 	cmd.AddCommand(newGuardManifestsCmd(g))
 	return cmd
 }

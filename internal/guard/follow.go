@@ -16,6 +16,7 @@ import (
 	"github.com/rollguard/rollguard/internal/diagnose"
 	"github.com/rollguard/rollguard/internal/kube"
 	"github.com/rollguard/rollguard/internal/lock"
+	"github.com/rollguard/rollguard/internal/notify"
 	"github.com/rollguard/rollguard/internal/release"
 	"github.com/rollguard/rollguard/internal/report"
 )
@@ -162,6 +163,7 @@ func (g *Guard) failed(ctx context.Context, k key, f *follower, w client.Object,
 	rec.Workloads[0].Status, rec.Workloads[0].Reason = v.Status, v.Reason
 	rec.Reason, rec.Message = string(v.Reason), v.Workload+": "+v.Message
 	g.event(w, corev1.EventTypeWarning, "RolloutFailed", "release %s failed: %s: %s", rec.ID, v.Reason, v.Message)
+	g.opts.Notify.Notify(g.notice(notify.ReleaseFailed, rec, &v))
 	g.log.Warn("rollout failed", "workload", k.String(), "release", rec.ID, "reason", v.Reason, "message", v.Message,
 		"signal", v.Since.UTC().Format(time.RFC3339Nano), "verdict", now.UTC().Format(time.RFC3339Nano))
 	if pol.OnFailure == OnFailureRollback && rec.Objects[0].Previous == nil {
@@ -201,6 +203,7 @@ func (g *Guard) hold(ctx context.Context, k key, f *follower, w client.Object, r
 		return
 	}
 	g.metrics.held.Inc()
+	g.opts.Notify.Notify(g.notice(notify.GuardHold, rec, nil))
 	g.event(w, corev1.EventTypeWarning, "RolloutHeld", "release %s held for a decision: rollguard approve %s -n %s rolls it back, rollguard reject %s -n %s keeps it",
 		rec.ID, rec.ID, k.namespace, rec.ID, k.namespace)
 }
@@ -219,7 +222,7 @@ func (g *Guard) rollback(ctx context.Context, k key, w client.Object, rec *relea
 	}
 	rb := &action.Rollback{
 		Connect:   func(context.Context) (*kube.Client, error) { return g.kc, nil },
-		Watch:     action.Watch{Timeout: pol.Timeout, Thresholds: pol.Thresholds, Log: g.log},
+		Watch:     action.Watch{Timeout: pol.Timeout, Thresholds: pol.Thresholds, Log: g.log, Notify: g.opts.Notify},
 		Namespace: k.namespace, Release: rec.ID, LockTTL: guardLockTTL, WaitForLock: wait,
 	}
 	res, err := rb.Run(ctx)
@@ -253,6 +256,29 @@ func (g *Guard) rollback(ctx context.Context, k key, w client.Object, rec *relea
 		g.log.Error("rollback not healthy", "workload", k.String(), "release", rec.ID, "message", res.Message)
 		g.event(w, corev1.EventTypeWarning, "RollbackFailed", "release %s: %s", rec.ID, res.Message)
 	}
+}
+
+// notice is a notification about one of the guard's records; v, when set, supplies the evidence. A
+// held rollout carries the commands that decide it.
+func (g *Guard) notice(kind notify.Kind, rec *release.Record, v *diagnose.Verdict) notify.Event {
+	e := notify.Event{
+		Kind: kind, App: rec.App, Cluster: g.kc.Server, Namespace: rec.Namespace, Release: rec.ID,
+		Reason: rec.Reason, Message: rec.Message, DeployedBy: rec.DeployedBy, ChangeCause: rec.ChangeCause,
+	}
+	if v != nil {
+		e.Workload, e.Fix = v.Workload, v.Fix
+		var lines []string
+		for _, ev := range v.Evidence {
+			lines = append(lines, ev.Object+": "+ev.Text)
+		}
+		e.Evidence = notify.Summarize(lines)
+	}
+	if kind == notify.GuardHold {
+		approve, reject := notify.Commands(rec.ID, rec.Namespace)
+		e.Approval = &notify.Approval{ApproveCommand: approve, RejectCommand: reject,
+			Dashboard: action.DashboardLink(g.opts.Dashboard, rec.Namespace, rec.App, rec.ID)}
+	}
+	return e
 }
 
 func prevRevision(rec *release.Record) string {

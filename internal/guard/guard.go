@@ -31,6 +31,7 @@ import (
 
 	"github.com/rollguard/rollguard/internal/action"
 	"github.com/rollguard/rollguard/internal/kube"
+	"github.com/rollguard/rollguard/internal/notify"
 	"github.com/rollguard/rollguard/internal/release"
 )
 
@@ -49,6 +50,10 @@ type Options struct {
 	// Tick is how often a followed rollout is re-diagnosed from the caches (default 250ms; no API calls).
 	Tick time.Duration
 	Log  *slog.Logger
+	// Notify, when set, tells people about failed, rolled back and held rollouts (see internal/notify);
+	// Dashboard is the base URL of `rollguard dashboard` for links in approval notifications.
+	Notify    *notify.Notifier
+	Dashboard string
 }
 
 // LeaseName is the leader-election Lease.

@@ -22,6 +22,7 @@ import (
 	"github.com/rollguard/rollguard/internal/kube"
 	"github.com/rollguard/rollguard/internal/lock"
 	"github.com/rollguard/rollguard/internal/manifest"
+	"github.com/rollguard/rollguard/internal/notify"
 	"github.com/rollguard/rollguard/internal/release"
 )
 
@@ -99,6 +100,7 @@ func (g *Guard) holdKnownBad(ctx context.Context, k key, w client.Object, pol Po
 	g.markHandled(k, hash)
 	g.metrics.knownBad.Inc()
 	g.metrics.held.Inc()
+	g.opts.Notify.Notify(g.notice(notify.GuardHold, rec, nil))
 	g.event(w, corev1.EventTypeWarning, "KnownBadRevision",
 		"revision %s was rolled back by %s (%s) and was applied again by %s: held, not rolled back in a loop; fix the source (git) or run rollguard approve %s -n %s to roll back",
 		hash, prior.ID, prior.Reason, rec.DeployedBy, rec.ID, k.namespace)

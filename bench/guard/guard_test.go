@@ -34,7 +34,8 @@ import (
 	"github.com/rollguard/rollguard/sandbox"
 )
 
-const (
+// The fleet's size; GUARD_BENCH_SCALE=small runs a quick 5×4 with 5 broken to check the benchmark itself.
+var (
 	namespaces   = 50
 	perNamespace = 20
 	broken       = 50
@@ -54,6 +55,10 @@ func run(m *testing.M) int {
 	if flag.Lookup("test.bench").Value.String() == "" {
 		return m.Run() // `go test ./...` without -bench: nothing here needs a cluster
 	}
+	nodes := 40 // 3,000 pods and a surge: 40 nodes of 110 pods
+	if os.Getenv("GUARD_BENCH_SCALE") == "small" {
+		namespaces, perNamespace, broken, unguarded, nodes = 5, 4, 5, 2, 2
+	}
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "rollguard-bench-guard-")
 	if err != nil {
@@ -70,8 +75,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	// 3,000 pods and a surge: 40 nodes of 110 pods.
-	if cluster, err = sandbox.Start(ctx, sandbox.Options{Progress: os.Stderr, Nodes: 40}); err != nil {
+	if cluster, err = sandbox.Start(ctx, sandbox.Options{Progress: os.Stderr, Nodes: nodes}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -198,7 +202,7 @@ func benchGuard(b *testing.B) {
 	must(b, kube(strings.Join(fixNamespace(docs), "---\n"), "apply", "-f", "-"))
 
 	// Wait until all 50 are rolled back healthy, and the control group reports its deadline.
-	poll(b, 10*time.Minute, func() bool { return scrape(metrics, `rollguard_guard_rollbacks_total{result="healthy"}`) >= broken })
+	poll(b, 10*time.Minute, func() bool { return scrape(metrics, `rollguard_guard_rollbacks_total{result="healthy"}`) >= float64(broken) })
 	healed := time.Since(change)
 	var deadline []time.Duration
 	poll(b, 5*time.Minute, func() bool {

@@ -202,7 +202,9 @@ func benchGuard(b *testing.B) {
 	must(b, kube(strings.Join(fixNamespace(docs), "---\n"), "apply", "-f", "-"))
 
 	// Wait until all 50 are rolled back healthy, and the control group reports its deadline.
-	poll(b, 10*time.Minute, func() bool { return scrape(metrics, `rollguard_guard_rollbacks_total{result="healthy"}`) >= float64(broken) })
+	poll(b, 10*time.Minute, func() bool {
+		return scrape(metrics, `rollguard_guard_rollbacks_total{result="healthy"}`) >= float64(broken)
+	})
 	healed := time.Since(change)
 	var deadline []time.Duration
 	poll(b, 5*time.Minute, func() bool {

@@ -314,17 +314,13 @@ func (d *Deploy) apply(ctx context.Context, s *State) error {
 	return nil
 }
 
-// trackPhase is the shared track phase; a run stopped while tracking (interrupted, or its lock taken)
-// records where it stopped instead of deciding.
+// trackPhase is the shared track phase, learning start-up times from the app's last successful release; a
+// run stopped while tracking (interrupted, or its lock taken) records where it stopped instead of deciding.
 func (d *Deploy) trackPhase() Phase {
-	tracked := trackPhase(d.Watch, "deploy:first-update")
+	tracked := haltWhenStopped(trackPhase(d.Watch, "deploy:first-update"), stageTracking)
 	return Phase{Name: tracked.Name, Run: func(ctx context.Context, s *State) error {
-		err := tracked.Run(ctx, s)
-		if cause := stopCause(ctx); err != nil && cause != nil {
-			s.Done = true
-			_, err = halt(ctx, s.Store, s.Record, s.Result, stageTracking, cause)
-		}
-		return err
+		s.knownStartup = knownStartups(ctx, s)
+		return tracked.Run(ctx, s)
 	}}
 }
 

@@ -70,6 +70,16 @@ type State struct {
 	cancel   context.CancelCauseFunc
 	getenv   func(string) string
 	previous []string // containers of --image NAME=previous, resolved once connected
+	// knownStartup is what the tracker learns from an earlier release's start-up times (deploy fills it).
+	knownStartup map[string]time.Duration
+
+	// A change to one live workload (undo, rollback --to-previous-image): the workload, the change, and
+	// the app's records as they were before it (workloadchange.go).
+	workload *workload
+	change   *workloadChange
+	records  []*release.Record
+	// Rollback is what restoring a release's previous state did (restore phases, rollback.go).
+	Rollback *report.Rollback
 }
 
 // runPhases runs phases in order until one fails or sets Done. The context every phase gets is cancelled
@@ -145,7 +155,7 @@ func trackPhase(w Watch, point string) Phase {
 	return Phase{Name: "track", Run: func(ctx context.Context, s *State) error {
 		// Events are stamped by the cluster's clock; allow for a little skew so the release's own first
 		// signals are never discarded as stale.
-		w.KnownStartup = knownStartups(ctx, s)
+		w.KnownStartup = s.knownStartup
 		ws, err := w.trackAt(ctx, s.Client, s.Targets, s.Started.Add(-2*time.Second), s.Since, point)
 		s.Workloads = ws
 		if s.Result != nil {
@@ -157,6 +167,19 @@ func trackPhase(w Watch, point string) Phase {
 			}
 		}
 		// Interrupted (signal, lost lock): the record stays "tracking" so the next run converges.
+		return err
+	}}
+}
+
+// haltWhenStopped wraps p so that a run stopped during it (interrupted, or its lock taken) records where it
+// stopped (halt, at stage) and ends, instead of failing. Reads Store, Record and Result.
+func haltWhenStopped(p Phase, stage string) Phase {
+	return Phase{Name: p.Name, Run: func(ctx context.Context, s *State) error {
+		err := p.Run(ctx, s)
+		if cause := stopCause(ctx); err != nil && cause != nil {
+			s.Done = true
+			_, err = halt(ctx, s.Store, s.Record, s.Result, stage, cause)
+		}
 		return err
 	}}
 }

@@ -143,3 +143,23 @@ func TestParsePolicies(t *testing.T) {
 		t.Errorf("ParseTimeoutAction(ignore): %v, want bad input", err)
 	}
 }
+
+// Undo, rollback and the rollback to the previous image are phase lists too: options checked before
+// connecting, the lock before anything is chosen or recorded, the record before the change, the change
+// tracked before it is decided; a rollback restores only after it refused newer releases under the lock.
+func TestUndoAndRollbackPhaseOrder(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		got  []Phase
+		want []string
+	}{
+		{"undo", (&Undo{}).Phases(), []string{"check", "connect", "lock", "target", "record", "apply", "track", "decide"}},
+		{"rollback --to-previous-image", (&RollbackImage{}).Phases(), []string{"check", "connect", "find", "lock", "record", "apply", "track", "decide"}},
+		{"rollback", (&Rollback{}).Phases(), []string{"check", "connect", "find", "lock", "newer", "restore"}},
+		{"restore", restorePhases(Watch{}), []string{"restore", "track", "verify"}},
+	} {
+		if got := names(tc.got); !slices.Equal(got, tc.want) {
+			t.Errorf("%s phases %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

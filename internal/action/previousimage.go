@@ -47,17 +47,39 @@ type RollbackImage struct {
 	Getenv      func(string) string
 }
 
+// Phases is the rollback to the previous image, step by step: the workload and the image are found
+// before the app is locked, and the change is recorded before it is made (changePhases).
+func (r *RollbackImage) Phases() []Phase {
+	return append([]Phase{
+		{Name: "check", Run: r.check},
+		{Name: "connect", Run: r.connect},
+		{Name: "find", Run: r.find},
+		lockPhase(r.Watch, lock.Options{Wait: r.WaitForLock, TTL: r.LockTTL}, "", false),
+	}, changePhases(r.Watch)...)
+}
+
 // Run finds the previous image, records the release, sets the image and follows the rollout.
 func (r *RollbackImage) Run(ctx context.Context) (*report.Result, error) {
+	return runPhases(ctx, &State{}, r.Phases())
+}
+
+// check validates the options before any network call.
+func (r *RollbackImage) check(context.Context, *State) error {
 	if r.Timeout <= 0 {
-		return nil, exitcode.BadInputf("--timeout must be positive, got %s", r.Timeout)
+		return exitcode.BadInputf("--timeout must be positive, got %s", r.Timeout)
 	}
 	if r.Object == "" && r.App == "" {
-		return nil, exitcode.BadInputf("--to-previous-image needs the workload: pass TYPE/NAME (e.g. deployment/web) or --app NAME")
+		return exitcode.BadInputf("--to-previous-image needs the workload: pass TYPE/NAME (e.g. deployment/web) or --app NAME")
 	}
+	return nil
+}
+
+// connect opens the cluster and reads the workload (named, or the app's). Fills Client, Store, Namespace,
+// App and workload.
+func (r *RollbackImage) connect(ctx context.Context, s *State) error {
 	c, err := r.Connect(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	ns := r.Namespace
 	if ns == "" {
@@ -67,38 +89,38 @@ func (r *RollbackImage) Run(ctx context.Context) (*report.Result, error) {
 	object := r.Object
 	if object == "" {
 		if object, err = r.appWorkload(ctx, store, ns); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	w, err := resolveWorkload(ctx, c, object, ns)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if w.target.Kind == "Job" {
-		return nil, exitcode.BadInputf("%s is a Job; --to-previous-image rolls back Deployments, StatefulSets and DaemonSets", object)
+		return exitcode.BadInputf("%s is a Job; --to-previous-image rolls back Deployments, StatefulSets and DaemonSets", object)
 	}
+	s.Client, s.Store, s.workload, s.getenv = c, store, w, r.Getenv
+	s.Namespace, s.App = w.target.Namespace, r.App
+	if s.App == "" {
+		s.App = w.target.Name
+	}
+	return nil
+}
+
+// find asks the registry for the image pushed before the running one. Fills Cause and change.
+func (r *RollbackImage) find(ctx context.Context, s *State) error {
+	c, w := s.Client, s.workload
 	container, running, err := containerImage(w.live, r.Container)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	prev, err := registry.PreviousOf(ctx, r.registry(), runningReference(ctx, c, w.live, container, running), r.Prefix)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	app := r.App
-	if app == "" {
-		app = w.target.Name
-	}
-	lk, err := lock.Acquire(ctx, c, w.target.Namespace, app, lock.Options{Wait: r.WaitForLock, TTL: r.LockTTL})
-	if err != nil {
-		return nil, err
-	}
-	defer lk.Release(context.WithoutCancel(ctx))
-
-	change := &workloadChange{Watch: r.Watch, Command: "rollback", App: app, Getenv: r.Getenv,
-		Cause: fmt.Sprintf("rollguard rollback --to-previous-image: %s %s → %s (pushed %s)", container, running, prev.Reference,
-			prev.Pushed.UTC().Format(time.RFC3339)),
-		Images: withImage(w.live, container, prev.Reference),
+	s.Cause = fmt.Sprintf("rollguard rollback --to-previous-image: %s %s → %s (pushed %s)", container, running, prev.Reference,
+		prev.Pushed.UTC().Format(time.RFC3339))
+	s.change = &workloadChange{Command: "rollback", Images: withImage(w.live, container, prev.Reference),
 		Apply: func(ctx context.Context) error {
 			if err := setImage(ctx, c, w, container, prev.Reference); err != nil {
 				return err
@@ -106,7 +128,7 @@ func (r *RollbackImage) Run(ctx context.Context) (*report.Result, error) {
 			r.logger().Info("set the previous image", "workload", w.target.String(), "container", container, "image", prev.Reference)
 			return nil
 		}}
-	return change.run(ctx, c, w)
+	return nil
 }
 
 func (r *RollbackImage) registry() *registry.Client {

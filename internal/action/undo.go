@@ -41,85 +41,107 @@ type Undo struct {
 	Getenv      func(string) string
 }
 
+// Phases is the undo, step by step: options are checked before connecting, the revision is chosen and
+// dry-run under the app's lock, and the change is recorded before it is made (changePhases).
+func (u *Undo) Phases() []Phase {
+	return append([]Phase{
+		{Name: "check", Run: u.check},
+		{Name: "connect", Run: u.connect},
+		lockPhase(u.Watch, lock.Options{Wait: u.WaitForLock, TTL: u.LockTTL}, "", false),
+		{Name: "target", Run: u.target},
+	}, changePhases(u.Watch)...)
+}
+
 // Run performs the undo.
 func (u *Undo) Run(ctx context.Context) (*report.Result, error) {
+	return runPhases(ctx, &State{}, u.Phases())
+}
+
+// check validates the options before any network call.
+func (u *Undo) check(context.Context, *State) error {
 	if u.Timeout <= 0 {
-		return nil, exitcode.BadInputf("--timeout must be positive, got %s", u.Timeout)
+		return exitcode.BadInputf("--timeout must be positive, got %s", u.Timeout)
 	}
 	if u.ToImage != "" && u.ToImage != "previous" {
-		return nil, exitcode.BadInputf("--to-image takes only \"previous\" (the image deployed before the current one), got %q", u.ToImage)
+		return exitcode.BadInputf("--to-image takes only \"previous\" (the image deployed before the current one), got %q", u.ToImage)
 	}
 	if u.ToImage != "" && u.ToRevision != 0 {
-		return nil, exitcode.BadInputf("pass --to-revision or --to-image, not both")
+		return exitcode.BadInputf("pass --to-revision or --to-image, not both")
 	}
 	if u.ToRevision < 0 {
-		return nil, exitcode.BadInputf("--to-revision must be a revision number, got %d", u.ToRevision)
+		return exitcode.BadInputf("--to-revision must be a revision number, got %d", u.ToRevision)
 	}
+	return nil
+}
+
+// connect opens the cluster and reads the workload. Fills Client, Store, Namespace, App and workload.
+func (u *Undo) connect(ctx context.Context, s *State) error {
 	c, err := u.Connect(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	w, err := resolveWorkload(ctx, c, u.Object, u.Namespace)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if u.ToImage != "" && w.target.Kind != "Deployment" {
-		return nil, exitcode.BadInputf("--to-image previous works on Deployments; pass --to-revision for a %s", w.target.Kind)
+		return exitcode.BadInputf("--to-image previous works on Deployments; pass --to-revision for a %s", w.target.Kind)
 	}
-	app := u.App
-	if app == "" {
-		app = w.target.Name
+	s.Client, s.Store, s.workload, s.getenv = c, release.NewStore(c), w, u.Getenv
+	s.Namespace, s.App = w.target.Namespace, u.App
+	if s.App == "" {
+		s.App = w.target.Name
 	}
-	lk, err := lock.Acquire(ctx, c, w.target.Namespace, app, lock.Options{Wait: u.WaitForLock, TTL: u.LockTTL})
-	if err != nil {
-		return nil, err
-	}
-	defer lk.Release(context.WithoutCancel(ctx))
+	return nil
+}
 
+// target chooses the revision to return to and dry-runs the rollback to it, so a refused undo is bad input
+// that leaves no record behind; an undo to where the workload already is ends the run here. Fills Cause and
+// change.
+func (u *Undo) target(ctx context.Context, s *State) error {
+	c, w, rev := s.Client, s.workload, u.ToRevision
+	var err error
 	if u.ToImage == "previous" {
-		if u.ToRevision, err = previousImageRevision(ctx, c, w.live); err != nil {
-			return nil, err
+		if rev, err = previousImageRevision(ctx, c, w.live); err != nil {
+			return err
 		}
 	}
-	if u.ToRevision == 0 && w.target.Kind == "Deployment" {
-		if err := refuseFailedPrevious(ctx, c, release.NewStore(c), w, app); err != nil {
-			return nil, err
+	if rev == 0 && w.target.Kind == "Deployment" {
+		if err := refuseFailedPrevious(ctx, c, s.Store, w, s.App); err != nil {
+			return err
 		}
 	}
 	rollbacker, err := polymorphichelpers.RollbackerFor(w.gvk.GroupKind(), c.Typed)
 	if err != nil {
-		return nil, exitcode.BadInputf("cannot undo a %s: %v", w.target.Kind, err)
+		return exitcode.BadInputf("cannot undo a %s: %v", w.target.Kind, err)
 	}
-
-	if w.target.Kind == "Deployment" && u.ToRevision > 0 {
-		if u.ToRevision, err = renumberedRevision(ctx, c, w.live, u.ToRevision); err != nil {
-			return nil, err
+	if w.target.Kind == "Deployment" && rev > 0 {
+		if rev, err = renumberedRevision(ctx, c, w.live, rev); err != nil {
+			return err
 		}
 	}
-	// A server-side dry-run of the same rollback first: a refused undo (no such revision, nothing to
-	// change) is bad input and leaves no record behind.
-	msg, err := rollbacker.Rollback(w.live, nil, u.ToRevision, cmdutil.DryRunServer)
+	msg, err := rollbacker.Rollback(w.live, nil, rev, cmdutil.DryRunServer)
 	if err != nil {
-		return nil, exitcode.BadInputf("undoing %s: %v; nothing was changed (rollguard history %s -n %s lists its revisions)", u.Object, err, u.Object, w.target.Namespace)
+		return exitcode.BadInputf("undoing %s: %v; nothing was changed (rollguard history %s -n %s lists its revisions)", u.Object, err, u.Object, w.target.Namespace)
 	}
 	if strings.HasPrefix(msg, "skipped rollback") {
 		// Already there: nothing changes, so nothing is recorded.
-		now := time.Now()
-		return &report.Result{Command: "undo", Namespace: w.target.Namespace, Outcome: report.Succeeded, FinishedAt: now,
-			Message: "nothing to undo: " + strings.TrimSuffix(strings.TrimPrefix(msg, "skipped rollback "), "\n")}, nil
+		s.Done = true
+		s.Result = &report.Result{Command: "undo", Namespace: w.target.Namespace, Outcome: report.Succeeded, FinishedAt: time.Now(),
+			Message: "nothing to undo: " + strings.TrimSuffix(strings.TrimPrefix(msg, "skipped rollback "), "\n")}
+		return nil
 	}
-
-	change := &workloadChange{Watch: u.Watch, Command: "undo", App: app, Cause: undoCause(u.ToRevision), Undo: true,
-		Point: "undo:recorded", Getenv: u.Getenv,
+	s.Cause = undoCause(rev)
+	s.change = &workloadChange{Command: "undo", Undo: true, Point: "undo:recorded",
 		Apply: func(ctx context.Context) error {
-			msg, err := rollbacker.Rollback(w.live, nil, u.ToRevision, cmdutil.DryRunNone)
+			msg, err := rollbacker.Rollback(w.live, nil, rev, cmdutil.DryRunNone)
 			if err != nil {
 				return exitcode.New(exitcode.NotRecovered, fmt.Errorf("undoing %s: %w", u.Object, err))
 			}
 			u.logger().Info("rolled back", "workload", w.target.String(), "result", msg)
 			return nil
 		}}
-	return change.run(ctx, c, w)
+	return nil
 }
 
 // madeRevision reports whether rec rolled out the workload's revision rev/hash.

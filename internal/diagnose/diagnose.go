@@ -22,6 +22,8 @@ import (
 //	schedule.go  Unschedulable, knowing whether the cluster can grow        (PodScheduled=False, FailedScheduling)
 //	workload.go  ProgressDeadlineExceeded, and Healthy/Progressing          (the workload's own status)
 //	custom.go    CustomResourceFailed, and custom resources' readiness      (kstatus-style status.conditions)
+//	job.go       JobFailed, VerificationFailed (a verify Job), Job progress (the Job's own conditions)
+//	bake.go      the bake window: restarts, crash loops and readiness lost after the release was healthy
 //	diagnose.go  Timeout, and which finding wins when several fire          (this file)
 //	revision.go  which pods belong to the new revision;  events.go  event times, counts and lines
 //	fix.go       the generic remedy per reason (verdicts carry a concrete one from the rule that fired)
@@ -51,6 +53,9 @@ type Input struct {
 	KnownStartup time.Duration
 	// Autoscaler says whether the cluster can add nodes for an unschedulable pod.
 	Autoscaler Autoscaler
+	// Verification marks a Job the release runs to verify itself once every workload is healthy (its verify
+	// phase): its failure is VerificationFailed, not JobFailed.
+	Verification bool
 }
 
 // Autoscaler is what the caller found out about node autoscaling in the cluster.
@@ -163,7 +168,7 @@ func Diagnose(in Input, th Thresholds) Verdict {
 	found = append(found, createFindings(r, ev, in.Now, th)...) // create.go
 	found = append(found, scheduleFindings(r, ev, in, th)...)   // schedule.go
 	found = append(found, deadlineFindings(r)...)               // workload.go
-	found = append(found, jobFindings(r, in.Logs, th)...)       // job.go
+	found = append(found, jobFindings(r, in, th)...)            // job.go
 	return decide(v, r, found, in.Now, in.Deadline)
 }
 
@@ -198,6 +203,8 @@ func precedence(r Reason) (tier, order int) {
 		return 1, 7
 	case CustomResourceFailed:
 		return 1, 8
+	case VerificationFailed:
+		return 1, 9
 	case QuotaExceeded:
 		return 2, 0
 	case Unschedulable:

@@ -337,3 +337,38 @@ func terminateOnePod(t *testing.T, in *Input) {
 	now := metav1.NewTime(in.Now)
 	in.Pods[0].DeletionTimestamp = &now
 }
+
+// A verify Job (the release's own smoke test) that fails is VerificationFailed, with its log lines —
+// redacted — as evidence; the same Job outside the verify phase is a JobFailed.
+func TestDiagnoseVerificationJob(t *testing.T) {
+	f := loadFixture(t, filepath.Join("testdata", "job-failed"))
+	for _, tc := range []struct {
+		verify bool
+		reason Reason
+		says   string
+	}{
+		{verify: true, reason: VerificationFailed, says: "verify job migrate failed"},
+		{verify: false, reason: JobFailed, says: "job migrate failed"},
+	} {
+		in := f.in
+		in.Now, in.Verification = f.captured, tc.verify
+		in.Logs = map[string]string{}
+		for _, p := range in.Pods {
+			in.Logs[p.Name+"/migrate"] = "connecting to postgres://app@db\npassword=hunter2\ncheck orders table: missing column status"
+		}
+		v := Diagnose(in, DefaultThresholds())
+		if v.Status != Failed || v.Reason != tc.reason || !strings.HasPrefix(v.Message, tc.says) {
+			t.Fatalf("verify=%v: got %s, want failed %s saying %q", tc.verify, v.Line(), tc.reason, tc.says)
+		}
+		var all string
+		for _, e := range v.Evidence {
+			all += e.Text + "\n"
+		}
+		if !strings.Contains(all, "missing column status") || strings.Contains(all, "hunter2") {
+			t.Errorf("verify=%v: evidence must carry the log tail, redacted:\n%s", tc.verify, all)
+		}
+		if v.Fix != tc.reason.Fix() {
+			t.Errorf("fix = %q", v.Fix)
+		}
+	}
+}

@@ -28,6 +28,8 @@ func (r Reason) Fix() string {
 		return "inspect the new ReplicaSet's pods and events (kubectl describe) for why they do not become available"
 	case JobFailed:
 		return "read the failed pods' logs (kubectl logs job/NAME); fix the job and deploy again — a job that changed data (a migration) is not undone by a rollback"
+	case VerificationFailed:
+		return "the release rolled out but its verify Job says it does not work: read the Job's log lines in the evidence, fix the release (or the check) and deploy again"
 	case CustomResourceFailed:
 		return "the custom resource's controller reported a failure (Stalled, Failed, or Ready=False with an error): fix what its condition message names"
 	case Timeout:

@@ -44,8 +44,10 @@ func jobCondition(j *batchv1.Job, t batchv1.JobConditionType) *batchv1.JobCondit
 	return nil
 }
 
-// jobFindings reports the Job controller's verdict, with what its failed pods said as evidence.
-func jobFindings(r *rollout, logs map[string]string, th Thresholds) []finding {
+// jobFindings reports the Job controller's verdict, with what its failed pods said as evidence: JobFailed,
+// or VerificationFailed for a verify Job (in.Verification), which ran against the healthy release.
+func jobFindings(r *rollout, in Input, th Thresholds) []finding {
+	logs := in.Logs
 	if r.job == nil {
 		return nil
 	}
@@ -73,22 +75,23 @@ func jobFindings(r *rollout, logs map[string]string, th Thresholds) []finding {
 			}
 		}
 	}
+	reason, what := JobFailed, "job"
+	if in.Verification {
+		reason, what = VerificationFailed, "verify job"
+	}
 	return []finding{{
-		reason:    JobFailed,
+		reason:    reason,
 		confirmed: true,
 		since:     c.LastTransitionTime.Time,
 		object:    r.ref(),
-		message:   fmt.Sprintf("job %s failed: %s: %s%s", r.name, c.Reason, c.Message, exit),
-		fix:       JobFailed.Fix(),
+		message:   fmt.Sprintf("%s %s failed: %s: %s%s", what, r.name, c.Reason, c.Message, exit),
+		fix:       reason.Fix(),
 		evidence:  evidence,
 	}}
 }
 
-// lastLines keeps the last n lines of a log, joined with " | " so the evidence stays one line.
+// lastLines keeps the last n lines of a log, redacted like a crashed container's (tail), joined with " | "
+// so the evidence stays one line: a migration or verify Job printing its connection string must not leak it.
 func lastLines(log string, n int) string {
-	lines := strings.Split(strings.TrimRight(log, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.TrimSpace(strings.Join(lines, " | "))
+	return strings.Join(tail(log, n), " | ")
 }

@@ -34,8 +34,11 @@ const (
 	Unschedulable            Reason = "Unschedulable"
 	ProgressDeadlineExceeded Reason = "ProgressDeadlineExceeded"
 	JobFailed                Reason = "JobFailed"
-	CustomResourceFailed     Reason = "CustomResourceFailed"
-	Timeout                  Reason = "Timeout"
+	// VerificationFailed: a verify Job of the release (smoke tests, deep health checks run once every
+	// workload is healthy) failed; see job.go.
+	VerificationFailed   Reason = "VerificationFailed"
+	CustomResourceFailed Reason = "CustomResourceFailed"
+	Timeout              Reason = "Timeout"
 )
 
 // Evidence is one fact behind a verdict: an event line, a container state, a condition, a log tail.

@@ -134,11 +134,21 @@ func (e *UnknownKindError) Error() string {
 // (the node is unreachable, logs are gone, or we lack pods/log permission): logs enrich a verdict, they
 // never decide it.
 func (c *Client) PreviousLog(ctx context.Context, namespace, pod, container string, lines int64) string {
+	return c.log(ctx, namespace, pod, container, lines, true)
+}
+
+// FinishedLog is PreviousLog for a container that ran to its end and was not restarted (a Job's pod,
+// restartPolicy Never): its own last lines.
+func (c *Client) FinishedLog(ctx context.Context, namespace, pod, container string, lines int64) string {
+	return c.log(ctx, namespace, pod, container, lines, false)
+}
+
+func (c *Client) log(ctx context.Context, namespace, pod, container string, lines int64, previous bool) string {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	limit := int64(16 << 10)
 	b, err := c.Typed.CoreV1().Pods(namespace).GetLogs(pod, &corev1.PodLogOptions{
-		Container: container, Previous: true, TailLines: &lines, LimitBytes: &limit,
+		Container: container, Previous: previous, TailLines: &lines, LimitBytes: &limit,
 	}).DoRaw(ctx)
 	if err != nil {
 		return ""

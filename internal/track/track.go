@@ -35,6 +35,8 @@ type Target struct {
 	Name      string
 	// APIVersion is set for custom resources (custom.go), e.g. "cert-manager.io/v1".
 	APIVersion string
+	// Verify marks a Job of the release's verify phase: its failure is VerificationFailed.
+	Verify bool
 }
 
 func (t Target) String() string { return t.Kind + "/" + t.Name }
@@ -135,8 +137,9 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 				startups[i] = diagnose.PreviousStartup(in)
 			}
 			in.KnownStartup, in.Autoscaler = max(startups[i], opts.KnownStartup[t.String()]), autoscaler
+			in.Verification = t.Verify
 			v := diagnose.Diagnose(in, opts.Thresholds)
-			if v.Reason == diagnose.CrashLoop && logs.want(ctx, in.Pods) {
+			if wantsLogs(v.Reason) && logs.want(ctx, in.Pods) {
 				fetched = logs.get()
 				in.Logs = fetched
 				v = diagnose.Diagnose(in, opts.Thresholds)
@@ -334,13 +337,23 @@ func (l *logCache) get() map[string]string {
 	return out
 }
 
-// want fetches logs of crashed containers not fetched before; it reports whether it found any new lines.
+// wantsLogs reports the verdicts whose evidence carries the failed containers' last log lines.
+func wantsLogs(r diagnose.Reason) bool {
+	return r == diagnose.CrashLoop || r == diagnose.JobFailed || r == diagnose.VerificationFailed
+}
+
+// want fetches logs of crashed containers (restarted ones: their previous run; a Job's failed ones: their
+// own) not fetched before; it reports whether it found any new lines.
 func (l *logCache) want(ctx context.Context, pods []corev1.Pod) bool {
 	found := false
 	for _, p := range pods {
 		for _, cs := range p.Status.ContainerStatuses {
+			read := l.c.PreviousLog
 			if cs.LastTerminationState.Terminated == nil {
-				continue
+				if t := cs.State.Terminated; t == nil || t.ExitCode == 0 {
+					continue
+				}
+				read = l.c.FinishedLog
 			}
 			key := p.Name + "/" + cs.Name
 			l.mu.Lock()
@@ -350,7 +363,7 @@ func (l *logCache) want(ctx context.Context, pods []corev1.Pod) bool {
 			if done {
 				continue
 			}
-			text := l.c.PreviousLog(ctx, p.Namespace, p.Name, cs.Name, 20)
+			text := read(ctx, p.Namespace, p.Name, cs.Name, 20)
 			if strings.TrimSpace(text) != "" {
 				l.mu.Lock()
 				l.logs[key] = text

@@ -16,6 +16,9 @@ func Human(w io.Writer, r Result) error {
 	for _, wl := range r.Workloads {
 		humanWorkload(&b, "", wl, r.Namespace, r.AppliedAt, "apply")
 	}
+	for _, p := range r.Phases {
+		b.WriteString(p.Line() + "\n")
+	}
 	if rb := r.Rollback; rb != nil {
 		b.WriteString(rollbackHeadline(rb) + "\n")
 		for _, wl := range rb.Workloads {
@@ -47,7 +50,7 @@ func Human(w io.Writer, r Result) error {
 // humanWorkload writes one workload's line. Workloads outside namespace are marked; verdict times are
 // given relative to start, which is when `since` ("apply", "rollback") happened.
 func humanWorkload(b *strings.Builder, indent string, wl Workload, namespace string, start time.Time, since string) {
-	b.WriteString(indent + symbol(wl) + " " + wl.ID())
+	b.WriteString(indent + symbol(wl) + " " + workloadLabel(wl))
 	if wl.Namespace != "" && wl.Namespace != namespace {
 		b.WriteString(" in " + wl.Namespace)
 	}

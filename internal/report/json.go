@@ -30,6 +30,7 @@ type jsonResult struct {
 	FinishedAt      jsonTime       `json:"finishedAt"`
 	DurationSeconds float64        `json:"durationSeconds"`
 	Workloads       []jsonWorkload `json:"workloads"`
+	Phases          []jsonPhase    `json:"phases"`
 	Rollback        *jsonRollback  `json:"rollback"`
 }
 
@@ -45,6 +46,7 @@ type jsonWorkload struct {
 	Images     []string            `json:"images,omitempty"`
 	Evidence   []diagnose.Evidence `json:"evidence,omitempty"`
 	Fix        string              `json:"fix,omitempty"`
+	Phase      string              `json:"phase,omitempty"`
 }
 
 type jsonRollback struct {
@@ -81,6 +83,7 @@ func JSON(w io.Writer, r Result) error {
 		FinishedAt:      jsonTime(r.FinishedAt),
 		DurationSeconds: math.Round(r.Duration().Seconds()*1000) / 1000,
 		Workloads:       jsonWorkloads(r.Workloads),
+		Phases:          jsonPhases(r.Phases),
 	}
 	if rb := r.Rollback; rb != nil {
 		out.Rollback = &jsonRollback{
@@ -118,6 +121,7 @@ func jsonWorkloads(ws []Workload) []jsonWorkload {
 			Images:     w.Images,
 			Evidence:   w.Evidence,
 			Fix:        w.Fix,
+			Phase:      w.Phase,
 		})
 	}
 	return out

@@ -98,7 +98,7 @@ func JUnit(w io.Writer, r Result) error {
 		if end.IsZero() {
 			end = r.FinishedAt
 		}
-		c := junitCase{Classname: ns, Name: wl.ID(), Time: seconds(between(r.AppliedAt, end))}
+		c := junitCase{Classname: ns, Name: workloadLabel(wl), Time: seconds(between(r.AppliedAt, end))}
 		switch {
 		case wl.Status == diagnose.Healthy:
 		case unfinished(wl):
@@ -107,6 +107,13 @@ func JUnit(w io.Writer, r Result) error {
 			suite.Skipped++
 		default:
 			c.Failure = junitFailureFor(wl)
+			suite.Failures++
+		}
+		suite.Cases = append(suite.Cases, c)
+	}
+	for _, p := range r.Phases {
+		c := phaseCase(r.Namespace, p)
+		if c.Failure != nil {
 			suite.Failures++
 		}
 		suite.Cases = append(suite.Cases, c)

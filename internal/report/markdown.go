@@ -46,6 +46,14 @@ func Markdown(w io.Writer, r Result) error {
 		}
 	}
 
+	if len(r.Phases) > 0 {
+		b.WriteString("### Phases\n\n")
+		for _, p := range r.Phases {
+			b.WriteString("- " + mdText(p.Line()) + "\n")
+		}
+		b.WriteString("\n")
+	}
+
 	if rb := r.Rollback; rb != nil {
 		b.WriteString("### Rollback\n\n")
 		h := rollbackHeadline(rb) // starts with the ASCII word "rollback"
@@ -73,7 +81,7 @@ func mdTable(b *strings.Builder, ws []Workload, namespace string) {
 	}
 	b.WriteString("| Workload | Status | Reason | Detail |\n|---|---|---|---|\n")
 	for _, wl := range ws {
-		id := mdCode(wl.ID())
+		id := mdCode(workloadLabel(wl))
 		if wl.Namespace != "" && wl.Namespace != namespace {
 			id += " in " + mdCode(wl.Namespace)
 		}

@@ -63,6 +63,9 @@ type Result struct {
 	Namespace   string
 	ChangeCause string
 	Workloads   []Workload
+	// Phases are the release's steps beyond apply and track (pre-deploy, verify, bake), in the order they
+	// ran; empty when the release has none.
+	Phases []Phase
 	// Rollback is nil unless a rollback was performed or is held for approval.
 	Rollback *Rollback
 	// Message is a one-line summary, e.g. `Deployment/web failed: ImagePullFailed; rolled back to r-41`.
@@ -99,6 +102,8 @@ type Workload struct {
 	// Startup is how long a healthy workload's pods took from start to Ready (not printed; release records
 	// keep it for the next release's readiness wait).
 	Startup time.Duration
+	// Phase is the release phase a Job ran in ("pre-deploy", "verify"); empty for the rollout itself.
+	Phase string
 }
 
 // FromVerdict makes the report line for one workload from its diagnosis, detected at the given time.

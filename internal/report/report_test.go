@@ -82,8 +82,14 @@ func succeeded() Result {
 		Namespace:  "prod",
 		Message:    "2 workloads healthy",
 		Workloads: []Workload{
+			{Kind: "Job", Namespace: "prod", Name: "migrate", Status: diagnose.Healthy, DetectedAt: at(-3 * time.Second), Progress: "1/1 succeeded, 0 running, 0 failed", Phase: "pre-deploy"},
 			{Kind: "Deployment", Namespace: "prod", Name: "web", Status: diagnose.Healthy, DetectedAt: at(18 * time.Second), Progress: "3/3 updated, 3 ready", Images: []string{"registry.example.com/web:v3"}},
 			{Kind: "Deployment", Namespace: "prod", Name: "api", Status: diagnose.Healthy, DetectedAt: at(9500 * time.Millisecond), Progress: "2/2 updated, 2 ready"},
+			{Kind: "Job", Namespace: "prod", Name: "smoke", Status: diagnose.Healthy, DetectedAt: at(18200 * time.Millisecond), Progress: "1/1 succeeded, 0 running, 0 failed", Phase: "verify"},
+		},
+		Phases: []Phase{
+			{Name: "pre-deploy", Outcome: Succeeded, StartedAt: at(-5 * time.Second), FinishedAt: at(-3 * time.Second), Message: "1 Job completed: Job/migrate"},
+			{Name: "verify", Outcome: Succeeded, StartedAt: at(18 * time.Second), FinishedAt: at(18200 * time.Millisecond), Message: "1 Job completed: Job/smoke"},
 		},
 	}
 }
@@ -400,8 +406,9 @@ func TestJUnitFailedRunWithoutFailingWorkload(t *testing.T) {
 			t.Errorf("%s: failures=%d last=%+v; want one failure typed %s", r.Message, s.Failures, last, r.Outcome)
 		}
 	}
-	if s := parseJUnit(t, succeeded()).Suites[0]; s.Failures != 0 || s.Tests != 2 {
-		t.Errorf("succeeded run: tests=%d failures=%d, want 2, 0", s.Tests, s.Failures)
+	// Four workloads (two of them phase Jobs) and two phases.
+	if s := parseJUnit(t, succeeded()).Suites[0]; s.Failures != 0 || s.Tests != 6 {
+		t.Errorf("succeeded run: tests=%d failures=%d, want 6, 0", s.Tests, s.Failures)
 	}
 }
 

@@ -31,7 +31,13 @@ reported with its reason, evidence and a suggested fix as soon as it is visible,
 On failure (--on-failure): rollback restores every changed object (ConfigMaps and Secrets included), deletes
 objects the release created, and proves the rollback healthy (exit 1); approve waits for
 "rollguard approve|reject RELEASE" (or a terminal answer); hold exits 5 so a later pipeline step can run
-"rollguard rollback RELEASE"; none exits 2. One run per app at a time (a Lease lock).`,
+"rollguard rollback RELEASE"; none exits 2. One run per app at a time (a Lease lock).
+
+Release phases: Jobs annotated rollguard.dev/phase: pre-deploy (or Helm's helm.sh/hook: pre-install /
+pre-upgrade) run to completion before any workload changes; a failed one fails the release (JobFailed) with
+nothing else applied. Jobs annotated rollguard.dev/phase: verify (or helm.sh/hook: post-install /
+post-upgrade) run once every workload is healthy; a failed one fails it (VerificationFailed). Once a
+pre-deploy Job marked rollguard.dev/reversible: "false" succeeded, a failure is held (--on-irreversible).`,
 		Example: `  rollguard deploy -f k8s/ --image web=registry.example.com/web:1.4.2 --timeout 5m
   rollguard deploy --env staging --image web=registry.example.com/web:1.4.2
   helm template web ./chart | rollguard deploy -f - -n web
@@ -77,6 +83,7 @@ objects the release created, and proves the rollback healthy (exit 1); approve w
 	f.DurationVar(&d.Timeout, "timeout", 5*time.Minute, "give up on a rollout that has not finished after this long")
 	f.StringVar(&d.App, "app", "", "release name for records, lock and history (default: the first workload's name)")
 	f.StringVar(&d.OnFailure, "on-failure", string(action.OnFailureRollback), "what to do when the release fails: rollback, approve (wait for rollguard approve/reject), hold (exit 5; roll back later with rollguard rollback) or none")
+	f.StringVar(&d.OnIrreversible, "on-irreversible", string(action.IrreversibleHold), `once a pre-deploy Job marked rollguard.dev/reversible: "false" succeeded, a failure is not rolled back automatically: hold (exit 5), approve (wait for rollguard approve/reject) or rollback`)
 	f.DurationVar(&d.ApprovalTimeout, "approval-timeout", 24*time.Hour, "with --on-failure=approve: how long to wait for a decision")
 	f.StringVar(&d.ApprovalTimeoutAction, "approval-timeout-action", "rollback", "with --on-failure=approve: rollback or reject when nobody decides in time")
 	f.BoolVar(&podPreflight, "pod-preflight", true, "before applying, dry-run create one pod per workload so LimitRanges, Pod Security, ServiceAccounts, webhooks and quota judge it (exit 3 if refused); false leaves refused pods to tracking")

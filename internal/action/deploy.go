@@ -46,6 +46,9 @@ type Deploy struct {
 	Environment string
 	// OnFailure is rollback (default), approve, hold or none; validated by ParseOnFailure.
 	OnFailure string
+	// OnIrreversible replaces an automatic rollback once an irreversible pre-deploy Job succeeded: hold
+	// (default), approve or rollback (irreversible.go).
+	OnIrreversible string
 	Approval
 	// WaitForLock is how long to wait while another run deploys or rolls back the same app.
 	WaitForLock time.Duration
@@ -68,13 +71,16 @@ func (d *Deploy) Phases() []Phase {
 		{Name: "load", Run: d.load},
 		{Name: "connect", Run: d.connect},
 		{Name: "validate", Run: d.validatePhase},
+		{Name: "plan-phases", Run: d.planPhases},
 		{Name: "pod-preflight", Run: d.podPreflightPhase},
 		{Name: "preflight", Run: d.preflightPhase},
 		{Name: "namespaces", Run: d.namespaces},
 		lockPhase(d.Watch, d.lockOptions(), "deploy:locked", true),
 		{Name: "record", Run: d.record},
+		{Name: PhasePreDeploy, Run: d.preDeploy},
 		{Name: "apply", Run: d.apply},
 		d.trackPhase(),
+		{Name: PhaseVerify, Run: d.verify},
 		{Name: "decide", Run: d.decide},
 	}
 }
@@ -91,6 +97,9 @@ func (d *Deploy) load(ctx context.Context, s *State) error {
 		return exitcode.BadInputf("--timeout must be positive, got %s", d.Timeout)
 	}
 	if _, err := ParseTimeoutAction(d.ApprovalTimeoutAction); err != nil {
+		return err
+	}
+	if _, err := ParseOnIrreversible(d.OnIrreversible); err != nil {
 		return err
 	}
 	objs := d.Objects

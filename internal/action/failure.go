@@ -84,6 +84,9 @@ func (d *Deploy) onFailure(ctx context.Context, c *kube.Client, store *release.S
 	if cause := stopCause(ctx); cause != nil {
 		return halt(ctx, store, rec, result, stageTracking, cause)
 	}
+	if note := irreversibleNote(rec); note != "" && (policy == OnFailureApprove || policy == OnFailureHold) {
+		result.Message, rec.Message = oneLineJoin(result.Message, note), oneLineJoin(rec.Message, note)
+	}
 	// A release held for a decision is announced once, by approval_needed, which carries the failure too.
 	if policy != OnFailureApprove && policy != OnFailureHold {
 		d.Notify.Notify(releaseEvent(notify.ReleaseFailed, rec, result, c.Server))

@@ -76,6 +76,10 @@ type HistoryEntry struct {
 	RollbackOf string `json:"rollbackOf,omitempty"`
 	// ObservedBy is "rollguard guard" for a rollout somebody else started that the guard followed.
 	ObservedBy string `json:"observedBy,omitempty"`
+	// Irreversible names the pre-deploy Job (rollguard.dev/reversible: "false") after which the release
+	// could no longer be rolled back automatically; Phases are its release phases (pre-deploy, verify, bake).
+	Irreversible string          `json:"irreversible,omitempty"`
+	Phases       []release.Phase `json:"phases,omitempty"`
 	// SameAs lists earlier revisions with the same pod template (a rollback re-uses the old revision).
 	SameAs []int64 `json:"sameTemplateAs,omitempty"`
 	// Objects are the objects the release changed: kinds and names only.
@@ -457,7 +461,10 @@ func histEntryOf(r *release.Record) HistoryEntry {
 	e := HistoryEntry{
 		Release: r.ID, Environment: r.Environment, ChangeCause: r.ChangeCause, DeployedBy: r.DeployedBy,
 		Commit: r.CI.Commit, PipelineURL: r.CI.PipelineURL, Time: r.CreatedAt, Outcome: r.Outcome,
-		Reason: r.Reason, Message: r.Message, RollbackOf: r.RollbackOf, ObservedBy: r.ObservedBy,
+		Reason: r.Reason, Message: r.Message, RollbackOf: r.RollbackOf, ObservedBy: r.ObservedBy, Phases: r.Phases,
+	}
+	if r.Irreversible != nil {
+		e.Irreversible = r.Irreversible.Job
 	}
 	for _, o := range r.Objects {
 		// Only the name: o.Previous may be a Secret.
@@ -616,6 +623,9 @@ func histOutcomeText(e HistoryEntry) string {
 	}
 	if len(e.RollbackTarget) > 0 {
 		parts = append(parts, "rollback target")
+	}
+	if e.Irreversible != "" {
+		parts = append(parts, "irreversible: "+e.Irreversible)
 	}
 	if len(parts) == 0 {
 		return "-"

@@ -16,10 +16,11 @@ import (
 )
 
 // defaultApp names a release after its first workload (or first object): a single-app release needs no
-// --app, and its records and lock line up with `rollguard undo deployment/NAME`.
+// --app, and its records and lock line up with `rollguard undo deployment/NAME`. A phase's Job (a
+// migration, a smoke test) is not what the release is named after.
 func defaultApp(objs []*manifest.Object) string {
 	for _, o := range objs {
-		if track.Trackable(o.GetKind()) {
+		if p, _ := phaseOf(o, true); track.Trackable(o.GetKind()) && p == "" {
 			return o.GetName()
 		}
 	}

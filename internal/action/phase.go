@@ -17,10 +17,10 @@ import (
 	"github.com/rollguard/rollguard/internal/track"
 )
 
-// Phase is one step of a release run. A deploy is load → connect → validate → pod-preflight → preflight →
-// namespaces → lock → record → apply → track → decide (Deploy.Phases). A new step (pre-deploy Jobs,
-// post-deploy verification, a bake window) is one more Phase in the list, at the place it belongs, instead
-// of more lines in one function.
+// Phase is one step of a release run. A deploy is load → connect → validate → plan-phases → pod-preflight →
+// preflight → namespaces → lock → record → pre-deploy → apply → track → verify → bake → decide
+// (Deploy.Phases). A new step is one more Phase in the list, at the place it belongs, instead of more lines
+// in one function.
 type Phase struct {
 	// Name is how logs and docs refer to the step ("preflight").
 	Name string
@@ -67,6 +67,7 @@ type State struct {
 	Done bool
 
 	lock     *lock.Lock
+	phases   phased // the release's pre-deploy and verify objects (jobphase.go)
 	cancel   context.CancelCauseFunc
 	getenv   func(string) string
 	previous []string // containers of --image NAME=previous, resolved once connected

@@ -53,6 +53,11 @@ var CommandPoints = []string{
 // kill by anything else (its own timeout, for one).
 func Line(point string) string { return "rollguard: crash point " + point + " reached; killing myself" }
 
+// PhasePoints are passed only by a release with pre-deploy Jobs (rollguard.dev/phase: pre-deploy).
+var PhasePoints = []string{
+	"deploy:pre-deployed", // the pre-deploy Jobs completed; no workload changed, record still says applying
+}
+
 // GuardPoints are passed by `rollguard guard` (with the rollback: points, which its rollback shares).
 var GuardPoints = []string{
 	"guard:recorded", // a failing rollout is recorded (tracking) and the workload annotated; nothing decided

@@ -124,6 +124,12 @@ type Record struct {
 	Approval *Approval `json:"approval,omitempty"`
 	// Workloads are the release's Deployments, StatefulSets, DaemonSets and Jobs.
 	Workloads []WorkloadState `json:"workloads,omitempty"`
+	// Phases are the release's steps beyond apply and track (pre-deploy Jobs, verify Jobs, the bake window),
+	// in the order they ran, and how each ended.
+	Phases []Phase `json:"phases,omitempty"`
+	// Irreversible is set once a pre-deploy Job marked rollguard.dev/reversible: "false" succeeded: from then
+	// on the old code may not work on what the Job changed, so a failure is held instead of rolled back.
+	Irreversible *Irreversible `json:"irreversible,omitempty"`
 	// ObservedBy is set on a rollout rollguard did not start but watched ("rollguard guard"): somebody else
 	// (DeployedBy, a field manager such as kubectl-set or argocd-controller) changed the workload, and the
 	// guard followed, judged and, on failure, rolled it back or held it.
@@ -141,6 +147,25 @@ type Timings struct {
 	FinishedAt         time.Time `json:"finishedAt,omitzero"`
 	RollbackStartedAt  time.Time `json:"rollbackStartedAt,omitzero"`
 	RollbackFinishedAt time.Time `json:"rollbackFinishedAt,omitzero"`
+}
+
+// Phase is one release phase as the record keeps it.
+type Phase struct {
+	// Name is "pre-deploy", "verify" or "bake".
+	Name string `json:"name"`
+	// Outcome is "succeeded", "failed" or "interrupted".
+	Outcome    string    `json:"outcome"`
+	StartedAt  time.Time `json:"startedAt,omitzero"`
+	FinishedAt time.Time `json:"finishedAt,omitzero"`
+	Message    string    `json:"message,omitempty"`
+}
+
+// Irreversible names the irreversible step a release took.
+type Irreversible struct {
+	// Job is "Job/name" of the pre-deploy Job marked rollguard.dev/reversible: "false".
+	Job string `json:"job"`
+	// At is when the Job completed.
+	At time.Time `json:"at"`
 }
 
 // Approval decisions.

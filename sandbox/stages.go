@@ -14,14 +14,19 @@ const ScenarioLabel = "sandbox.rollguard.dev/scenario"
 
 // Scenario values for ScenarioLabel.
 const (
-	// ScenarioImagePullFailure: containers wait in ErrImagePull / ImagePullBackOff; events Warning Failed
-	// `Failed to pull image "<image>": ...` and Normal BackOff `Back-off pulling image "<image>"`.
+	// ScenarioImagePullFailure: the registry says the tag does not exist (containerd 2.x's "failed to resolve
+	// image: <image>: not found"); containers wait in ErrImagePull / ImagePullBackOff and the kubelet retries
+	// after 10 s, 20 s, 40 s, ...; events Normal Pulling, Warning Failed `Failed to pull image "<image>": ...`
+	// and Normal BackOff `Back-off pulling image "<image>"`, counting every pull.
 	ScenarioImagePullFailure = "image-pull-failure"
-	// ScenarioCrashLoop: containers exit with code 1 about every 6 s; restartCount rises, waiting
-	// CrashLoopBackOff, lastState.terminated.exitCode 1, event Warning BackOff "Back-off restarting failed container ...".
+	// ScenarioCrashLoop: containers exit with code 1 a second after each start. As on a real node, the first
+	// crash is restarted at once (restartCount 1); from the second on the kubelet backs off 10 s, 20 s, 40 s, ...
+	// (waiting CrashLoopBackOff "back-off 10s restarting failed container=..."), lastState.terminated.exitCode 1,
+	// events Normal Pulled/Created/Started per run and Warning BackOff "Back-off restarting failed container ...".
 	ScenarioCrashLoop = "crash-loop"
-	// ScenarioNeverReady: containers run but the pod never becomes Ready; event Warning Unhealthy
-	// "Readiness probe failed: HTTP probe failed with statuscode: 503".
+	// ScenarioNeverReady: containers run but the pod never becomes Ready; events Warning Unhealthy, first the
+	// kubelet's "connect: connection refused" (the app not listening yet), then "Readiness probe failed: HTTP
+	// probe failed with statuscode: 503" every readinessProbe.periodSeconds (default 10), counted.
 	ScenarioNeverReady = "never-ready"
 	// ScenarioSlowReady: containers run and become Ready after ReadyAfterAnnotation (default 5s).
 	ScenarioSlowReady = "slow-ready"
@@ -33,8 +38,9 @@ const (
 
 	// Healthy-but-bumpy releases (stages/bumpy.yaml): each looks like a failure for a while, then turns healthy.
 
-	// ScenarioPullBlip: the first pull fails with "dial tcp ...: i/o timeout", the kubelet backs off once
-	// (ImagePullBackOff), and the next pull works after PullRecoversAfterAnnotation (default 5s); then ready.
+	// ScenarioPullBlip: the first pull fails with "dial tcp ...: i/o timeout" and the kubelet backs off
+	// (ImagePullBackOff); the registry answers again PullRecoversAfterAnnotation (default 5s) after the first
+	// pull, and the kubelet's first retry after that (10 s, 30 s, 70 s, ... after the first pull) works.
 	ScenarioPullBlip = "pull-blip"
 	// ScenarioRestartOnce: the container exits with code 1 a second after starting, is restarted at once
 	// (restartCount 1) and is ready 2 s later.
@@ -44,8 +50,8 @@ const (
 	ScenarioEvicted = "evicted"
 )
 
-// PullRecoversAfterAnnotation sets how long a ScenarioPullBlip pod backs off before its pull works (a Go
-// duration, "5s").
+// PullRecoversAfterAnnotation sets how long after its first pull a ScenarioPullBlip pod's registry answers
+// again (a number with unit ms, s, m or h: "5s"); the pull works at the kubelet's next retry.
 const PullRecoversAfterAnnotation = "sandbox.rollguard.dev/pull-recovers-after"
 
 // EvictBeforeAnnotation: ScenarioEvicted evicts the pods created before this time (RFC 3339, UTC).

@@ -70,7 +70,7 @@ func TestCapture(t *testing.T) {
 		{dir: "deployment-progressing", v2: all(image(imageV2), scenario(sandbox.ScenarioSlowReady), readyAfter("1h"), probe),
 			signal: podIs(func(cs corev1.ContainerStatus) bool { return cs.State.Running != nil })},
 		{dir: "image-pull-first-error", v2: all(image(imageV2), scenario(sandbox.ScenarioImagePullFailure)),
-			signal: both(waiting("ErrImagePull"), not(hasEvent("Pod", "BackOff", "")))},
+			signal: both(both(waiting("ErrImagePull"), hasEvent("Pod", "Failed", "Error: ErrImagePull")), not(hasEvent("Pod", "BackOff", "")))},
 		{dir: "image-pull-backoff", v2: all(image(imageV2), scenario(sandbox.ScenarioImagePullFailure)),
 			signal: both(waiting("ImagePullBackOff"), hasEvent("Pod", "BackOff", "Back-off pulling image"))},
 		{dir: "crash-loop", v2: all(image(imageV2), scenario(sandbox.ScenarioCrashLoop)),

@@ -414,13 +414,14 @@ func tail(log string, n int) []string {
 	return lines
 }
 
-// clip keeps one fact to a readable length.
 // withoutImageEchoes drops the runtime's layers of context that repeat the image the message already names
-// (containerd: `failed to pull and unpack image "x": failed to resolve reference "x": "x": not found`), so
-// the one-line message ends with the registry's answer; the evidence keeps the full text.
+// (containerd 1.x: `failed to pull and unpack image "x": failed to resolve reference "x": "x": not found`;
+// 2.x, as the real node says it: `... failed to resolve image: x: not found`), so the one-line message ends
+// with the registry's answer; the evidence keeps the full text.
 func withoutImageEchoes(detail, image string) string {
 	q := strconv.Quote(image)
-	for _, prefix := range []string{"failed to pull and unpack image " + q + ": ", "failed to resolve reference " + q + ": ", "failed to pull image " + q + ": ", q + ": "} {
+	for _, prefix := range []string{"failed to pull and unpack image " + q + ": ", "failed to resolve reference " + q + ": ",
+		"failed to resolve image: " + image + ": ", "failed to resolve image: ", "failed to pull image " + q + ": ", q + ": "} {
 		for {
 			i := strings.Index(strings.ToLower(detail), strings.ToLower(prefix))
 			if i < 0 {
@@ -435,6 +436,7 @@ func withoutImageEchoes(detail, image string) string {
 	return detail
 }
 
+// clip keeps one fact to a readable length.
 func clip(s string) string {
 	s = oneLine(s)
 	const max = 300

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"regexp"
 	"strings"
 	"syscall"
 
@@ -42,6 +43,11 @@ func Classify(err error, doing, server string) error {
 		return classified(exitcode.BadInput, err, "%s: rejected by the API server: %s", doing, apiMessage(err))
 	case apierrors.IsNotFound(err):
 		return classified(exitcode.BadInput, err, "%s: not found: %s", doing, apiMessage(err))
+	case webhookName(err) != "":
+		// The API server answered; an admission webhook it must call did not. Retrying the release once
+		// the webhook's service is back works; pointing at the network or the kubeconfig would mislead.
+		return classified(exitcode.BadInput, err, "%s: the API server could not call admission webhook %q: %s; check that webhook's service and endpoints (or its failurePolicy), then run again",
+			doing, webhookName(err), webhookCause(err))
 	case isUnreachable(err):
 		return classified(exitcode.Unreachable, err, "%s: cannot reach the cluster at %s: %s; check the network, --kubeconfig and --context", doing, server, rootCause(err))
 	case isCredentialPlugin(err):
@@ -77,6 +83,10 @@ func classifyConfigError(err error) error {
 // isUnreachable says the request did not get an answer from the API server: no connection, no name, a
 // network timeout, a connection cut mid-answer, or a TLS failure. A request that was cancelled is not one.
 func isUnreachable(err error) bool {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		return false // an answer from the API server, even if its message quotes a refused connection
+	}
 	var netErr net.Error
 	var opErr *net.OpError
 	var dnsErr *net.DNSError
@@ -99,6 +109,32 @@ func isUnreachable(err error) bool {
 		}
 	}
 	return false
+}
+
+// webhookCall matches the API server's message when it cannot call an admission webhook (down, no
+// endpoints, timing out) for an object whose webhook fails closed.
+var webhookCall = regexp.MustCompile(`failed calling webhook "([^"]+)": (?:failed to call webhook: )?(.*)$`)
+
+// webhookName is the admission webhook an API error says could not be called, or "".
+func webhookName(err error) string {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
+		return ""
+	}
+	if m := webhookCall.FindStringSubmatch(oneLine(status.Status().Message)); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+func webhookCause(err error) string {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		if m := webhookCall.FindStringSubmatch(oneLine(status.Status().Message)); m != nil {
+			return m[2]
+		}
+	}
+	return apiMessage(err)
 }
 
 func isCredentialPlugin(err error) bool {

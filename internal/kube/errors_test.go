@@ -41,6 +41,11 @@ func TestClassify(t *testing.T) {
 		{"cancelled is not unreachable", get(context.Canceled), exitcode.NotRecovered, "context canceled",
 			func(err error) bool { return errors.Is(err, context.Canceled) }},
 		{"an unknown error keeps its cause", errors.New("something odd"), exitcode.NotRecovered, "something odd", nil},
+		// The API server answered: a webhook it must call is down. Not "cannot reach the cluster".
+		{"an uncallable webhook names the webhook", apierrors.NewInternalError(errors.New(`failed calling webhook "policy.example.com": failed to call webhook: Post "https://policy.svc:443/validate?timeout=10s": dial tcp 10.0.0.9:443: connect: connection refused`)),
+			exitcode.BadInput, `admission webhook "policy.example.com": Post`, apierrors.IsInternalError},
+		{"an answer quoting a refused connection is not unreachable", apierrors.NewInternalError(errors.New("etcd: dial tcp 10.0.0.5:2379: connect: connection refused")),
+			exitcode.NotRecovered, "connection refused", apierrors.IsInternalError},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -343,9 +343,16 @@ func wantsLogs(r diagnose.Reason) bool {
 }
 
 // want fetches logs of crashed containers (restarted ones: their previous run; a Job's failed ones: their
-// own) not fetched before; it reports whether it found any new lines.
+// own) not fetched before; it reports whether it found any new lines. The fetches run at once (at most 8):
+// each is a round trip through the API server to a kubelet, and the verdict waits for them, so one after
+// another they would add a round trip per crashed pod.
 func (l *logCache) want(ctx context.Context, pods []corev1.Pod) bool {
-	found := false
+	type crashed struct {
+		key, namespace, pod, container string
+		read                           func(ctx context.Context, namespace, pod, container string, lines int64) string
+	}
+	var todo []crashed
+	l.mu.Lock()
 	for _, p := range pods {
 		for _, cs := range p.Status.ContainerStatuses {
 			read := l.c.PreviousLog
@@ -356,21 +363,32 @@ func (l *logCache) want(ctx context.Context, pods []corev1.Pod) bool {
 				read = l.c.FinishedLog
 			}
 			key := p.Name + "/" + cs.Name
-			l.mu.Lock()
-			done := l.fetched[key]
-			l.fetched[key] = true
-			l.mu.Unlock()
-			if done {
+			if l.fetched[key] {
 				continue
 			}
-			text := read(ctx, p.Namespace, p.Name, cs.Name, 20)
-			if strings.TrimSpace(text) != "" {
-				l.mu.Lock()
-				l.logs[key] = text
-				l.mu.Unlock()
-				found = true
-			}
+			l.fetched[key] = true
+			todo = append(todo, crashed{key, p.Namespace, p.Name, cs.Name, read})
 		}
 	}
+	l.mu.Unlock()
+	found := false
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, 8)
+	for _, c := range todo {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			text := c.read(ctx, c.namespace, c.pod, c.container, 20)
+			if strings.TrimSpace(text) != "" {
+				l.mu.Lock()
+				l.logs[c.key] = text
+				found = true
+				l.mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
 	return found
 }

@@ -49,7 +49,8 @@ func run(m *testing.M) int {
 	}
 	defer cluster.Stop()
 	code := m.Run()
-	stopRealNode(code) // started by the first real-node test (realnode_test.go)
+	stopRealNode(code)   // started by the first real-node test (realnode_test.go)
+	stopGrowingCluster() // started by the first autoscaler test (autoscaler_test.go)
 	return code
 }
 

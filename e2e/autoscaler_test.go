@@ -66,12 +66,17 @@ func TestUnschedulableOnAGrowingCluster(t *testing.T) {
 		t.Helper()
 		return rollguardEnv(t, env, a.yaml(), "deploy", "-f", "-", "-n", ns, "-o", "json", "--timeout", "3m")
 	}
-	t.Run("scale-up then scheduled", func(t *testing.T) {
-		t.Parallel()
+	withV1 := func(t *testing.T) string {
+		t.Helper()
 		ns := gc.Namespace(t)
 		if r := deploy(t, ns, app{replicas: 2, cpu: "100m"}); r.code != 0 {
 			t.Fatalf("v1: exit %d\n%s", r.code, r.stderr)
 		}
+		return ns
+	}
+	t.Run("scale-up then scheduled", func(t *testing.T) {
+		t.Parallel()
+		ns := withV1(t)
 		// 6 CPUs: more than the 4-CPU node has, less than a node of the group.
 		r := deploy(t, ns, app{replicas: 2, image: "registry.example.com/web:2.0.0", cpu: "6"})
 		rep := parseReport(t, r)
@@ -89,10 +94,7 @@ func TestUnschedulableOnAGrowingCluster(t *testing.T) {
 	})
 	t.Run("no node group fits", func(t *testing.T) {
 		t.Parallel()
-		ns := gc.Namespace(t)
-		if r := deploy(t, ns, app{replicas: 2, cpu: "100m"}); r.code != 0 {
-			t.Fatalf("v1: exit %d\n%s", r.code, r.stderr)
-		}
+		ns := withV1(t)
 		r := deploy(t, ns, app{replicas: 2, image: "registry.example.com/web:2.0.0", cpu: "64"})
 		rep := wantFailure(t, r, 1, "Unschedulable", "will not add a node", "NotTriggerScaleUp")
 		if rep.Outcome != "rolled_back" {

@@ -101,10 +101,7 @@ func TestUnreachableAdmissionWebhook(t *testing.T) {
 	v2 := app{image: "registry.example.com/web:2.0.0"}
 	t.Run("pods refused until the grace ends", func(t *testing.T) {
 		t.Parallel()
-		ns := cluster.Namespace(t)
-		if r := rollguard(t, app{}.yaml(), "deploy", "-f", "-", "-n", ns, "--timeout", "1m"); r.code != 0 {
-			t.Fatalf("v1: exit %d\n%s", r.code, r.stderr)
-		}
+		ns := namespaceWithV1(t)
 		name, _ := downWebhook(t, ns, "pods")
 		r := rollguard(t, v2.yaml(), "deploy", "-f", "-", "-n", ns, "-o", "json", "--timeout", "2m", "--quota-grace", "5s")
 		rep := wantFailure(t, r, 1, "AdmissionDenied", "admission webhook \""+name+"\" could not be called", "connection refused")
@@ -118,10 +115,7 @@ func TestUnreachableAdmissionWebhook(t *testing.T) {
 	})
 	t.Run("webhook back within the grace", func(t *testing.T) {
 		t.Parallel()
-		ns := cluster.Namespace(t)
-		if r := rollguard(t, app{}.yaml(), "deploy", "-f", "-", "-n", ns, "--timeout", "1m"); r.code != 0 {
-			t.Fatalf("v1: exit %d\n%s", r.code, r.stderr)
-		}
+		ns := namespaceWithV1(t)
 		_, serve := downWebhook(t, ns, "pods")
 		wait := startRollguardEnv(t, []string{"KUBECONFIG=" + cluster.Kubeconfig}, v2.yaml(),
 			"deploy", "-f", "-", "-n", ns, "-o", "json", "--timeout", "2m")
@@ -134,10 +128,7 @@ func TestUnreachableAdmissionWebhook(t *testing.T) {
 	})
 	t.Run("webhook on deployments: nothing applied", func(t *testing.T) {
 		t.Parallel()
-		ns := cluster.Namespace(t)
-		if r := rollguard(t, app{}.yaml(), "deploy", "-f", "-", "-n", ns, "--timeout", "1m"); r.code != 0 {
-			t.Fatalf("v1: exit %d\n%s", r.code, r.stderr)
-		}
+		ns := namespaceWithV1(t)
 		name, _ := downWebhook(t, ns, "deployments")
 		r := rollguard(t, v2.yaml(), "deploy", "-f", "-", "-n", ns, "--timeout", "1m")
 		if r.code != 3 || !strings.Contains(r.stderr, name) || strings.Count(strings.TrimSpace(r.stderr), "\n") > 2 {
@@ -148,6 +139,16 @@ func TestUnreachableAdmissionWebhook(t *testing.T) {
 			t.Errorf("deployment changed (%v); want v1 untouched", err)
 		}
 	})
+}
+
+// namespaceWithV1 is a fresh namespace where a healthy first release runs.
+func namespaceWithV1(t *testing.T) string {
+	t.Helper()
+	ns := cluster.Namespace(t)
+	if r := rollguard(t, app{}.yaml(), "deploy", "-f", "-", "-n", ns, "--timeout", "1m"); r.code != 0 {
+		t.Fatalf("v1: exit %d\n%s", r.code, r.stderr)
+	}
+	return ns
 }
 
 // waitFailedCreate waits for a FailedCreate event in ns whose message contains msg.

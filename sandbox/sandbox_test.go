@@ -78,21 +78,7 @@ func waitEvent(t *testing.T, c kubernetes.Interface, ns, typ, reason, msg string
 // waitPod waits until some pod of app in ns satisfies ok.
 func waitPod(t *testing.T, c kubernetes.Interface, ns, app, what string, ok func(*corev1.Pod) bool) *corev1.Pod {
 	t.Helper()
-	var found *corev1.Pod
-	poll(t, 40*time.Second, what, func(ctx context.Context) (bool, error) {
-		pods, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + app})
-		if err != nil {
-			return false, nil
-		}
-		for i := range pods.Items {
-			if ok(&pods.Items[i]) {
-				found = &pods.Items[i]
-				return true, nil
-			}
-		}
-		return false, nil
-	})
-	return found
+	return waitPodFor(t, c, ns, app, 40*time.Second, what, ok)
 }
 
 func podReady(p *corev1.Pod) bool {

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/rollguard/rollguard/sandbox"
 )
@@ -25,7 +26,7 @@ func TestStagesMatchTheRealNode(t *testing.T) {
 		ns := cluster.Namespace(t)
 		create(t, ns, deployment("app", 1, map[string]string{sandbox.ScenarioLabel: sandbox.ScenarioCrashLoop}, nil))
 		var early []string
-		p := waitPodFor(t, ns, "app", 60*time.Second, "CrashLoopBackOff after the second restart", func(p *corev1.Pod) bool {
+		p := waitPodFor(t, cluster.Client(), ns, "app", 60*time.Second, "CrashLoopBackOff after the second restart", func(p *corev1.Pod) bool {
 			s := p.Status.ContainerStatuses
 			if len(s) != 1 || s[0].State.Waiting == nil || s[0].State.Waiting.Reason != "CrashLoopBackOff" {
 				return false
@@ -58,7 +59,7 @@ func TestStagesMatchTheRealNode(t *testing.T) {
 		t.Parallel()
 		ns := cluster.Namespace(t)
 		create(t, ns, deployment("app", 1, map[string]string{sandbox.ScenarioLabel: sandbox.ScenarioImagePullFailure}, nil))
-		waitPodFor(t, ns, "app", 40*time.Second, "ImagePullBackOff naming the registry's answer", func(p *corev1.Pod) bool {
+		waitPodFor(t, cluster.Client(), ns, "app", 40*time.Second, "ImagePullBackOff naming the registry's answer", func(p *corev1.Pod) bool {
 			s := p.Status.ContainerStatuses
 			return len(s) == 1 && s[0].State.Waiting != nil && s[0].State.Waiting.Reason == "ImagePullBackOff" &&
 				strings.HasPrefix(s[0].State.Waiting.Message, `Back-off pulling image "`+image+`": ErrImagePull: rpc error: code = NotFound desc = `)
@@ -105,11 +106,11 @@ func TestStagesMatchTheRealNode(t *testing.T) {
 
 // waitPodFor is waitPod with its own timeout; ok sees every pod state polled, so it can record states that
 // must never happen.
-func waitPodFor(t *testing.T, ns, app string, timeout time.Duration, what string, ok func(*corev1.Pod) bool) *corev1.Pod {
+func waitPodFor(t *testing.T, c kubernetes.Interface, ns, app string, timeout time.Duration, what string, ok func(*corev1.Pod) bool) *corev1.Pod {
 	t.Helper()
 	var found *corev1.Pod
 	poll(t, timeout, fmt.Sprintf("%s in %s", what, ns), func(ctx context.Context) (bool, error) {
-		pods, err := cluster.Client().CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + app})
+		pods, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + app})
 		if err != nil {
 			return false, nil
 		}

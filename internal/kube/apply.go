@@ -32,6 +32,17 @@ func Ref(obj *unstructured.Unstructured) string {
 // Conflicts are forced: the pipeline is the source of truth for the fields it sets, and a field last
 // touched by `kubectl edit` must not block an urgent deploy or rollback.
 func (c *Client) Apply(ctx context.Context, obj *unstructured.Unstructured, dryRun bool) (*unstructured.Unstructured, error) {
+	return c.apply(ctx, obj, dryRun, true)
+}
+
+// ApplyOwned is Apply for an object known to hold no fields of client-side `kubectl apply`: it did not
+// exist, or its state recorded just before had no last-applied annotation. It saves the read Apply makes
+// to take those fields over, one request per object of a large release.
+func (c *Client) ApplyOwned(ctx context.Context, obj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	return c.apply(ctx, obj, false, false)
+}
+
+func (c *Client) apply(ctx context.Context, obj *unstructured.Unstructured, dryRun, adopt bool) (*unstructured.Unstructured, error) {
 	doing := "applying " + Ref(obj)
 	if dryRun {
 		doing = "validating " + Ref(obj) + " (server-side dry-run)"
@@ -47,8 +58,10 @@ func (c *Client) Apply(ctx context.Context, obj *unstructured.Unstructured, dryR
 	opts := metav1.PatchOptions{FieldManager: FieldManager, Force: ptrTrue(), FieldValidation: "Strict"}
 	if dryRun {
 		opts.DryRun = []string{metav1.DryRunAll}
-	} else if err := adoptClientSideApply(ctx, res, obj.GetName()); err != nil {
-		return nil, Classify(err, doing+": taking over the fields of `kubectl apply`", c.Server)
+	} else if adopt {
+		if err := adoptClientSideApply(ctx, res, obj.GetName()); err != nil {
+			return nil, Classify(err, doing+": taking over the fields of `kubectl apply`", c.Server)
+		}
 	}
 	out, err := res.Patch(ctx, obj.GetName(), types.ApplyPatchType, body, opts)
 	if err != nil && MustReplace(obj, err) {

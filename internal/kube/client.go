@@ -30,7 +30,21 @@ type Client struct {
 	Mapper    meta.RESTMapper
 	Namespace string // the namespace from --namespace or the kubeconfig context
 	Server    string
+	// Concurrency bounds the requests for a release's objects in flight at once (ForEach); 0 means
+	// DefaultConcurrency.
+	Concurrency int
 }
+
+// Client-side rate limits, used when the kubeconfig sets none. client-go's defaults (5 qps, burst 10)
+// would make a release of 1,000 objects, which takes several requests per object (dry-run, pod preflight,
+// previous state, apply), wait minutes on the client for no benefit; kubectl itself lifts them for
+// discovery (50 qps, burst 300) and gets a fresh limiter per resource when applying. The bound on requests
+// in flight (Concurrency) is what keeps rollguard polite; the API server's priority and fairness queues
+// protect it, and a 429 it answers is retried by client-go after its Retry-After.
+const (
+	DefaultQPS   = 500
+	DefaultBurst = 1000
+)
 
 // Connect builds a client from kubectl-style flags and checks the cluster answers with our credentials, so
 // an unreachable cluster or expired credentials are reported (exit 4) before anything else happens.
@@ -39,10 +53,8 @@ func Connect(ctx context.Context, getter genericclioptions.RESTClientGetter) (*C
 	if err != nil {
 		return nil, classifyConfigError(err)
 	}
-	// Tracking lists and watches a handful of resources; the client-go defaults (5 qps) would throttle a
-	// release of many workloads for no benefit.
 	if cfg.QPS == 0 {
-		cfg.QPS, cfg.Burst = 50, 100
+		cfg.QPS, cfg.Burst = DefaultQPS, DefaultBurst
 	}
 	ns, _, err := getter.ToRawKubeConfigLoader().Namespace()
 	if err != nil {

@@ -57,6 +57,10 @@ func applyRank(gk schema.GroupKind) int {
 	return 15
 }
 
+// Rank is a kind's place in apply order (lower first); kinds of the same rank do not depend on each
+// other. For objects that are not manifest Objects (a release record's states).
+func Rank(gk schema.GroupKind) int { return applyRank(gk) }
+
 // Order returns the objects in apply order (see applyRank); objects of the same rank keep their input
 // order. The input slice is not changed.
 func Order(objs []*Object) []*Object {
@@ -72,5 +76,19 @@ func Order(objs []*Object) []*Object {
 func DeleteOrder(objs []*Object) []*Object {
 	out := Order(objs)
 	slices.Reverse(out)
+	return out
+}
+
+// Groups splits objects in apply order (Order) into runs of the same rank: the objects of one group do
+// not depend on each other and may be applied at once, while a group must be in place before the next
+// (namespaces and CRDs before what lives in them, configuration before the workloads reading it).
+func Groups(ordered []*Object) [][]*Object {
+	var out [][]*Object
+	for i, o := range ordered {
+		if i == 0 || applyRank(o.groupKind()) != applyRank(ordered[i-1].groupKind()) {
+			out = append(out, nil)
+		}
+		out[len(out)-1] = append(out[len(out)-1], o)
+	}
 	return out
 }

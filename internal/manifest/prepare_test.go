@@ -77,6 +77,19 @@ func TestOrder(t *testing.T) {
 	if !slices.Equal(names(in), inNames) {
 		t.Error("Order changed its input")
 	}
+	var groups [][]string
+	for _, g := range Groups(Order(in)) {
+		groups = append(groups, names(g))
+	}
+	wantGroups := [][]string{
+		{"Namespace/shop"}, {"CustomResourceDefinition/widgets.example.com"}, {"ServiceAccount/sa"}, {"Role/r"},
+		{"RoleBinding/rb"}, {"Secret/creds", "ConfigMap/config"}, {"PersistentVolumeClaim/data"}, {"Service/web"},
+		{"Deployment/web", "Job/migrate", "StatefulSet/db"}, {"Ingress/web"},
+		{"HorizontalPodAutoscaler/web", "PodDisruptionBudget/web"}, {"Widget/w", "Service/knative"},
+	}
+	if !slices.EqualFunc(groups, wantGroups, slices.Equal) {
+		t.Errorf("Groups:\n got %q\nwant %q", groups, wantGroups)
+	}
 	slices.Reverse(want)
 	if got := names(DeleteOrder(in)); !slices.Equal(got, want) {
 		t.Errorf("DeleteOrder:\n got %q\nwant %q", got, want)

@@ -56,6 +56,10 @@ type Object struct {
 
 // ReleaseAccess lists every access a deploy of objects into namespace ns needs, for the deploy itself and
 // for rolling it back, without duplicates. approval adds the watch on release records an approval wait uses.
+//
+// The objects' accesses are asked once per verb, resource and namespace, not per object: a release of
+// 1,000 Deployments asks a handful of questions. A role limited to some names (resourceNames) is refused
+// such a question; Named then lists the questions to ask about each object instead.
 func ReleaseAccess(ns string, objects []Object, approval bool) []Access {
 	var out []Access
 	seen := map[Access]bool{}
@@ -66,21 +70,10 @@ func ReleaseAccess(ns string, objects []Object, approval bool) []Access {
 		}
 	}
 	for _, o := range objects {
-		base := Access{Group: o.Group, Resource: o.Resource.Resource, Namespace: o.Namespace, Name: o.Name}
-		for _, v := range []string{"get", "patch"} {
-			a := base
-			a.Verb, a.For = v, ForDeploy
+		for _, a := range objectAccess(o) {
+			a.Name = ""
 			add(a)
 		}
-		// A rollback replaces what existed and deletes what the release created.
-		a := base
-		a.For = ForRollback
-		if o.Exists {
-			a.Verb = "update"
-		} else {
-			a.Verb = "delete"
-		}
-		add(a)
 	}
 	// Records (Secrets) and the lock (a Lease) live in the release's namespace.
 	for _, v := range []string{"get", "list", "create", "update"} {
@@ -102,6 +95,42 @@ func ReleaseAccess(ns string, objects []Object, approval bool) []Access {
 				for _, v := range []string{"list", "watch"} {
 					add(Access{Verb: v, Group: r.Group, Resource: r.Resource, Namespace: o.Namespace, For: ForDeploy})
 				}
+			}
+		}
+	}
+	return out
+}
+
+// objectAccess is what a release needs on one of its objects: get and patch to deploy it; to roll it back,
+// update when it existed (replaced by its previous state), delete when the release creates it.
+func objectAccess(o Object) []Access {
+	base := Access{Group: o.Group, Resource: o.Resource.Resource, Namespace: o.Namespace, Name: o.Name}
+	get, patch, back := base, base, base
+	get.Verb, get.For = "get", ForDeploy
+	patch.Verb, patch.For = "patch", ForDeploy
+	back.For, back.Verb = ForRollback, "delete"
+	if o.Exists {
+		back.Verb = "update"
+	}
+	return []Access{get, patch, back}
+}
+
+// Named expands an access of ReleaseAccess that names no object into the same access for each object of
+// the release it covers. It returns nil for accesses that are not about the release's objects (records,
+// the lock, tracking).
+func Named(a Access, objects []Object) []Access {
+	if a.Name != "" {
+		return nil
+	}
+	var out []Access
+	seen := map[Access]bool{}
+	for _, o := range objects {
+		for _, oa := range objectAccess(o) {
+			named := oa
+			oa.Name = ""
+			if oa == a && !seen[named] {
+				seen[named] = true
+				out = append(out, named)
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package rbac
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -136,5 +137,36 @@ func TestObjects(t *testing.T) {
 	}
 	if _, ok := cluster[0].(*rbacv1.ClusterRole); !ok {
 		t.Errorf("cluster scope printed %T", cluster[0])
+	}
+}
+
+// A release of many objects asks once per verb, resource and namespace; a refused question is asked again
+// about each object it covers, and only about those.
+func TestReleaseAccessOncePerKind(t *testing.T) {
+	deploy := Resource{"apps", "deployments"}
+	var objs []Object
+	for i := range 1000 {
+		objs = append(objs, Object{Resource: deploy, Namespace: "shop", Name: fmt.Sprintf("web-%d", i), Exists: i%2 == 0, Workload: true})
+	}
+	objs = append(objs, Object{Resource: Resource{"", "configmaps"}, Namespace: "shop", Name: "config"})
+	accesses := ReleaseAccess("shop", objs, false)
+	if len(accesses) > 40 {
+		t.Fatalf("%d accesses for 1,001 objects, want one per verb, resource and namespace", len(accesses))
+	}
+	for _, a := range accesses {
+		if a.Name != "" {
+			t.Errorf("access %s names an object", a)
+		}
+	}
+	update := Access{Verb: "update", Group: "apps", Resource: "deployments", Namespace: "shop", For: ForRollback}
+	if !slices.Contains(accesses, update) {
+		t.Fatalf("no %s among %v", update, accesses)
+	}
+	named := Named(update, objs)
+	if len(named) != 500 || named[0].Name != "web-0" || named[1].Name != "web-2" || named[0].Verb != "update" {
+		t.Errorf("Named(%s) = %d accesses starting %v, want the 500 existing Deployments", update, len(named), named[:min(2, len(named))])
+	}
+	if got := Named(Access{Verb: "list", Resource: "secrets", Namespace: "shop", For: ForDeploy}, objs); got != nil {
+		t.Errorf("Named expanded an access about records: %v", got)
 	}
 }

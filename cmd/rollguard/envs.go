@@ -72,7 +72,7 @@ func envConnector(g *globals, cfg *config.Config) action.EnvConnector {
 		if err := checkContext(flags, cfg, env); err != nil {
 			return nil, err
 		}
-		return kube.Connect(ctx, flags)
+		return g.connectWith(ctx, flags)
 	}
 }
 
@@ -101,7 +101,7 @@ func applyEnv(cmd *cobra.Command, g *globals, d *action.Deploy, envName, configF
 		if err := checkContext(flags, cfg, env); err != nil {
 			return nil, err
 		}
-		d.Connect = func(ctx context.Context) (*kube.Client, error) { return kube.Connect(ctx, flags) }
+		d.Connect = func(ctx context.Context) (*kube.Client, error) { return g.connectWith(ctx, flags) }
 	}
 	d.UseEnvironment(cfg, env, fl.Changed)
 	return env.NotifyTargets(cfg.Path, d.Getenv)

@@ -21,13 +21,28 @@ import (
 type globals struct {
 	kube     *genericclioptions.ConfigFlags
 	logLevel string
-	stdout   io.Writer
-	stderr   io.Writer
+	// concurrency is --concurrency: requests for a release's objects in flight at once.
+	concurrency int
+	stdout      io.Writer
+	stderr      io.Writer
 }
 
 // connect opens the cluster connection described by the kubectl flags.
 func (g *globals) connect(ctx context.Context) (*kube.Client, error) {
-	return kube.Connect(ctx, g.kube)
+	return g.connectWith(ctx, g.kube)
+}
+
+// connectWith opens the cluster connection described by flags (an environment's context).
+func (g *globals) connectWith(ctx context.Context, flags genericclioptions.RESTClientGetter) (*kube.Client, error) {
+	if g.concurrency < 1 {
+		return nil, exitcode.BadInputf("--concurrency must be at least 1, got %d", g.concurrency)
+	}
+	c, err := kube.Connect(ctx, flags)
+	if err != nil {
+		return nil, err
+	}
+	c.Concurrency = g.concurrency
+	return c, nil
 }
 
 // namespace is -n when given, else empty (the action falls back to the kubeconfig context's namespace).
@@ -82,6 +97,7 @@ Exit codes:
 	root.SuggestionsMinimumDistance = 2
 	g.kube.AddFlags(root.PersistentFlags())
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log detail on stderr: debug, info, warn or error")
+	root.PersistentFlags().IntVar(&g.concurrency, "concurrency", kube.DefaultConcurrency, "how many objects of a release are validated, applied or restored at once (each group of kinds after the one it depends on: namespaces and CRDs, then configuration, then workloads...)")
 
 	root.AddCommand(
 		newVersionCmd(g),

@@ -60,7 +60,12 @@ func (w Watch) track(ctx context.Context, c *kube.Client, targets []track.Target
 
 // trackAt is track with a crash point hit at the first verdict update (mid-tracking).
 func (w Watch) trackAt(ctx context.Context, c *kube.Client, targets []track.Target, started, since time.Time, point string) ([]report.Workload, error) {
-	opts := track.Options{Thresholds: w.Thresholds, Started: started, Log: w.logger(), KnownStartup: w.KnownStartup}
+	return w.trackUntil(ctx, c, targets, started, since, point, nil)
+}
+
+// trackUntil is trackAt while the targets' changes are still going in: applied says which are (nil: all).
+func (w Watch) trackUntil(ctx context.Context, c *kube.Client, targets []track.Target, started, since time.Time, point string, applied func(track.Target) bool) ([]report.Workload, error) {
+	opts := track.Options{Thresholds: w.Thresholds, Started: started, Log: w.logger(), KnownStartup: w.KnownStartup, Applied: applied}
 	if w.Timeout > 0 {
 		opts.Deadline = since.Add(w.Timeout)
 	}

@@ -3,7 +3,6 @@ package action
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"time"
 
@@ -267,30 +266,34 @@ func (d *Deploy) record(ctx context.Context, s *State) error {
 	return nil
 }
 
-// apply applies every object in order, then the AfterApply hook, and marks the record tracking. An apply
-// that fails after the dry-run passed goes through the on-failure policy. Fills Started, Since, Targets.
+// apply applies the objects group by group, each group's at once (applyObjects), then the AfterApply hook,
+// and marks the record tracking. Tracking starts with the apply: each workload is judged from the moment
+// it is applied (liveTracking), and the track phase collects the verdicts. An apply that fails after the
+// dry-run passed goes through the on-failure policy. Fills Started, Since, Targets.
 func (d *Deploy) apply(ctx context.Context, s *State) error {
 	c, result := s.Client, s.Result
 	s.Started = time.Now()
+	s.Since = s.Started
+	s.Targets = targetsOf(s.Objects)
+	w := d.Watch
+	s.knownStartup = knownStartups(ctx, s)
+	w.KnownStartup = s.knownStartup
+	// Events are stamped by the cluster's clock; allow for a little skew so the release's own first
+	// signals are never discarded as stale.
+	live := startTracking(ctx, w, c, s.Targets, s.Started.Add(-2*time.Second), s.Since, "deploy:first-update")
 	failed := func(err error) error {
+		live.stop()
 		s.Done = true
 		_, err = d.failApply(ctx, c, s.Store, s.Record, result, s.OnFailure, err)
 		return err
 	}
-	for i, o := range s.Objects {
-		if _, err := c.Apply(ctx, o.Unstructured, false); err != nil {
-			return failed(fmt.Errorf("%s: %w", o.Source, err))
+	err := applyObjects(ctx, c, s.Objects, s.Record, d.logger(), func(o *manifest.Object) {
+		if t, ok := targetOf(o); ok {
+			live.mark(t)
 		}
-		d.logger().Info("applied", "object", kube.Ref(o.Unstructured))
-		if i == 0 {
-			crashpoint.Hit("deploy:applying")
-		}
-		crashpoint.Hit("deploy:applied:" + o.GetKind())
-		if o.GetKind() == "CustomResourceDefinition" {
-			if err := c.WaitEstablished(ctx, o.GetName()); err != nil {
-				return failed(err)
-			}
-		}
+	})
+	if err != nil {
+		return failed(err)
 	}
 	if d.AfterApply != nil {
 		if err := d.AfterApply(ctx, c, s.Namespace); err != nil {
@@ -302,6 +305,7 @@ func (d *Deploy) apply(ctx context.Context, s *State) error {
 	s.Record.Outcome = release.Tracking
 	s.Record.Timings.AppliedAt = result.AppliedAt.UTC()
 	if err := s.Store.Update(ctx, s.Record); err != nil {
+		live.stop()
 		// Stopped as the record was written: everything is applied, nothing verified.
 		if cause := stopCause(ctx); cause != nil {
 			s.Done = true
@@ -310,17 +314,29 @@ func (d *Deploy) apply(ctx context.Context, s *State) error {
 		return err
 	}
 	crashpoint.Hit("deploy:tracking")
-	s.Since = result.AppliedAt
-	s.Targets = nil
-	for _, o := range s.Objects {
-		switch {
-		case track.Trackable(o.GetKind()):
-			s.Targets = append(s.Targets, track.Target{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()})
-		case track.Followed(o.Unstructured):
-			s.Targets = append(s.Targets, track.Target{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName(), APIVersion: o.GetAPIVersion()})
+	s.tracking = live
+	return nil
+}
+
+// targetsOf is what a deploy of objs tracks: its workloads and the custom resources it follows.
+func targetsOf(objs []*manifest.Object) []track.Target {
+	var out []track.Target
+	for _, o := range objs {
+		if t, ok := targetOf(o); ok {
+			out = append(out, t)
 		}
 	}
-	return nil
+	return out
+}
+
+func targetOf(o *manifest.Object) (track.Target, bool) {
+	switch {
+	case track.Trackable(o.GetKind()):
+		return track.Target{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()}, true
+	case track.Followed(o.Unstructured):
+		return track.Target{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName(), APIVersion: o.GetAPIVersion()}, true
+	}
+	return track.Target{}, false
 }
 
 // trackPhase is the shared track phase, learning start-up times from the app's last successful release; a
@@ -328,7 +344,9 @@ func (d *Deploy) apply(ctx context.Context, s *State) error {
 func (d *Deploy) trackPhase() Phase {
 	tracked := haltWhenStopped(trackPhase(d.Watch, "deploy:first-update"), stageTracking)
 	return Phase{Name: tracked.Name, Run: func(ctx context.Context, s *State) error {
-		s.knownStartup = knownStartups(ctx, s)
+		if s.tracking == nil {
+			s.knownStartup = knownStartups(ctx, s)
+		}
 		return tracked.Run(ctx, s)
 	}}
 }

@@ -40,32 +40,47 @@ func captureState(ctx context.Context, c *kube.Client, objs []*manifest.Object, 
 			prior[o.Ref()] = o
 		}
 	}
+	// The reads go a bounded number at a time; the record lists the objects in apply order.
+	lives := make([]*unstructured.Unstructured, len(objs))
+	revs := make([]struct {
+		rev  int64
+		hash string
+	}, len(objs))
+	err := c.ForEach(ctx, len(objs), func(ctx context.Context, i int) error {
+		o := objs[i]
+		_, known := prior[kube.Ref(o.Unstructured)]
+		if !known {
+			var err error
+			if lives[i], err = liveOrNil(ctx, c, o.Unstructured); err != nil {
+				return err
+			}
+		}
+		if !track.Trackable(o.GetKind()) || (!known && lives[i] == nil) {
+			return nil // a workload the release creates has no revision yet
+		}
+		var err error
+		revs[i].rev, revs[i].hash, err = release.CurrentRevision(ctx, c, o.GetKind(), o.GetNamespace(), o.GetName())
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
 	var states []release.ObjectState
 	var workloads []release.WorkloadState
 	seen := map[string]bool{}
-	for _, o := range objs {
+	for i, o := range objs {
 		st := release.ObjectState{APIVersion: o.GetAPIVersion(), Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()}
-		var live *unstructured.Unstructured
 		if p, ok := prior[st.Ref()]; ok {
 			st = p
 		} else {
-			var err error
-			live, err = liveOrNil(ctx, c, o.Unstructured)
-			if err != nil {
-				return nil, nil, err
-			}
-			st.Existed = live != nil
-			st.Previous = release.Capture(live)
+			st.Existed = lives[i] != nil
+			st.Previous = release.Capture(lives[i])
 		}
 		seen[st.Ref()] = true
 		states = append(states, st)
 		if track.Trackable(o.GetKind()) {
 			ws := release.WorkloadState{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName(), Images: imagesOf(objs, o.GetKind(), o.GetNamespace(), o.GetName())}
-			rev, hash, err := release.CurrentRevision(ctx, c, o.GetKind(), o.GetNamespace(), o.GetName())
-			if err != nil {
-				return nil, nil, err
-			}
-			ws.PreviousRevision, ws.PreviousTemplateHash = rev, hash
+			ws.PreviousRevision, ws.PreviousTemplateHash = revs[i].rev, revs[i].hash
 			// A killed or failed release's recorded previous state is the true one (see converge), and so
 			// is the revision it replaced: that is where a rollback returns.
 			if inherited != nil {
@@ -100,11 +115,13 @@ func liveOrNil(ctx context.Context, c *kube.Client, obj *unstructured.Unstructur
 // recordRevisions notes the revision each workload rolled out, which history uses to tell which release
 // a later rollback returned to.
 func recordRevisions(ctx context.Context, c *kube.Client, rec *release.Record) {
-	for i, w := range rec.Workloads {
+	_ = c.ForEach(ctx, len(rec.Workloads), func(ctx context.Context, i int) error {
+		w := rec.Workloads[i]
 		if rev, hash, err := release.CurrentRevision(ctx, c, w.Kind, w.Namespace, w.Name); err == nil {
 			rec.Workloads[i].NewRevision, rec.Workloads[i].NewTemplateHash = rev, hash
 		}
-	}
+		return nil
+	})
 }
 
 // recordVerdicts copies the tracked verdicts into the record's workloads.

@@ -66,6 +66,9 @@ type State struct {
 	// Done ends the run after the current phase.
 	Done bool
 
+	// tracking, when apply started tracking as it applied, is where the track phase collects verdicts.
+	tracking *liveTracking
+
 	lock     *lock.Lock
 	phases   phased // the release's pre-deploy and verify objects (jobphase.go)
 	cancel   context.CancelCauseFunc
@@ -150,14 +153,21 @@ func hit(point string) {
 	}
 }
 
-// trackPhase follows Targets with the watch options and fills Workloads; with a Result, its workloads,
+// trackPhase follows Targets with the watch options (or collects what the apply phase started following)
+// and fills Workloads; with a Result, its workloads,
 // images and finish time too. point is the crash point hit at the first verdict update.
 func trackPhase(w Watch, point string) Phase {
 	return Phase{Name: "track", Run: func(ctx context.Context, s *State) error {
-		// Events are stamped by the cluster's clock; allow for a little skew so the release's own first
-		// signals are never discarded as stale.
-		w.KnownStartup = s.knownStartup
-		ws, err := w.trackAt(ctx, s.Client, s.Targets, s.Started.Add(-2*time.Second), s.Since, point)
+		var ws []report.Workload
+		var err error
+		if s.tracking != nil {
+			ws, err = s.tracking.wait()
+		} else {
+			// Events are stamped by the cluster's clock; allow for a little skew so the release's own
+			// first signals are never discarded as stale.
+			w.KnownStartup = s.knownStartup
+			ws, err = w.trackAt(ctx, s.Client, s.Targets, s.Started.Add(-2*time.Second), s.Since, point)
+		}
 		s.Workloads = ws
 		if s.Result != nil {
 			s.Result.FinishedAt = time.Now()

@@ -2,9 +2,11 @@ package action
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -58,42 +60,34 @@ func podPreflight(ctx context.Context, c *kube.Client, objs []*manifest.Object, 
 			accounts[o.GetNamespace()+"/"+o.GetName()] = true
 		}
 	}
-	var refused []podRefusal
-	for _, o := range objs {
-		if !track.Trackable(o.GetKind()) || created[o.GetNamespace()] {
-			continue
-		}
-		pod, err := podOf(o.Unstructured)
-		if err != nil {
-			return exitcode.BadInputf("%s: reading the pod template of %s: %v", o.Source, o, err)
-		}
-		err = c.DryRunPod(ctx, pod)
-		if err == nil {
-			continue
-		}
-		if apierrors.IsForbidden(err) && strings.Contains(err.Error(), `cannot create resource "pods"`) {
-			log.Debug("pod preflight skipped: this identity may not create pods", "workload", o.String())
+	// One dry-run per workload, a bounded number at a time; refusals are reported in apply order.
+	refusals := make([]*podRefusal, len(objs))
+	var mayNotCreate atomic.Bool
+	err := c.ForEach(ctx, len(objs), func(ctx context.Context, i int) error {
+		o := objs[i]
+		if !track.Trackable(o.GetKind()) || created[o.GetNamespace()] || mayNotCreate.Load() {
 			return nil
 		}
-		reason, what, fix, lasting, ok := diagnose.Classify(err.Error(), pod.Namespace)
-		switch {
-		case !ok || !lasting:
-			log.Warn("pod preflight could not judge a workload's pods; tracking will", "workload", o.String(), "error", err)
-			continue
-		case reason == diagnose.PermissionDenied && accounts[pod.Namespace+"/"+pod.Spec.ServiceAccountName] &&
-			strings.Contains(what, "ServiceAccount"):
-			continue // the release brings the ServiceAccount
-		case reason == diagnose.QuotaExceeded:
-			blocks, err := quotaBlocks(ctx, c, o.Unstructured)
-			if err != nil {
-				return err
-			}
-			if !blocks {
-				log.Info("quota is full, but this rollout replaces pods in place", "workload", o.String())
-				continue
-			}
+		r, err := podRefused(ctx, c, o, accounts, log)
+		if errors.Is(err, errMayNotCreatePods) {
+			mayNotCreate.Store(true)
+			return nil
 		}
-		refused = append(refused, podRefusal{workload: kube.Ref(o.Unstructured), reason: reason, what: what, fix: fix})
+		refusals[i] = r
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if mayNotCreate.Load() {
+		log.Debug("pod preflight skipped: this identity may not create pods")
+		return nil
+	}
+	var refused []podRefusal
+	for _, r := range refusals {
+		if r != nil {
+			refused = append(refused, *r)
+		}
 	}
 	if len(refused) == 0 {
 		return nil
@@ -103,6 +97,43 @@ func podPreflight(ctx context.Context, c *kube.Client, objs []*manifest.Object, 
 		lines[i] = r.String()
 	}
 	return exitcode.BadInputf("preflight: the cluster would refuse the pods of %s; nothing was applied", strings.Join(lines, "; "))
+}
+
+// errMayNotCreatePods says the identity may not create pods, so no dry-run can judge them.
+var errMayNotCreatePods = errors.New("this identity may not create pods")
+
+// podRefused dry-run creates the pod of one workload and returns why the cluster would refuse it, or nil.
+func podRefused(ctx context.Context, c *kube.Client, o *manifest.Object, accounts map[string]bool, log *slog.Logger) (*podRefusal, error) {
+	pod, err := podOf(o.Unstructured)
+	if err != nil {
+		return nil, exitcode.BadInputf("%s: reading the pod template of %s: %v", o.Source, o, err)
+	}
+	err = c.DryRunPod(ctx, pod)
+	if err == nil {
+		return nil, nil
+	}
+	if apierrors.IsForbidden(err) && strings.Contains(err.Error(), `cannot create resource "pods"`) {
+		return nil, errMayNotCreatePods
+	}
+	reason, what, fix, lasting, ok := diagnose.Classify(err.Error(), pod.Namespace)
+	switch {
+	case !ok || !lasting:
+		log.Warn("pod preflight could not judge a workload's pods; tracking will", "workload", o.String(), "error", err)
+		return nil, nil
+	case reason == diagnose.PermissionDenied && accounts[pod.Namespace+"/"+pod.Spec.ServiceAccountName] &&
+		strings.Contains(what, "ServiceAccount"):
+		return nil, nil // the release brings the ServiceAccount
+	case reason == diagnose.QuotaExceeded:
+		blocks, err := quotaBlocks(ctx, c, o.Unstructured)
+		if err != nil {
+			return nil, err
+		}
+		if !blocks {
+			log.Info("quota is full, but this rollout replaces pods in place", "workload", o.String())
+			return nil, nil
+		}
+	}
+	return &podRefusal{workload: kube.Ref(o.Unstructured), reason: reason, what: what, fix: fix}, nil
 }
 
 // podOf builds the Pod a workload's controller would create from its template.

@@ -3,7 +3,6 @@ package action
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -25,9 +24,10 @@ import (
 // a SelfSubjectAccessReview, which every authenticated user may create (ClusterRole system:basic-user);
 // where a cluster does not answer them, the check is skipped with a warning rather than blocking deploys.
 func (d *Deploy) preflight(ctx context.Context, c *kube.Client, ns string, objs []*manifest.Object, onFailure OnFailure) error {
-	var missing []rbac.Access
-	var objects []rbac.Object
-	for _, o := range objs {
+	objects := make([]rbac.Object, len(objs))
+	forbidden := make([]bool, len(objs))
+	err := c.ForEach(ctx, len(objs), func(ctx context.Context, i int) error {
+		o := objs[i]
 		r, namespaced, err := resourceOf(c, o, objs)
 		if err != nil {
 			return err
@@ -36,51 +36,70 @@ func (d *Deploy) preflight(ctx context.Context, c *kube.Client, ns string, objs 
 		if namespaced {
 			obj.Namespace = o.GetNamespace()
 		}
-		exists, forbidden, err := exists(ctx, c, o.Unstructured)
-		if err != nil {
-			return err
+		obj.Exists, forbidden[i], err = exists(ctx, c, o.Unstructured)
+		objects[i] = obj
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	var missing []rbac.Access
+	for i, obj := range objects {
+		if forbidden[i] {
+			missing = append(missing, rbac.Access{Verb: "get", Group: obj.Group, Resource: obj.Resource.Resource, Namespace: obj.Namespace, Name: obj.Name, For: rbac.ForDeploy})
 		}
-		if forbidden {
-			missing = append(missing, rbac.Access{Verb: "get", Group: r.Group, Resource: r.Resource, Namespace: obj.Namespace, Name: obj.Name, For: rbac.ForDeploy})
-		}
-		obj.Exists = exists
-		objects = append(objects, obj)
 	}
 	accesses := rbac.ReleaseAccess(ns, objects, onFailure == OnFailureApprove)
-	allowed := make([]bool, len(accesses))
-	errs := make([]error, len(accesses))
-	// A release of many objects asks a few hundred questions; a few at a time keeps that well under a second.
-	sem := make(chan struct{}, 8)
-	var wg sync.WaitGroup
-	for i, a := range accesses {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			allowed[i], errs[i] = canI(ctx, c, a)
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err == nil {
-			continue
-		}
+	denied, err := deniedOf(ctx, c, accesses)
+	if err != nil {
 		if apierrors.IsForbidden(err) || apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
 			d.logger().Warn("cannot ask the cluster what this identity may do; skipping the permission preflight", "error", err)
 			return nil
 		}
-		return kube.Classify(err, "checking permissions ("+accesses[i].String()+")", c.Server)
+		return err
 	}
-	for i, ok := range allowed {
-		if !ok {
-			missing = append(missing, accesses[i])
+	// Refused for the whole kind: a role may still grant it on the release's objects by name.
+	var named []rbac.Access
+	for _, a := range denied {
+		if n := rbac.Named(a, objects); n != nil {
+			named = append(named, n...)
+		} else {
+			missing = append(missing, a)
 		}
 	}
-	if err := rbac.Refusal(missing); err != nil {
+	deniedByName, err := deniedOf(ctx, c, named)
+	if err != nil {
+		return err
+	}
+	if err := rbac.Refusal(append(missing, deniedByName...)); err != nil {
 		return exitcode.New(exitcode.BadInput, err)
 	}
 	return nil
+}
+
+// deniedOf asks about each access, a bounded number at a time, and returns those refused. An error is
+// the first question the cluster would not answer, classified unless it says reviews cannot be asked at
+// all (forbidden, not served), which the caller turns into a skipped preflight.
+func deniedOf(ctx context.Context, c *kube.Client, accesses []rbac.Access) ([]rbac.Access, error) {
+	allowed := make([]bool, len(accesses))
+	err := c.ForEach(ctx, len(accesses), func(ctx context.Context, i int) error {
+		var err error
+		allowed[i], err = canI(ctx, c, accesses[i])
+		return err
+	})
+	if err != nil {
+		if apierrors.IsForbidden(err) || apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
+			return nil, err
+		}
+		return nil, kube.Classify(err, "checking permissions", c.Server)
+	}
+	var denied []rbac.Access
+	for i, ok := range allowed {
+		if !ok {
+			denied = append(denied, accesses[i])
+		}
+	}
+	return denied, nil
 }
 
 // resourceOf maps an object to its resource; a kind defined by a CRD of the same release is not served yet,

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -14,6 +16,7 @@ import (
 	"github.com/rollguard/rollguard/internal/crashpoint"
 	"github.com/rollguard/rollguard/internal/exitcode"
 	"github.com/rollguard/rollguard/internal/kube"
+	"github.com/rollguard/rollguard/internal/manifest"
 	"github.com/rollguard/rollguard/internal/release"
 	"github.com/rollguard/rollguard/internal/report"
 	"github.com/rollguard/rollguard/internal/track"
@@ -39,8 +42,8 @@ func restorePhases(w Watch) []Phase {
 	}
 }
 
-// restorePrevious marks the record rolling_back and restores the objects. Fills Rollback, Started, Since and
-// Targets.
+// restorePrevious marks the record rolling_back and restores the objects, tracking the restored workloads as
+// they go. Fills Rollback, Started, Since and Targets.
 func restorePrevious(ctx context.Context, s *State, w Watch) error {
 	rec, store := s.Record, s.Store
 	s.Started = time.Now()
@@ -51,7 +54,20 @@ func restorePrevious(ctx context.Context, s *State, w Watch) error {
 		return err
 	}
 	crashpoint.Hit("rollback:started")
-	if err := restore(ctx, s.Client, rec); err != nil {
+	s.Targets, s.Since = nil, s.Started
+	for _, o := range rec.Objects {
+		if o.Existed && track.Trackable(o.Kind) {
+			s.Targets = append(s.Targets, track.Target{Kind: o.Kind, Namespace: o.Namespace, Name: o.Name})
+		}
+	}
+	// Each restored workload is followed from the moment it is restored, while the others still are; the
+	// track phase collects the verdicts.
+	live := startTracking(ctx, w, s.Client, s.Targets, s.Started.Add(-2*time.Second), s.Since, "rollback:first-update")
+	err := restore(ctx, s.Client, rec, func(o release.ObjectState) {
+		live.mark(track.Target{Kind: o.Kind, Namespace: o.Namespace, Name: o.Name})
+	})
+	if err != nil {
+		live.stop()
 		if cause := stopCause(ctx); cause != nil {
 			return cause // left rolling_back: the caller records where it stopped
 		}
@@ -66,13 +82,7 @@ func restorePrevious(ctx context.Context, s *State, w Watch) error {
 	w.logger().Info("restored previous state", "release", rec.ID)
 	w.event("rolled back " + rec.ID + ": previous state restored; waiting for it to be healthy")
 	crashpoint.Hit("rollback:restored")
-
-	s.Targets, s.Since = nil, s.Started
-	for _, o := range rec.Objects {
-		if o.Existed && track.Trackable(o.Kind) {
-			s.Targets = append(s.Targets, track.Target{Kind: o.Kind, Namespace: o.Namespace, Name: o.Name})
-		}
-	}
+	s.tracking = live
 	return nil
 }
 
@@ -117,55 +127,95 @@ const restoreRetry = time.Minute
 // restore writes back each recorded object in reverse apply order: objects the release created are deleted,
 // objects it changed are replaced by their previous state. Replacing (not patching) matters: a field the
 // release added must disappear, and a Deployment whose template returns to a previous ReplicaSet's is
-// rolled back by its controller exactly as `kubectl rollout undo` does it.
-func restore(ctx context.Context, c *kube.Client, rec *release.Record) error {
+// rolled back by its controller exactly as `kubectl rollout undo` does it. The objects of one group
+// (manifest.Rank) are restored at once within the client's bound, a group after the one that depends on
+// it; every object is attempted and every failure reported. restored is called as each one is back.
+func restore(ctx context.Context, c *kube.Client, rec *release.Record, restored func(release.ObjectState)) error {
 	var errs []error
-	for i := len(rec.Objects) - 1; i >= 0; i-- {
-		o := rec.Objects[i]
-		gvk := schema.FromAPIVersionAndKind(o.APIVersion, o.Kind)
-		res, err := c.Resource(gvk, o.Namespace)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", o.Ref(), err))
-			continue
-		}
-		if !o.Existed && o.Kind == "Namespace" {
-			continue // never deleted: it holds the release records (see createNamespaces)
-		}
-		if !o.Existed {
-			policy := metav1.DeletePropagationBackground
-			err := kube.RetryTransient(ctx, restoreRetry, func() error {
-				return res.Delete(ctx, o.Name, metav1.DeleteOptions{PropagationPolicy: &policy})
-			})
-			if err != nil && !apierrors.IsNotFound(err) {
-				errs = append(errs, kube.Classify(err, "deleting "+o.Ref(), c.Server))
+	var first atomic.Bool
+	for _, group := range restoreGroups(rec.Objects) {
+		failed := make([]error, len(group))
+		err := c.ForEach(ctx, len(group), func(ctx context.Context, i int) error {
+			failed[i] = restoreObject(ctx, c, group[i])
+			if failed[i] == nil {
+				restored(group[i])
 			}
-			crashpoint.Hit("rollback:restored:" + o.Kind)
-			continue
-		}
-		if o.Previous == nil {
-			continue
-		}
-		prev := o.Previous.DeepCopy()
-		err = kube.RetryTransient(ctx, restoreRetry, func() error {
-			live, err := res.Get(ctx, o.Name, metav1.GetOptions{})
-			switch {
-			case apierrors.IsNotFound(err):
-				_, err = res.Create(ctx, prev, metav1.CreateOptions{FieldManager: kube.FieldManager})
-			case err == nil:
-				err = replace(ctx, c, res, live, prev)
-				if err != nil && kube.MustReplace(prev, err) {
-					_, err = c.Recreate(ctx, prev)
-				}
+			if first.CompareAndSwap(false, true) {
+				crashpoint.Hit("rollback:restoring")
 			}
-			return err
+			crashpoint.Hit("rollback:restored:" + group[i].Kind)
+			return nil
 		})
 		if err != nil {
-			errs = append(errs, kube.Classify(err, "restoring "+o.Ref(), c.Server))
+			return err
 		}
-		crashpoint.Hit("rollback:restoring")
-		crashpoint.Hit("rollback:restored:" + o.Kind)
+		errs = append(errs, failed...)
 	}
 	return errors.Join(errs...)
+}
+
+// restoreGroups orders a record's objects for restoring, the reverse of apply order, and splits them into
+// groups of one rank. Objects an earlier, killed run touched come last in a record; ranking puts them in
+// their place.
+func restoreGroups(objs []release.ObjectState) [][]release.ObjectState {
+	rank := func(o release.ObjectState) int {
+		return manifest.Rank(schema.FromAPIVersionAndKind(o.APIVersion, o.Kind).GroupKind())
+	}
+	ordered := slices.Clone(objs)
+	slices.Reverse(ordered)
+	slices.SortStableFunc(ordered, func(a, b release.ObjectState) int { return rank(b) - rank(a) })
+	var out [][]release.ObjectState
+	for i, o := range ordered {
+		if i == 0 || rank(o) != rank(ordered[i-1]) {
+			out = append(out, nil)
+		}
+		out[len(out)-1] = append(out[len(out)-1], o)
+	}
+	return out
+}
+
+// restoreObject puts one object back as it was before the release: deleted when the release created it,
+// else replaced by its recorded state (re-created when it was deleted since).
+func restoreObject(ctx context.Context, c *kube.Client, o release.ObjectState) error {
+	gvk := schema.FromAPIVersionAndKind(o.APIVersion, o.Kind)
+	res, err := c.Resource(gvk, o.Namespace)
+	if err != nil {
+		return fmt.Errorf("%s: %w", o.Ref(), err)
+	}
+	if !o.Existed && o.Kind == "Namespace" {
+		return nil // never deleted: it holds the release records (see createNamespaces)
+	}
+	if !o.Existed {
+		policy := metav1.DeletePropagationBackground
+		err := kube.RetryTransient(ctx, restoreRetry, func() error {
+			return res.Delete(ctx, o.Name, metav1.DeleteOptions{PropagationPolicy: &policy})
+		})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return kube.Classify(err, "deleting "+o.Ref(), c.Server)
+		}
+		return nil
+	}
+	if o.Previous == nil {
+		return nil
+	}
+	prev := o.Previous.DeepCopy()
+	err = kube.RetryTransient(ctx, restoreRetry, func() error {
+		live, err := res.Get(ctx, o.Name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			_, err = res.Create(ctx, prev, metav1.CreateOptions{FieldManager: kube.FieldManager})
+		case err == nil:
+			err = replace(ctx, c, res, live, prev)
+			if err != nil && kube.MustReplace(prev, err) {
+				_, err = c.Recreate(ctx, prev)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return kube.Classify(err, "restoring "+o.Ref(), c.Server)
+	}
+	return nil
 }
 
 // replace puts prev in place of live, retrying on conflicts with the controllers that update the object.

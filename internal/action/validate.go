@@ -41,15 +41,28 @@ func (d *Deploy) validate(ctx context.Context, c *kube.Client, objs []*manifest.
 			return exitcode.BadInputf("%s: namespace %q does not exist: create it, or add a Namespace object to the manifests", o.Source, ns)
 		}
 	}
-	var failed []error
-	for _, o := range objs {
+	// Every object is dry-run, a bounded number at a time, and every failure kept, so the report names
+	// the same first bad object whichever request finished first, and how many others failed.
+	errs := make([]error, len(objs))
+	err := c.ForEach(ctx, len(objs), func(ctx context.Context, i int) error {
+		o := objs[i]
 		// Objects inside a namespace, or of a kind, that the release itself creates cannot be dry-run
 		// before their parent exists; the apiserver validates them when they are applied.
 		if created[o.GetNamespace()] || crds[o.GroupVersionKind().GroupKind()] {
-			continue
+			return nil
 		}
 		if _, err := c.Apply(ctx, o.Unstructured, true); err != nil {
-			failed = append(failed, fmt.Errorf("%s: %w", o.Source, err))
+			errs[i] = fmt.Errorf("%s: %w", o.Source, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var failed []error
+	for _, err := range errs {
+		if err != nil {
+			failed = append(failed, err)
 		}
 	}
 	switch len(failed) {

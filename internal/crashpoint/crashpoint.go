@@ -18,7 +18,8 @@ var Points = []string{
 	"deploy:validated",          // dry-run and permission preflight passed; nothing locked or changed
 	"deploy:locked",             // lock held, nothing recorded
 	"deploy:recorded",           // release recorded, nothing applied
-	"deploy:applying",           // first object (the ConfigMap) applied
+	"deploy:applying",           // first object (the ConfigMap or the Secret) applied
+	"deploy:mid-group",          // one object of a group applied at once (ConfigMap, Secret), the other in flight
 	"deploy:applied:Secret",     // the Secret holds the new value; the workload still runs the old one
 	"deploy:applied:Service",    // an object the release creates exists
 	"deploy:applied",            // every object applied, record still says applying

@@ -64,6 +64,10 @@ type Options struct {
 	KnownStartup map[string]time.Duration
 	// Deadline ends tracking with a Timeout verdict for whatever has not finished.
 	Deadline time.Time
+	// Applied, when set, tells whether a target's change has been applied yet: tracking starts while a
+	// large release is still being applied, and a target not yet applied is not judged (its live object is
+	// still the previous revision, healthy or not); it stays progressing and keeps tracking going.
+	Applied func(Target) bool
 	// OnUpdate receives every target's status whenever any of them changes.
 	OnUpdate func([]Status)
 	// Tick is how often time-based rules (grace windows, deadline) are re-evaluated from the caches.
@@ -125,6 +129,10 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 		anyChange, allHealthy, anyFailed := false, true, false
 		fetched := logs.get() // one snapshot per pass, refreshed only when new lines arrive
 		for i, t := range targets {
+			if opts.Applied != nil && !opts.Applied(t) {
+				allHealthy = false
+				continue
+			}
 			var in diagnose.Input
 			if t.custom() {
 				in = custom.input(customKeys[t], t)

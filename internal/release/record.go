@@ -139,6 +139,8 @@ type Record struct {
 	// as it was then: Update re-applies the caller's changes (against base) on a conflict.
 	stored string
 	base   []byte
+	// parts is the stored version's parts annotation (AnnotationParts), "" when it fits one Secret.
+	parts string
 }
 
 // Timings are the moments of a release; zero when the step has not happened.

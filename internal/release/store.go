@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -30,7 +31,7 @@ const (
 	SecretType corev1.SecretType = "rollguard.dev/release.v1"
 	// NamePrefix starts every record's Secret name: rollguard.release.<app>.v<N>.
 	NamePrefix = "rollguard.release."
-	// DataKey holds gzip(JSON(Record)).
+	// DataKey holds gzip(JSON(Record)), or its first chunk when the record is split (parts.go).
 	DataKey = "release"
 
 	LabelManagedBy = "app.kubernetes.io/managed-by"
@@ -110,11 +111,17 @@ func (s *Store) Create(ctx context.Context, r *Record) error {
 			}
 		}
 		r.Revision, r.ID = next, ID(r.App, next)
-		sec, err := s.encode(r)
+		sec, parts, err := s.encode(r)
 		if err != nil {
 			return exitcode.New(exitcode.BadInput, err)
 		}
+		if err := s.createParts(ctx, parts); err != nil {
+			return err
+		}
 		created, err := secrets.Create(ctx, sec, metav1.CreateOptions{FieldManager: kube.FieldManager})
+		if err != nil {
+			s.dropParts(ctx, parts)
+		}
 		if apierrors.IsAlreadyExists(err) && attempt < 50 {
 			next++
 			continue
@@ -138,22 +145,28 @@ func (s *Store) Update(ctx context.Context, r *Record) error {
 	secrets := s.c.Typed.CoreV1().Secrets(r.Namespace)
 	for attempt := 0; ; attempt++ {
 		r.UpdatedAt = s.now().UTC()
-		sec, err := s.encode(r)
+		sec, parts, err := s.encode(r)
 		if err != nil {
+			return err
+		}
+		if err := s.createParts(ctx, parts); err != nil {
 			return err
 		}
 		sec.ResourceVersion = r.stored
 		var updated *corev1.Secret
+		replaced := r.parts
 		if r.stored == "" {
 			// A record built by hand (not read from the store): write it as it is.
-			updated, err = s.replace(ctx, sec)
+			updated, replaced, err = s.replace(ctx, sec)
 		} else {
 			updated, err = secrets.Update(ctx, sec, metav1.UpdateOptions{FieldManager: kube.FieldManager})
 		}
 		if err == nil {
 			s.remember(r, updated)
+			s.dropReplaced(ctx, r.Namespace, r.ID, replaced)
 			return nil
 		}
+		s.dropParts(ctx, parts)
 		if !apierrors.IsConflict(err) || attempt >= 10 {
 			return kube.Classify(err, "updating release record "+r.ID, s.c.Server)
 		}
@@ -167,18 +180,21 @@ func (s *Store) Update(ctx context.Context, r *Record) error {
 	}
 }
 
-// replace overwrites a record regardless of its version.
-func (s *Store) replace(ctx context.Context, sec *corev1.Secret) (*corev1.Secret, error) {
+// replace overwrites a record regardless of its version; it returns the parts annotation of the version it
+// replaced.
+func (s *Store) replace(ctx context.Context, sec *corev1.Secret) (*corev1.Secret, string, error) {
 	secrets := s.c.Typed.CoreV1().Secrets(sec.Namespace)
 	cur, err := secrets.Get(ctx, sec.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return secrets.Create(ctx, sec, metav1.CreateOptions{FieldManager: kube.FieldManager})
+		created, err := secrets.Create(ctx, sec, metav1.CreateOptions{FieldManager: kube.FieldManager})
+		return created, "", err
 	}
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	sec.ResourceVersion = cur.ResourceVersion
-	return secrets.Update(ctx, sec, metav1.UpdateOptions{FieldManager: kube.FieldManager})
+	updated, err := secrets.Update(ctx, sec, metav1.UpdateOptions{FieldManager: kube.FieldManager})
+	return updated, cur.Annotations[AnnotationParts], err
 }
 
 // Modify reads a record, lets fn change it and writes it back, retrying on conflicts: the way for a second
@@ -193,12 +209,19 @@ func (s *Store) Modify(ctx context.Context, namespace, id string, fn func(*Recor
 			return nil, err
 		}
 		r.UpdatedAt = s.now().UTC()
-		sec, err := s.encode(r)
+		sec, parts, err := s.encode(r)
 		if err != nil {
 			return nil, err
 		}
+		if err := s.createParts(ctx, parts); err != nil {
+			return nil, err
+		}
 		sec.ResourceVersion = r.stored
+		replaced := r.parts
 		updated, err := s.c.Typed.CoreV1().Secrets(namespace).Update(ctx, sec, metav1.UpdateOptions{FieldManager: kube.FieldManager})
+		if err != nil {
+			s.dropParts(ctx, parts)
+		}
 		if apierrors.IsConflict(err) && attempt < 10 {
 			continue
 		}
@@ -206,20 +229,36 @@ func (s *Store) Modify(ctx context.Context, namespace, id string, fn func(*Recor
 			return nil, kube.Classify(err, "updating release record "+id, s.c.Server)
 		}
 		s.remember(r, updated)
+		s.dropReplaced(ctx, namespace, id, replaced)
 		return r, nil
 	}
 }
 
 // Get reads one record by ID ("web.v3").
 func (s *Store) Get(ctx context.Context, namespace, id string) (*Record, error) {
-	sec, err := s.c.Typed.CoreV1().Secrets(namespace).Get(ctx, SecretName(id), metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil, exitcode.New(exitcode.BadInput, &NotFoundError{ID: id, Namespace: namespace})
+	for attempt := 0; ; attempt++ {
+		sec, err := s.c.Typed.CoreV1().Secrets(namespace).Get(ctx, SecretName(id), metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil, exitcode.New(exitcode.BadInput, &NotFoundError{ID: id, Namespace: namespace})
+		}
+		if err != nil {
+			return nil, kube.Classify(err, "reading release record "+id, s.c.Server)
+		}
+		r, err := s.decode(ctx, sec)
+		if errors.Is(err, errPartGone) && attempt < 5 {
+			continue // written again while we read it
+		}
+		return r, err
 	}
-	if err != nil {
-		return nil, kube.Classify(err, "reading release record "+id, s.c.Server)
+}
+
+// decodeFresh decodes a listed record, reading it again when it was written since it was listed.
+func (s *Store) decodeFresh(ctx context.Context, sec *corev1.Secret) (*Record, error) {
+	r, err := s.decode(ctx, sec)
+	if errors.Is(err, errPartGone) {
+		return s.Get(ctx, sec.Namespace, strings.TrimPrefix(sec.Name, NamePrefix))
 	}
-	return s.decode(sec)
+	return r, err
 }
 
 // List returns the app's records in namespace, newest first; app "" lists every app's records (ordered
@@ -231,7 +270,7 @@ func (s *Store) List(ctx context.Context, namespace, app string) ([]*Record, err
 	}
 	out := make([]*Record, 0, len(secs))
 	for i := range secs {
-		r, err := s.decode(&secs[i])
+		r, err := s.decodeFresh(ctx, &secs[i])
 		if err != nil {
 			return nil, err
 		}
@@ -258,7 +297,7 @@ func (s *Store) Latest(ctx context.Context, namespace, app string) (*Record, err
 			newest = &secs[i]
 		}
 	}
-	return s.decode(newest)
+	return s.decodeFresh(ctx, newest)
 }
 
 // Unfinished returns the app's newest record whose outcome is applying, tracking or rolling_back, or
@@ -280,10 +319,16 @@ func (s *Store) Unfinished(ctx context.Context, namespace, app string) (*Record,
 	if newest == nil {
 		return nil, nil
 	}
-	return s.decode(newest)
+	return s.decodeFresh(ctx, newest)
 }
 
 func (s *Store) list(ctx context.Context, namespace, app string) ([]corev1.Secret, error) {
+	records, _, err := s.listAll(ctx, namespace, app)
+	return records, err
+}
+
+// listAll lists the app's record Secrets and the parts of split records (parts.go).
+func (s *Store) listAll(ctx context.Context, namespace, app string) (records, parts []corev1.Secret, err error) {
 	sel := labels.Set{LabelManagedBy: ManagedBy}
 	if app != "" {
 		sel[LabelApp] = app
@@ -294,16 +339,18 @@ func (s *Store) list(ctx context.Context, namespace, app string) ([]corev1.Secre
 	}
 	list, err := s.c.Typed.CoreV1().Secrets(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
 	if err != nil {
-		return nil, kube.Classify(err, doing, s.c.Server)
+		return nil, nil, kube.Classify(err, doing, s.c.Server)
 	}
-	out := list.Items[:0]
 	for _, sec := range list.Items {
-		// Only our own type: a user's Secret that happens to carry the labels is not a record.
-		if sec.Type == SecretType && strings.HasPrefix(sec.Name, NamePrefix) {
-			out = append(out, sec)
+		// Only our own types: a user's Secret that happens to carry the labels is not a record.
+		switch {
+		case sec.Type == SecretType && strings.HasPrefix(sec.Name, NamePrefix):
+			records = append(records, sec)
+		case sec.Type == PartSecretType && strings.HasPrefix(sec.Name, NamePrefix):
+			parts = append(parts, sec)
 		}
 	}
-	return out, nil
+	return records, parts, nil
 }
 
 func (s *Store) latestRevision(ctx context.Context, namespace, app string) (int, error) {
@@ -330,8 +377,11 @@ func (s *Store) prune(ctx context.Context, namespace, app string, keep int) erro
 	if limit <= 0 {
 		limit = DefaultHistoryMax
 	}
-	secs, err := s.list(ctx, namespace, app)
-	if err != nil || len(secs) <= limit {
+	secs, parts, err := s.listAll(ctx, namespace, app)
+	if err != nil {
+		return err
+	}
+	if err := s.sweepParts(ctx, secs, parts); err != nil || len(secs) <= limit {
 		return err
 	}
 	sort.Slice(secs, func(i, j int) bool { return revisionOf(&secs[i]) > revisionOf(&secs[j]) })
@@ -354,29 +404,27 @@ func (s *Store) prune(ctx context.Context, namespace, app string, keep int) erro
 		if err != nil && !apierrors.IsNotFound(err) {
 			return kube.Classify(err, "pruning old release record "+secs[i].Name, s.c.Server)
 		}
+		s.dropReplaced(ctx, namespace, strings.TrimPrefix(secs[i].Name, NamePrefix), secs[i].Annotations[AnnotationParts])
 		excess--
 	}
 	return nil
 }
 
-// encode builds the Secret for a record.
-func (s *Store) encode(r *Record) (*corev1.Secret, error) {
+// encode builds the Secret for a record, and the parts holding what does not fit in it (parts.go).
+func (s *Store) encode(r *Record) (*corev1.Secret, []*corev1.Secret, error) {
 	body, err := json.Marshal(r)
 	if err != nil {
-		return nil, fmt.Errorf("encoding release record %s: %w", r.ID, err)
+		return nil, nil, fmt.Errorf("encoding release record %s: %w", r.ID, err)
 	}
 	var buf bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
 	if _, err := zw.Write(body); err != nil {
-		return nil, fmt.Errorf("compressing release record %s: %w", r.ID, err)
+		return nil, nil, fmt.Errorf("compressing release record %s: %w", r.ID, err)
 	}
 	if err := zw.Close(); err != nil {
-		return nil, fmt.Errorf("compressing release record %s: %w", r.ID, err)
+		return nil, nil, fmt.Errorf("compressing release record %s: %w", r.ID, err)
 	}
-	if buf.Len() > maxSecretData {
-		return nil, tooLarge(r, buf.Len())
-	}
-	return &corev1.Secret{
+	sec := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      SecretName(r.ID),
 			Namespace: r.Namespace,
@@ -389,7 +437,11 @@ func (s *Store) encode(r *Record) (*corev1.Secret, error) {
 		},
 		Type: SecretType,
 		Data: map[string][]byte{DataKey: buf.Bytes()},
-	}, nil
+	}
+	if buf.Len() > maxSecretData {
+		return split(sec, r, buf.Bytes())
+	}
+	return sec, nil, nil
 }
 
 // tooLarge names the biggest previous states, which are what make a record large.
@@ -414,11 +466,15 @@ func tooLarge(r *Record, size int) error {
 	if len(names) > 0 {
 		detail = " (largest previous states: " + strings.Join(names, ", ") + ")"
 	}
-	return fmt.Errorf("release record %s is %d KiB compressed, over the 1 MiB limit of a Secret%s: split the release into smaller ones, or move large data out of ConfigMaps and Secrets", r.ID, size>>10, detail)
+	return fmt.Errorf("release record %s is %d KiB compressed, more than the %d Secrets of 1 MiB a record may take%s: split the release into smaller ones, or move large data out of ConfigMaps and Secrets", r.ID, size>>10, maxParts, detail)
 }
 
-func (s *Store) decode(sec *corev1.Secret) (*Record, error) {
-	zr, err := gzip.NewReader(bytes.NewReader(sec.Data[DataKey]))
+func (s *Store) decode(ctx context.Context, sec *corev1.Secret) (*Record, error) {
+	data, err := s.joined(ctx, sec, strings.TrimPrefix(sec.Name, NamePrefix))
+	if err != nil {
+		return nil, err
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("reading release record %s/%s: not a rollguard record: %w", sec.Namespace, sec.Name, err)
 	}
@@ -430,13 +486,13 @@ func (s *Store) decode(sec *corev1.Secret) (*Record, error) {
 	if err := json.Unmarshal(body, r); err != nil {
 		return nil, fmt.Errorf("reading release record %s/%s: %w", sec.Namespace, sec.Name, err)
 	}
-	r.stored, r.base = sec.ResourceVersion, body
+	r.stored, r.base, r.parts = sec.ResourceVersion, body, sec.Annotations[AnnotationParts]
 	return r, nil
 }
 
 // remember notes the version just written, and the record as written, for the next Update.
 func (s *Store) remember(r *Record, sec *corev1.Secret) {
-	r.stored = sec.ResourceVersion
+	r.stored, r.parts = sec.ResourceVersion, sec.Annotations[AnnotationParts]
 	r.base, _ = json.Marshal(r)
 }
 
@@ -480,7 +536,7 @@ func rebase(r *Record, current *Record) error {
 	if err := json.Unmarshal(merged, &out); err != nil {
 		return err
 	}
-	out.stored, out.base = current.stored, current.base
+	out.stored, out.base, out.parts = current.stored, current.base, current.parts
 	*r = out
 	return nil
 }

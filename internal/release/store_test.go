@@ -2,9 +2,12 @@ package release
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -282,32 +285,31 @@ func TestPruneKeepsNewestSuccess(t *testing.T) {
 	}
 }
 
+// randomText is n characters that do not compress much (base64 of random bytes, 6 bits a character).
+func randomText(n int) string {
+	b := make([]byte, n*3/4+3)
+	_, _ = rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)[:n]
+}
+
 func TestRecordTooLarge(t *testing.T) {
 	ctx := context.Background()
 	ns := cluster.Namespace(t)
 	kc := connect(t, ns)
 	s := NewStore(kc)
-	// Random-looking data does not compress: 1.5 MiB of it cannot fit.
-	big := make([]byte, 0, 3<<20)
-	x := uint64(88172645463325252)
-	for len(big) < cap(big) {
-		x ^= x << 13
-		x ^= x >> 7
-		x ^= x << 17
-		big = append(big, "0123456789abcdef"[x&15])
-	}
+	// More than 16 MiB compressed: more than a record may be split into.
 	cm := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "v1", "kind": "ConfigMap",
 		"metadata": map[string]any{"name": "huge", "namespace": ns},
-		"data":     map[string]any{"blob": string(big)},
+		"data":     map[string]any{"blob": randomText(23 << 20)},
 	}}
 	r := newRecord(ns, "web")
 	r.Objects = []ObjectState{{APIVersion: "v1", Kind: "ConfigMap", Namespace: ns, Name: "huge", Existed: true, Previous: cm}}
 	err := s.Create(ctx, r)
 	if err == nil {
-		t.Fatal("a record over 1 MiB was accepted")
+		t.Fatal("a record over 16 MiB compressed was accepted")
 	}
-	if !strings.Contains(err.Error(), "1 MiB") || !strings.Contains(err.Error(), "ConfigMap/"+ns+"/huge") {
+	if !strings.Contains(err.Error(), "16 Secrets of 1 MiB") || !strings.Contains(err.Error(), "ConfigMap/"+ns+"/huge") {
 		t.Errorf("error does not name the limit and the cause: %v", err)
 	}
 	if exitcode.Of(err) != exitcode.BadInput {
@@ -316,6 +318,106 @@ func TestRecordTooLarge(t *testing.T) {
 	list, err := kc.Typed.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{LabelSelector: LabelApp + "=web"})
 	if err != nil || len(list.Items) != 0 {
 		t.Errorf("a record was stored anyway: %d Secrets", len(list.Items))
+	}
+}
+
+// A record of 1,000 objects whose previous states do not compress into one Secret is split over several;
+// it reads back whole through Get, List and Latest, an update replaces its parts (the old ones go), and
+// pruning the record takes its parts with it.
+func TestLargeRecordIsSplit(t *testing.T) {
+	ctx := context.Background()
+	ns := cluster.Namespace(t)
+	kc := connect(t, ns)
+	s := NewStore(kc)
+	s.HistoryMax = 1
+	r := newRecord(ns, "web")
+	for i := range 1000 {
+		name := fmt.Sprintf("config-%04d", i)
+		r.Objects = append(r.Objects, ObjectState{APIVersion: "v1", Kind: "ConfigMap", Namespace: ns, Name: name, Existed: true,
+			Previous: &unstructured.Unstructured{Object: map[string]any{
+				"apiVersion": "v1", "kind": "ConfigMap",
+				"metadata": map[string]any{"name": name, "namespace": ns},
+				"data":     map[string]any{"blob": randomText(2 << 10)},
+			}}})
+	}
+	want, _ := r.Objects[999].Previous.Object["data"].(map[string]any)
+	if err := s.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	parts := func() []string {
+		list, err := kc.Typed.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{LabelSelector: LabelApp + "=web"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, sec := range list.Items {
+			if sec.Type == PartSecretType {
+				out = append(out, sec.Name)
+			}
+		}
+		return out
+	}
+	first := parts()
+	if len(first) == 0 {
+		t.Fatal("a record of about 2 MiB compressed was stored without parts")
+	}
+	check := func(how string, got *Record, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", how, err)
+		}
+		if len(got.Objects) != 1000 {
+			t.Fatalf("%s: %d objects, want 1000", how, len(got.Objects))
+		}
+		if data, _ := got.Objects[999].Previous.Object["data"].(map[string]any); data["blob"] != want["blob"] {
+			t.Errorf("%s: the last object's previous state differs", how)
+		}
+	}
+	got, err := s.Get(ctx, ns, r.ID)
+	check("Get", got, err)
+	latest, err := s.Latest(ctx, ns, "web")
+	check("Latest", latest, err)
+	all, err := s.List(ctx, ns, "web")
+	if err != nil || len(all) != 1 {
+		t.Fatalf("List: %d records, %v; want the one (parts are not records)", len(all), err)
+	}
+	check("List", all[0], nil)
+
+	got.Outcome = Succeeded
+	if err := s.Update(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	modified, err := s.Modify(ctx, ns, r.ID, func(m *Record) error { m.Message = "checked"; return nil })
+	check("Modify", modified, err)
+	now := parts()
+	if len(now) != len(first) || slices.Contains(now, first[0]) {
+		t.Errorf("after two updates the parts are %v, want as many as %v and new ones (the replaced ones deleted)", now, first)
+	}
+	again, err := s.Get(ctx, ns, r.ID)
+	check("Get after updates", again, err)
+	if again.Outcome != Succeeded || again.Message != "checked" {
+		t.Errorf("updates lost: outcome %s, message %q", again.Outcome, again.Message)
+	}
+
+	// A newer succeeded record with HistoryMax 1 prunes this one, and its parts with it.
+	next := newRecord(ns, "web")
+	next.Outcome = Succeeded
+	if err := s.Create(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	next.Outcome = Succeeded
+	if err := s.Update(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	third := newRecord(ns, "web")
+	if err := s.Create(ctx, third); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, ns, r.ID); err == nil {
+		t.Fatalf("record %s was not pruned", r.ID)
+	}
+	if left := parts(); len(left) != 0 {
+		t.Errorf("parts of the pruned record left behind: %v", left)
 	}
 }
 

@@ -202,21 +202,19 @@ func knownStartups(ctx context.Context, s *State) map[string]time.Duration {
 	if s.Store == nil || s.App == "" {
 		return nil
 	}
-	recs, err := s.Store.List(ctx, s.Namespace, s.App)
-	if err != nil {
+	except := ""
+	if s.Record != nil {
+		except = s.Record.ID
+	}
+	r, err := s.Store.LastSucceeded(ctx, s.Namespace, s.App, except)
+	if err != nil || r == nil {
 		return nil
 	}
-	for _, r := range recs {
-		if r.Outcome != release.Succeeded || (s.Record != nil && r.ID == s.Record.ID) {
-			continue
+	out := map[string]time.Duration{}
+	for _, w := range r.Workloads {
+		if w.StartupSeconds > 0 {
+			out[w.Kind+"/"+w.Name] = time.Duration(w.StartupSeconds * float64(time.Second))
 		}
-		out := map[string]time.Duration{}
-		for _, w := range r.Workloads {
-			if w.StartupSeconds > 0 {
-				out[w.Kind+"/"+w.Name] = time.Duration(w.StartupSeconds * float64(time.Second))
-			}
-		}
-		return out
 	}
-	return nil
+	return out
 }

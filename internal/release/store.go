@@ -300,6 +300,28 @@ func (s *Store) Latest(ctx context.Context, namespace, app string) (*Record, err
 	return s.decodeFresh(ctx, newest)
 }
 
+// LastSucceeded returns the app's newest succeeded record other than except (an ID), or nil, nil. Only that
+// record is read: a large release's records are large.
+func (s *Store) LastSucceeded(ctx context.Context, namespace, app, except string) (*Record, error) {
+	secs, err := s.list(ctx, namespace, app)
+	if err != nil {
+		return nil, err
+	}
+	var newest *corev1.Secret
+	for i := range secs {
+		if Outcome(secs[i].Labels[LabelOutcome]) != Succeeded || secs[i].Name == SecretName(except) {
+			continue
+		}
+		if newest == nil || revisionOf(&secs[i]) > revisionOf(newest) {
+			newest = &secs[i]
+		}
+	}
+	if newest == nil {
+		return nil, nil
+	}
+	return s.decodeFresh(ctx, newest)
+}
+
 // Unfinished returns the app's newest record whose outcome is applying, tracking or rolling_back, or
 // nil, nil. Found while holding the app's lock, such a record belongs to a run that was killed.
 func (s *Store) Unfinished(ctx context.Context, namespace, app string) (*Record, error) {

@@ -196,6 +196,9 @@ func startNamespace(ctx context.Context, c *kube.Client, ns string, notify func(
 		pods:         f.Core().V1().Pods().Informer(),
 		events:       f.Core().V1().Events().Informer(),
 	}
+	if err := nc.addIndexers(); err != nil {
+		return nil, fmt.Errorf("watching namespace %s: %w", ns, err)
+	}
 	h := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { notify() },
 		UpdateFunc: func(any, any) { notify() },
@@ -245,7 +248,11 @@ func (nc *nsCache) input(t Target) diagnose.Input {
 			w = o
 		}
 	}
-	return Collect(w, each[*appsv1.ReplicaSet](nc.replicaSets), each[*corev1.Pod](nc.pods), each[*corev1.Event](nc.events))
+	if w == nil {
+		return diagnose.Input{}
+	}
+	rss, pods, events := nc.owned(w)
+	return Collect(w, all(rss), all(pods), all(events))
 }
 
 // Collect picks, from a namespace's ReplicaSets, Pods and Events, what belongs to workload and returns the
@@ -287,17 +294,6 @@ func Collect(workload runtime.Object, replicaSets iter.Seq[*appsv1.ReplicaSet], 
 	sort.Slice(in.Pods, func(i, j int) bool { return in.Pods[i].Name < in.Pods[j].Name })
 	sort.Slice(in.Events, func(i, j int) bool { return eventTime(in.Events[i]).Before(eventTime(in.Events[j])) })
 	return in
-}
-
-// each yields an informer's objects of type T.
-func each[T runtime.Object](inf cache.SharedIndexInformer) iter.Seq[T] {
-	return func(yield func(T) bool) {
-		for _, o := range inf.GetStore().List() {
-			if t, ok := o.(T); ok && !yield(t) {
-				return
-			}
-		}
-	}
 }
 
 func get[T runtime.Object](inf cache.SharedIndexInformer, key string) (T, bool) {

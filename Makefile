@@ -69,7 +69,7 @@ demo: build sandbox-binaries
 	cd sandbox && KUBECTL=$$($(SANDBOX) kubectl) $(SANDBOX) run --dir $(CURDIR)/.sandbox-demo -- $(CURDIR)/demo/demo.sh $(CURDIR)/$(BIN)
 
 bench: build sandbox-binaries
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./bench/...
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 120m ./bench/...
 
 clean:
 	rm -rf bin .sandbox-demo

@@ -433,7 +433,10 @@ func (c *Cluster) kcmArgs() []string {
 
 func (c *Cluster) schedulerArgs() []string {
 	return []string{"--kubeconfig=" + c.Kubeconfig, "--bind-address=127.0.0.1",
-		"--secure-port=" + strconv.Itoa(c.ports["scheduler"]), "--leader-elect=false", "--profiling=false"}
+		"--secure-port=" + strconv.Itoa(c.ports["scheduler"]), "--leader-elect=false", "--profiling=false",
+		// As the controller-manager's: binding thousands of kwok pods at the default 50 qps would make every
+		// large-release test and benchmark wait on the scheduler's client, not on what it measures.
+		"--kube-api-qps=1000", "--kube-api-burst=2000"}
 }
 
 func (c *Cluster) etcdReady(ctx context.Context) error {

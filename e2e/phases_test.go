@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/rollguard/rollguard/internal/crashpoint"
+	"github.com/rollguard/rollguard/sandbox"
 )
 
 // phaseJob is a Job of a release phase (rollguard.dev/phase), failing when scenario is job-failure.
@@ -297,8 +298,9 @@ func TestPhaseHelmHooks(t *testing.T) {
 	}
 }
 
-// TestPhaseKilledAfterPreDeployConverges: a run killed after its pre-deploy Job completed, before anything
-// else was applied, converges on the next run: the release is deployed and the unchanged Job not run twice.
+// TestPhaseKilledAfterPreDeployConverges: a run killed after its pre-deploy Job completed (before anything
+// else was applied), or in its bake window, converges on the next run: the release is deployed and baked,
+// and the unchanged Job not run twice.
 func TestPhaseKilledAfterPreDeployConverges(t *testing.T) {
 	t.Parallel()
 	for _, point := range crashpoint.PhasePoints {
@@ -307,16 +309,16 @@ func TestPhaseKilledAfterPreDeployConverges(t *testing.T) {
 			ns := cluster.Namespace(t)
 			deployApp(t, ns, app{})
 			manifests := phaseJob{name: "migrate", phase: "pre-deploy"}.yaml() + "---\n" + app{image: "registry.example.com/web:2.0.0"}.yaml()
-			args := []string{"deploy", "-f", "-", "-n", ns, "--timeout", "2m", "--lock-ttl", "2s"}
+			args := []string{"deploy", "-f", "-", "-n", ns, "--timeout", "2m", "--lock-ttl", "2s", "--bake", "3s"}
 			killed := rollguardEnv(t, []string{"KUBECONFIG=" + cluster.Kubeconfig, crashpoint.Env + "=" + point}, manifests, args...)
 			if killed.code != -1 || !strings.Contains(killed.stderr, crashpoint.Line(point)) {
 				t.Fatalf("not killed at %s: exit %d\n%s", point, killed.code, killed.stderr)
 			}
-			if img := deployment(t, ns, "web").Spec.Template.Spec.Containers[0].Image; img != "registry.example.com/web:1.0.0" {
+			if img := deployment(t, ns, "web").Spec.Template.Spec.Containers[0].Image; point == "deploy:pre-deployed" && img != "registry.example.com/web:1.0.0" {
 				t.Fatalf("killed after the pre-deploy phase, the workload changed already: %s", img)
 			}
 			first := jobCompletedAt(t, ns, "migrate")
-			r := rollguard(t, manifests, "deploy", "-f", "-", "-n", ns, "--timeout", "2m", "--wait-for-lock", "1m", "-o", "json")
+			r := rollguard(t, manifests, "deploy", "-f", "-", "-n", ns, "--timeout", "2m", "--wait-for-lock", "1m", "-o", "json", "--bake", "3s")
 			if r.code != 0 {
 				t.Fatalf("re-run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 			}
@@ -331,5 +333,87 @@ func TestPhaseKilledAfterPreDeployConverges(t *testing.T) {
 				t.Errorf("records: %s %s; %s %s %q", recs[0].ID, recs[0].Outcome, recs[1].ID, recs[1].Outcome, recs[1].Message)
 			}
 		})
+	}
+}
+
+// TestPhaseBakeCrashLoopRollsBack: v2 rolls out healthy and starts crashing 20s later, inside the 2-minute
+// bake window: the bake fails it (CrashLoop) and it is rolled back to v1.
+func TestPhaseBakeCrashLoopRollsBack(t *testing.T) {
+	t.Parallel()
+	ns := cluster.Namespace(t)
+	deployApp(t, ns, app{})
+	v2 := app{image: "registry.example.com/web:2.0.0", scenario: sandbox.ScenarioCrashLater,
+		annotations: map[string]string{sandbox.CrashAfterAnnotation: "20s"}}
+	junit := writeFile(t, "junit.xml", "")
+	r := rollguard(t, v2.yaml(), "deploy", "-f", "-", "-n", ns, "-o", "json", "--timeout", "2m", "--bake", "2m", "--junit", junit)
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1 (rolled back)\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	rep := parsePhases(t, r)
+	if len(rep.Phases) != 1 || rep.Phases[0].Name != "bake" || rep.Phases[0].Outcome != "failed" {
+		t.Fatalf("phases %+v, want the bake failed", rep.Phases)
+	}
+	if w := rep.Workloads[0]; w.Status != "failed" || w.Reason != "CrashLoop" || !strings.Contains(w.Message, "during the bake window") {
+		t.Errorf("workload %+v, want a CrashLoop during the bake window", w)
+	}
+	if !strings.Contains(r.stderr, "bake: watching Deployment/web for 2m0s") {
+		t.Errorf("no bake progress line:\n%s", r.stderr)
+	}
+	if img := deployment(t, ns, "web").Spec.Template.Spec.Containers[0].Image; img != "registry.example.com/web:1.0.0" {
+		t.Errorf("not rolled back: %s", img)
+	}
+	rec := records(t, ns, "web")[0]
+	if rec.Outcome != "rolled_back" || rec.Reason != "CrashLoop" || len(rec.Phases) != 1 || rec.Phases[0].Outcome != "failed" {
+		t.Errorf("record %s: %s %s phases %+v", rec.ID, rec.Outcome, rec.Reason, rec.Phases)
+	}
+	if x, _ := os.ReadFile(junit); !strings.Contains(string(x), `name="phase/bake"`) || !strings.Contains(string(x), `type="failed"`) {
+		t.Errorf("JUnit lacks the failed bake:\n%s", x)
+	}
+}
+
+// TestPhaseBakeHealthyPasses is its counter-scenario: a release that stays healthy through the window
+// succeeds, after the window.
+func TestPhaseBakeHealthyPasses(t *testing.T) {
+	t.Parallel()
+	ns := cluster.Namespace(t)
+	deployApp(t, ns, app{})
+	r := rollguard(t, app{image: "registry.example.com/web:2.0.0"}.yaml(), "deploy", "-f", "-", "-n", ns, "-o", "json", "--timeout", "2m", "--bake", "5s")
+	if r.code != 0 {
+		t.Fatalf("exit %d, want 0\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	rep := parsePhases(t, r)
+	if len(rep.Phases) != 1 || rep.Phases[0].Name != "bake" || rep.Phases[0].Outcome != "succeeded" {
+		t.Fatalf("phases %+v, want the bake succeeded", rep.Phases)
+	}
+	if d := parseTime(t, rep.Phases[0].FinishedAt).Sub(parseTime(t, rep.Phases[0].StartedAt)); d < 5*time.Second {
+		t.Errorf("the bake took %s, less than its 5s window", d)
+	}
+	if rec := records(t, ns, "web")[0]; rec.Outcome != "succeeded" || len(rec.Phases) != 1 || rec.Phases[0].Name != "bake" {
+		t.Errorf("record %s: %s phases %+v", rec.ID, rec.Outcome, rec.Phases)
+	}
+}
+
+// TestPhaseProbeLint: a Deployment without a readinessProbe deploys with a warning; --require-probes
+// refuses it (exit 3, one line, nothing changed); one with a probe passes --require-probes silently.
+func TestPhaseProbeLint(t *testing.T) {
+	t.Parallel()
+	ns := cluster.Namespace(t)
+	r := rollguard(t, app{}.yaml(), "deploy", "-f", "-", "-n", ns, "-o", "json", "--timeout", "2m")
+	var rep struct{ Warnings []string }
+	if err := jsonUnmarshal(r.stdout, &rep); r.code != 0 || err != nil || len(rep.Warnings) != 1 ||
+		!strings.Contains(rep.Warnings[0], "Deployment/web has no readinessProbe") || !strings.Contains(r.stderr, "warning: Deployment/web has no readinessProbe") {
+		t.Fatalf("exit %d, warnings %q (%v)\n%s", r.code, rep.Warnings, err, r.stderr)
+	}
+	before := snapshot(t, ns)
+	refused := rollguard(t, app{image: "registry.example.com/web:2.0.0"}.yaml(), "deploy", "-f", "-", "-n", ns, "--timeout", "2m", "--require-probes")
+	if refused.code != 3 || strings.Count(strings.TrimSpace(refused.stderr), "\n") > 0 || !strings.Contains(refused.stderr, "--require-probes") {
+		t.Errorf("--require-probes: exit %d, want 3 and one line\n%s", refused.code, refused.stderr)
+	}
+	if after := snapshot(t, ns); after != before {
+		t.Errorf("a refused release changed the namespace:\n%s\n%s", before, after)
+	}
+	ok := rollguard(t, app{image: "registry.example.com/web:2.0.0", readinessProbe: true}.yaml(), "deploy", "-f", "-", "-n", ns, "--timeout", "2m", "--require-probes")
+	if ok.code != 0 || strings.Contains(ok.stderr, "readinessProbe") {
+		t.Errorf("with a probe: exit %d\n%s", ok.code, ok.stderr)
 	}
 }

@@ -36,6 +36,11 @@ const (
 	// ScenarioJobFailure: a Job's pod fails (phase Failed, exit code 1) instead of succeeding.
 	ScenarioJobFailure = "job-failure"
 
+	// ScenarioCrashLater: pods start ready like healthy ones; CrashAfterAnnotation (default 10s) later their
+	// containers exit with code 1, the pods lose readiness and crash-loop (stages/bake.yaml): a release
+	// that only fails after it rolled out, for the bake window.
+	ScenarioCrashLater = "crash-later"
+
 	// Healthy-but-bumpy releases (stages/bumpy.yaml): each looks like a failure for a while, then turns healthy.
 
 	// ScenarioPullBlip: the first pull fails with "dial tcp ...: i/o timeout" and the kubelet backs off
@@ -56,6 +61,9 @@ const PullRecoversAfterAnnotation = "sandbox.rollguard.dev/pull-recovers-after"
 
 // EvictBeforeAnnotation: ScenarioEvicted evicts the pods created before this time (RFC 3339, UTC).
 const EvictBeforeAnnotation = "sandbox.rollguard.dev/evict-before"
+
+// CrashAfterAnnotation sets how long a ScenarioCrashLater pod runs ready before it crashes (a Go duration).
+const CrashAfterAnnotation = "sandbox.rollguard.dev/crash-after"
 
 // ReadyAfterAnnotation sets how long a ScenarioSlowReady pod takes to become Ready (a Go duration, "5s").
 const ReadyAfterAnnotation = "sandbox.rollguard.dev/ready-after"

@@ -84,6 +84,8 @@ pre-deploy Job marked rollguard.dev/reversible: "false" succeeded, a failure is 
 	f.StringVar(&d.App, "app", "", "release name for records, lock and history (default: the first workload's name)")
 	f.StringVar(&d.OnFailure, "on-failure", string(action.OnFailureRollback), "what to do when the release fails: rollback, approve (wait for rollguard approve/reject), hold (exit 5; roll back later with rollguard rollback) or none")
 	f.StringVar(&d.OnIrreversible, "on-irreversible", string(action.IrreversibleHold), `once a pre-deploy Job marked rollguard.dev/reversible: "false" succeeded, a failure is not rolled back automatically: hold (exit 5), approve (wait for rollguard approve/reject) or rollback`)
+	f.DurationVar(&d.Bake, "bake", 0, "after the release is healthy, keep watching it this `DURATION` (e.g. 5m): a crash, a restart or lost readiness in the new pods fails it and the on-failure policy runs")
+	f.BoolVar(&d.RequireProbes, "require-probes", false, "refuse (exit 3, nothing changed) a Deployment, StatefulSet or DaemonSet without a readinessProbe; without it they get a warning")
 	f.DurationVar(&d.ApprovalTimeout, "approval-timeout", 24*time.Hour, "with --on-failure=approve: how long to wait for a decision")
 	f.StringVar(&d.ApprovalTimeoutAction, "approval-timeout-action", "rollback", "with --on-failure=approve: rollback or reject when nobody decides in time")
 	f.BoolVar(&podPreflight, "pod-preflight", true, "before applying, dry-run create one pod per workload so LimitRanges, Pod Security, ServiceAccounts, webhooks and quota judge it (exit 3 if refused); false leaves refused pods to tracking")

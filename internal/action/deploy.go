@@ -48,6 +48,10 @@ type Deploy struct {
 	// OnIrreversible replaces an automatic rollback once an irreversible pre-deploy Job succeeded: hold
 	// (default), approve or rollback (irreversible.go).
 	OnIrreversible string
+	// Bake keeps watching a healthy release this long (bake.go); 0 skips the bake window.
+	Bake time.Duration
+	// RequireProbes refuses (exit 3) a workload without a readinessProbe instead of warning (probes.go).
+	RequireProbes bool
 	Approval
 	// WaitForLock is how long to wait while another run deploys or rolls back the same app.
 	WaitForLock time.Duration
@@ -71,6 +75,7 @@ func (d *Deploy) Phases() []Phase {
 		{Name: "connect", Run: d.connect},
 		{Name: "validate", Run: d.validatePhase},
 		{Name: "plan-phases", Run: d.planPhases},
+		{Name: "probe-lint", Run: d.probeLint},
 		{Name: "pod-preflight", Run: d.podPreflightPhase},
 		{Name: "preflight", Run: d.preflightPhase},
 		{Name: "namespaces", Run: d.namespaces},
@@ -80,6 +85,7 @@ func (d *Deploy) Phases() []Phase {
 		{Name: "apply", Run: d.apply},
 		d.trackPhase(),
 		{Name: PhaseVerify, Run: d.verify},
+		{Name: PhaseBake, Run: d.bake},
 		{Name: "decide", Run: d.decide},
 	}
 }
@@ -100,6 +106,9 @@ func (d *Deploy) load(ctx context.Context, s *State) error {
 	}
 	if _, err := ParseOnIrreversible(d.OnIrreversible); err != nil {
 		return err
+	}
+	if d.Bake < 0 {
+		return exitcode.BadInputf("--bake must not be negative, got %s", d.Bake)
 	}
 	objs := d.Objects
 	if objs == nil {

@@ -18,6 +18,9 @@ const (
 	SettingOnFailure             = "on-failure"
 	SettingApprovalTimeout       = "approval-timeout"
 	SettingApprovalTimeoutAction = "approval-timeout-action"
+	SettingBake                  = "bake"
+	SettingOnIrreversible        = "on-irreversible"
+	SettingRequireProbes         = "require-probes"
 )
 
 // UseEnvironment fills the deploy from environment env of cfg — namespace, manifests, app, timeout,
@@ -46,6 +49,15 @@ func (d *Deploy) UseEnvironment(cfg *config.Config, env *config.Environment, exp
 	}
 	if !explicit(SettingApprovalTimeoutAction) {
 		d.ApprovalTimeoutAction = env.Approval.TimeoutAction
+	}
+	if !explicit(SettingBake) {
+		d.Bake = env.Bake
+	}
+	if !explicit(SettingOnIrreversible) && env.OnIrreversible != "" {
+		d.OnIrreversible = env.OnIrreversible
+	}
+	if !explicit(SettingRequireProbes) {
+		d.RequireProbes = env.RequireProbes
 	}
 	d.Environment = env.Name
 	if env.Access == nil {

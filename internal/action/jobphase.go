@@ -144,6 +144,10 @@ func recreated(o *manifest.Object, phase string) bool {
 // and the track phase follows: the rollout alone. A failed Job fails the release and nothing else is applied;
 // a succeeded irreversible Job changes the on-failure policy (irreversible.go).
 func (d *Deploy) preDeploy(ctx context.Context, s *State) error {
+	for _, w := range s.warnings {
+		d.event("warning: " + w)
+	}
+	s.Result.Warnings = append(s.Result.Warnings, s.warnings...)
 	s.Objects = slices.DeleteFunc(slices.Clone(s.Objects), func(o *manifest.Object) bool {
 		return slices.Contains(s.phases.pre, o) || slices.Contains(s.phases.verify, o)
 	})

@@ -1,6 +1,7 @@
 package action
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -96,5 +97,30 @@ func TestDefaultAppSkipsPhaseJobs(t *testing.T) {
 	objs := []*manifest.Object{job(map[string]string{PhaseAnnotation: PhasePreDeploy}), {Unstructured: web}}
 	if got := defaultApp(objs); got != "web" {
 		t.Errorf("defaultApp = %q, want web", got)
+	}
+}
+
+func TestProbeLint(t *testing.T) {
+	workload := func(kind, name string, probe bool) *manifest.Object {
+		u := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "apps/v1", "kind": kind, "metadata": map[string]any{"name": name}}}
+		c := map[string]any{"name": name, "image": "web:1"}
+		if probe {
+			c["readinessProbe"] = map[string]any{"httpGet": map[string]any{"path": "/", "port": int64(80)}}
+		}
+		_ = unstructured.SetNestedSlice(u.Object, []any{c}, "spec", "template", "spec", "containers")
+		return &manifest.Object{Unstructured: u}
+	}
+	objs := []*manifest.Object{workload("Deployment", "web", false), workload("StatefulSet", "db", true), workload("DaemonSet", "agent", false), job(nil)}
+	s := &State{Objects: objs}
+	if err := (&Deploy{}).probeLint(context.Background(), s); err != nil || len(s.warnings) != 1 ||
+		!strings.HasPrefix(s.warnings[0], "Deployment/web, DaemonSet/agent have no readinessProbe") {
+		t.Errorf("warnings %q, err %v", s.warnings, err)
+	}
+	err := (&Deploy{RequireProbes: true}).probeLint(context.Background(), &State{Objects: objs})
+	if exitcode.Of(err) != exitcode.BadInput || !strings.Contains(err.Error(), "nothing was changed") {
+		t.Errorf("--require-probes: %v, want bad input", err)
+	}
+	if err := (&Deploy{RequireProbes: true}).probeLint(context.Background(), &State{Objects: objs[1:2]}); err != nil {
+		t.Errorf("a workload with probes is refused: %v", err)
 	}
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/rollguard/rollguard/internal/track"
 )
 
-// Phase is one step of a release run. A deploy is load → connect → validate → plan-phases → pod-preflight →
+// Phase is one step of a release run. A deploy is load → connect → validate → plan-phases → probe-lint → pod-preflight →
 // preflight → namespaces → lock → record → pre-deploy → apply → track → verify → bake → decide
 // (Deploy.Phases). A new step is one more Phase in the list, at the place it belongs, instead of more lines
 // in one function.
@@ -70,7 +70,8 @@ type State struct {
 	tracking *liveTracking
 
 	lock     *lock.Lock
-	phases   phased // the release's pre-deploy and verify objects (jobphase.go)
+	phases   phased   // the release's pre-deploy and verify objects (jobphase.go)
+	warnings []string // shown once the release proceeds (probes.go)
 	cancel   context.CancelCauseFunc
 	getenv   func(string) string
 	previous []string // containers of --image NAME=previous, resolved once connected

@@ -24,8 +24,8 @@ func names(ps []Phase) []string {
 // The deploy's order is its safety: nothing is locked before validation and preflight, nothing changes
 // before it is recorded, nothing is decided before it is tracked.
 func TestDeployPhaseOrder(t *testing.T) {
-	want := []string{"load", "connect", "validate", "plan-phases", "pod-preflight", "preflight", "namespaces", "lock", "record",
-		"pre-deploy", "apply", "track", "verify", "decide"}
+	want := []string{"load", "connect", "validate", "plan-phases", "probe-lint", "pod-preflight", "preflight", "namespaces", "lock", "record",
+		"pre-deploy", "apply", "track", "verify", "bake", "decide"}
 	if got := names((&Deploy{}).Phases()); !slices.Equal(got, want) {
 		t.Errorf("deploy phases %v, want %v", got, want)
 	}

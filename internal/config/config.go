@@ -65,6 +65,13 @@ type Environment struct {
 	// Access is nil when the environment has no access policy: rollguard then leaves its network exposure
 	// alone.
 	Access *access.Policy
+	// Bake keeps watching a healthy release this long (deploy --bake); 0 means no bake window.
+	Bake time.Duration
+	// OnIrreversible is hold, approve or rollback: what replaces an automatic rollback once an irreversible
+	// pre-deploy Job succeeded (deploy --on-irreversible); empty means the flag's default.
+	OnIrreversible string
+	// RequireProbes makes a workload without a readinessProbe an error (deploy --require-probes).
+	RequireProbes bool
 	// Notify are notification targets ([FORMAT+]URL), as written: a webhook URL is a secret, so the file
 	// normally names an environment variable (${SLACK_WEBHOOK}) that NotifyTargets expands.
 	Notify []string
@@ -339,7 +346,8 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 func (p *parser) environment(v *yaml.Node, path, name, dir string) (*Environment, error) {
-	fields, err := p.mapping(v, path, "cluster", "namespace", "timeout", "onFailure", "approval", "manifests", "access", "notify")
+	fields, err := p.mapping(v, path, "cluster", "namespace", "timeout", "onFailure", "approval", "manifests", "access", "notify",
+		"bake", "onIrreversible", "requireProbes")
 	if err != nil {
 		return nil, err
 	}
@@ -413,6 +421,9 @@ func (p *parser) environment(v *yaml.Node, path, name, dir string) (*Environment
 		if env.Notify, err = p.strings(n, path+".notify"); err != nil {
 			return nil, err
 		}
+	}
+	if err := p.releasePhases(fields, path, env); err != nil {
+		return nil, err
 	}
 	return env, nil
 }
@@ -545,6 +556,31 @@ func (p *parser) paths(v *yaml.Node, path, dir string) ([]string, error) {
 		}
 	}
 	return list, nil
+}
+
+// releasePhases reads an environment's bake window, irreversible-step policy and probe requirement.
+func (p *parser) releasePhases(fields map[string]*yaml.Node, path string, env *Environment) error {
+	var err error
+	if n, ok := fields["bake"]; ok {
+		if env.Bake, err = p.duration(n, path+".bake"); err != nil {
+			return err
+		}
+	}
+	if n, ok := fields["onIrreversible"]; ok {
+		if env.OnIrreversible, err = p.str(n, path+".onIrreversible"); err != nil {
+			return err
+		}
+		if o := env.OnIrreversible; o != "hold" && o != "approve" && o != "rollback" {
+			return p.errf(n, path+".onIrreversible", "must be hold, approve or rollback, got %q", o)
+		}
+	}
+	if n, ok := fields["requireProbes"]; ok {
+		if n.Kind != yaml.ScalarNode || (n.Value != "true" && n.Value != "false") {
+			return p.errf(n, path+".requireProbes", "must be true or false, got %q", n.Value)
+		}
+		env.RequireProbes = n.Value == "true"
+	}
+	return nil
 }
 
 func (p *parser) duration(v *yaml.Node, path string) (time.Duration, error) {

@@ -36,6 +36,9 @@ environments:
     cluster: prod
     namespace: web
     manifests: [overlays/prod]
+    bake: 5m
+    onIrreversible: approve
+    requireProbes: true
   preview:
     cluster: kind-dev
     namespace: web-preview
@@ -70,6 +73,9 @@ func TestParse(t *testing.T) {
 		t.Errorf("staging podSelector %v", st.Access.PodSelector)
 	}
 	prod, _ := cfg.Env("production")
+	if prod.Bake != 5*time.Minute || prod.OnIrreversible != "approve" || !prod.RequireProbes || dev.Bake != 0 || dev.OnIrreversible != "" || dev.RequireProbes {
+		t.Errorf("release phase settings: production %v %q %v; dev %v %q %v", prod.Bake, prod.OnIrreversible, prod.RequireProbes, dev.Bake, dev.OnIrreversible, dev.RequireProbes)
+	}
 	if prod.Access != nil || strings.Join(cfg.ManifestsOf(prod), ",") != "/repo/overlays/prod" || strings.Join(cfg.ManifestsOf(dev), ",") != "/repo/k8s" {
 		t.Errorf("production: %+v", prod)
 	}
@@ -107,6 +113,9 @@ func TestParseErrors(t *testing.T) {
 		{"no manifests", "apiVersion: rollguard.dev/v1\napp: web\nenvironments:\n  dev:\n    cluster: c\n    namespace: d\n", "environments.dev.manifests: required"},
 		{"bad env name", "apiVersion: rollguard.dev/v1\napp: web\nmanifests: [k8s]\nenvironments:\n  Dev:\n    cluster: c\n    namespace: d\n", "environments.Dev: environment names use lower-case"},
 		{"duplicate key", env("    namespace: again\n"), "environments.dev.namespace: set twice"},
+		{"bad bake", env("    bake: a while\n"), "environments.dev.bake: must be a positive duration"},
+		{"bad onIrreversible", env("    onIrreversible: retry\n"), "environments.dev.onIrreversible: must be hold, approve or rollback, got \"retry\""},
+		{"bad requireProbes", env("    requireProbes: yes please\n"), "environments.dev.requireProbes: must be true or false"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -57,6 +57,7 @@ func Line(point string) string { return "rollguard: crash point " + point + " re
 // PhasePoints are passed only by a release with pre-deploy Jobs (rollguard.dev/phase: pre-deploy).
 var PhasePoints = []string{
 	"deploy:pre-deployed", // the pre-deploy Jobs completed; no workload changed, record still says applying
+	"deploy:baking",       // with --bake: the release is healthy and the bake window open; record says tracking
 }
 
 // GuardPoints are passed by `rollguard guard` (with the rollback: points, which its rollback shares).

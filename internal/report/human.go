@@ -25,6 +25,9 @@ func Human(w io.Writer, r Result) error {
 			humanWorkload(&b, "  ", wl, r.Namespace, rb.StartedAt, "rollback")
 		}
 	}
+	for _, w := range r.Warnings {
+		b.WriteString("Warning: " + oneLine(w) + "\n")
+	}
 	// The release ID is what approve, rollback and history take: always name it.
 	if r.Release != "" {
 		b.WriteString("Release: " + r.Release)

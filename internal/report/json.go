@@ -31,6 +31,7 @@ type jsonResult struct {
 	DurationSeconds float64        `json:"durationSeconds"`
 	Workloads       []jsonWorkload `json:"workloads"`
 	Phases          []jsonPhase    `json:"phases"`
+	Warnings        []string       `json:"warnings"`
 	Rollback        *jsonRollback  `json:"rollback"`
 }
 
@@ -84,6 +85,7 @@ func JSON(w io.Writer, r Result) error {
 		DurationSeconds: math.Round(r.Duration().Seconds()*1000) / 1000,
 		Workloads:       jsonWorkloads(r.Workloads),
 		Phases:          jsonPhases(r.Phases),
+		Warnings:        append([]string{}, r.Warnings...),
 	}
 	if rb := r.Rollback; rb != nil {
 		out.Rollback = &jsonRollback{

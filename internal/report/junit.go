@@ -188,6 +188,9 @@ func junitSystemOut(r Result) string {
 	if r.Message != "" {
 		b.WriteString(r.Message + "\n")
 	}
+	for _, w := range r.Warnings {
+		b.WriteString("warning: " + w + "\n")
+	}
 	if rb := r.Rollback; rb != nil {
 		b.WriteString(rollbackHeadline(rb) + "\n")
 		for _, wl := range rb.Workloads {

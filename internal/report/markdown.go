@@ -46,6 +46,9 @@ func Markdown(w io.Writer, r Result) error {
 		}
 	}
 
+	for _, w := range r.Warnings {
+		b.WriteString("> **Warning:** " + mdText(oneLine(w)) + "\n\n")
+	}
 	if len(r.Phases) > 0 {
 		b.WriteString("### Phases\n\n")
 		for _, p := range r.Phases {

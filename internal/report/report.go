@@ -68,6 +68,9 @@ type Result struct {
 	Phases []Phase
 	// Rollback is nil unless a rollback was performed or is held for approval.
 	Rollback *Rollback
+	// Warnings are what the run found questionable without failing it (a workload without a
+	// readinessProbe), one line each.
+	Warnings []string
 	// Message is a one-line summary, e.g. `Deployment/web failed: ImagePullFailed; rolled back to r-41`.
 	Message string
 	// ExitCode is the process exit code the run ends with (see README).

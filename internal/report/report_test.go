@@ -91,6 +91,7 @@ func succeeded() Result {
 			{Name: "pre-deploy", Outcome: Succeeded, StartedAt: at(-5 * time.Second), FinishedAt: at(-3 * time.Second), Message: "1 Job completed: Job/migrate"},
 			{Name: "verify", Outcome: Succeeded, StartedAt: at(18 * time.Second), FinishedAt: at(18200 * time.Millisecond), Message: "1 Job completed: Job/smoke"},
 		},
+		Warnings: []string{"Deployment/api has no readinessProbe: rollguard cannot see readiness failures in it"},
 	}
 }
 

@@ -70,6 +70,9 @@ type Options struct {
 	Applied func(Target) bool
 	// OnUpdate receives every target's status whenever any of them changes.
 	OnUpdate func([]Status)
+	// Bake judges the targets by diagnose.Bake instead of Diagnose: they were healthy at Started and must
+	// stay so until Deadline, when they are healthy.
+	Bake bool
 	// Tick is how often time-based rules (grace windows, deadline) are re-evaluated from the caches.
 	// It reads only local caches, never the API. Default 250ms.
 	Tick time.Duration
@@ -146,11 +149,15 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 			}
 			in.KnownStartup, in.Autoscaler = max(startups[i], opts.KnownStartup[t.String()]), autoscaler
 			in.Verification = t.Verify
-			v := diagnose.Diagnose(in, opts.Thresholds)
+			judge := diagnose.Diagnose
+			if opts.Bake {
+				judge = diagnose.Bake
+			}
+			v := judge(in, opts.Thresholds)
 			if wantsLogs(v.Reason) && logs.want(ctx, in.Pods) {
 				fetched = logs.get()
 				in.Logs = fetched
-				v = diagnose.Diagnose(in, opts.Thresholds)
+				v = judge(in, opts.Thresholds)
 			}
 			prev := statuses[i]
 			if v.Status != prev.Verdict.Status || v.Progress != prev.Verdict.Progress || v.Reason != prev.Verdict.Reason || v.Message != prev.Verdict.Message {

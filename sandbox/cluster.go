@@ -223,6 +223,11 @@ func (c *Cluster) start(ctx context.Context) error {
 		return fmt.Errorf("sandbox: creating client: %w", err)
 	}
 
+	// kwok's Widget stages need the type to exist when it starts.
+	if err := c.createWidgetCRD(ctx); err != nil {
+		return err
+	}
+
 	// The remaining components only need the apiserver; start them together, then create the nodes.
 	kwokArgs := func() []string {
 		manage := "--manage-all-nodes=true"

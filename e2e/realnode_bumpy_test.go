@@ -101,6 +101,33 @@ func TestRealNodeSlowStarter(t *testing.T) {
 	wantHealthyNoRollback(t, rc, ns, r, img)
 }
 
+// TestRealNodeRestartOnce: the app exits once a second after its first start (a dependency not up yet)
+// and runs fine after the kubelet restarts it. One early restart is not a crash loop.
+func TestRealNodeRestartOnce(t *testing.T) {
+	rc := realNode(t)
+	t.Parallel()
+	ns := rc.Namespace(t)
+	realV1(t, rc, ns)
+	img := pushApp(t, rc, "v2")
+	r := realDeploy(t, rc, ns, realApp{image: img, probe: 3, env: map[string]string{"CRASH_ONCE": "/state/crashed", "READY_AFTER": "2s"}, state: true}.yaml(t))
+	wantHealthyNoRollback(t, rc, ns, r, img)
+	pods, err := rc.Client().CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	restarted := 0
+	for _, p := range pods.Items {
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.Image == img && cs.RestartCount == 1 {
+				restarted++
+			}
+		}
+	}
+	if restarted == 0 {
+		t.Errorf("no pod of %s restarted once: the release never looked like a crash", img)
+	}
+}
+
 // waitPullError waits until a pod of ns reports a pull error whose message contains msg.
 func waitPullError(t *testing.T, rc *sandbox.Cluster, ns, msg string) {
 	t.Helper()

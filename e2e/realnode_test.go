@@ -78,6 +78,7 @@ type realApp struct {
 	probe    int32  // readiness probe failureThreshold (period 1 s); 0: no probe
 	envFrom  *corev1.ConfigMapKeySelector
 	fileFrom string // a ConfigMap mounted at /etc/app, CONFIG_FILE=/etc/app/config
+	state    bool   // an emptyDir at /state, which survives container restarts (CRASH_ONCE's marker)
 }
 
 func (a realApp) yaml(t *testing.T) string {
@@ -106,6 +107,10 @@ func (a realApp) yaml(t *testing.T) string {
 		c.VolumeMounts = []corev1.VolumeMount{{Name: "config", MountPath: "/etc/app"}}
 		spec.Volumes = []corev1.Volume{{Name: "config", VolumeSource: corev1.VolumeSource{
 			ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: a.fileFrom}}}}}
+	}
+	if a.state {
+		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "state", MountPath: "/state"})
+		spec.Volumes = append(spec.Volumes, corev1.Volume{Name: "state", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
 	}
 	spec.Containers = []corev1.Container{c}
 	labels := map[string]string{"app": "web"}

@@ -60,6 +60,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer cluster.Stop()
+	defer stopRealNode()
 	return m.Run()
 }
 
@@ -221,8 +222,13 @@ type cmdResult struct {
 }
 
 func runCmd(b *testing.B, stdin, bin string, args ...string) cmdResult {
+	return runOn(cluster, stdin, bin, args...)
+}
+
+// runOn runs a command against the given sandbox cluster.
+func runOn(c *sandbox.Cluster, stdin, bin string, args ...string) cmdResult {
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+cluster.Kubeconfig)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig)
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.Output()
 	return cmdResult{out: string(out), err: err, args: args}

@@ -7,6 +7,8 @@
 //	NEVER_READY=1           run, but /healthz answers 503 forever
 //	READY_AFTER=10s         /healthz answers 503 until this long after start
 //	CRASH_AFTER=10s         print "crashing after 10s" to stderr and exit 1 that long after start
+//	CRASH_ONCE=/state/m     the first run (no file m yet) creates m and exits 1 a second after start;
+//	                        restarts (m is on an emptyDir, which survives them) run normally
 //	ALLOCATE_MB_PER_S=50    allocate and touch this much memory every second until killed (OOMKilled)
 //	CONFIG_FILE=/etc/app/c  read this file at start (exit 1 naming it when it cannot) and serve it on /
 package main
@@ -48,6 +50,9 @@ func main() {
 	}
 	if d := duration("CRASH_AFTER"); d > 0 {
 		time.AfterFunc(d, func() { log.Printf("testapp: crashing after %s", d); os.Exit(1) })
+	}
+	if marker := os.Getenv("CRASH_ONCE"); marker != "" {
+		crashOnce(marker)
 	}
 	if mb := os.Getenv("ALLOCATE_MB_PER_S"); mb != "" {
 		go allocate(mb)
@@ -93,6 +98,20 @@ func duration(env string) time.Duration {
 		os.Exit(2)
 	}
 	return d
+}
+
+// crashOnce makes the first run of a container exit a second after it starts: an app that fails once (a
+// dependency not up yet) and then runs fine after the kubelet's restart.
+func crashOnce(marker string) {
+	if _, err := os.Stat(marker); err == nil {
+		log.Printf("testapp: restarted (%s exists), running", marker)
+		return
+	}
+	if err := os.WriteFile(marker, []byte("crashed once\n"), 0o644); err != nil {
+		log.Printf("testapp: CRASH_ONCE: %v", err)
+		os.Exit(2)
+	}
+	time.AfterFunc(time.Second, func() { log.Print("testapp: crashing once"); os.Exit(1) })
 }
 
 // allocate grows the heap by mb megabytes a second, touching every page so it counts against the

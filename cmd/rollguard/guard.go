@@ -42,6 +42,9 @@ kubeconfig flags. Replicas elect a leader (Lease rollguard-guard in --namespace)
   rollguard guard --namespace rollguard-system --health-addr :8081 --metrics-addr :8080`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.QPS <= 0 || o.Burst < 1 {
+				return exitcode.BadInputf("--kube-api-qps and --kube-api-burst must be positive, got %g and %d", o.QPS, o.Burst)
+			}
 			if o.LeaseDuration < 2*time.Second {
 				return exitcode.BadInputf("--lease-duration must be at least 2s, got %s", o.LeaseDuration)
 			}
@@ -66,6 +69,8 @@ kubeconfig flags. Replicas elect a leader (Lease rollguard-guard in --namespace)
 	f.BoolVar(&o.LeaderElection, "leader-elect", true, "elect a leader among replicas with the Lease rollguard-guard in --namespace")
 	f.DurationVar(&o.LeaseDuration, "lease-duration", 15*time.Second, "how long a dead leader keeps the lead before a standby takes over")
 	f.StringVar(&o.Identity, "identity", "", "this replica's name in the leader Lease and app locks (default: $POD_NAME or host name)")
+	f.Float32Var(&o.QPS, "kube-api-qps", guard.DefaultQPS, "the guard's own API requests per second (records, locks, rollbacks), bursting to --kube-api-burst")
+	f.IntVar(&o.Burst, "kube-api-burst", guard.DefaultBurst, "burst of the guard's own API requests")
 	nf.add(f)
 	nf.addDashboard(f)
 	cmd.AddCommand(newGuardManifestsCmd(g))

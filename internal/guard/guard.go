@@ -49,7 +49,11 @@ type Options struct {
 	Identity string
 	// Tick is how often a followed rollout is re-diagnosed from the caches (default 250ms; no API calls).
 	Tick time.Duration
-	Log  *slog.Logger
+	// QPS and Burst bound the guard's own requests (records, locks, rollbacks) with one client-side token
+	// bucket; the time requests wait for it is the metric rollguard_guard_client_throttle_seconds.
+	QPS   float32
+	Burst int
+	Log   *slog.Logger
 	// Notify, when set, tells people about failed, rolled back and held rollouts (see internal/notify);
 	// Dashboard is the base URL of `rollguard dashboard` for links in approval notifications.
 	Notify    *notify.Notifier
@@ -58,6 +62,12 @@ type Options struct {
 
 // LeaseName is the leader-election Lease.
 const LeaseName = "rollguard-guard"
+
+// DefaultQPS and DefaultBurst bound the guard's own API requests.
+const (
+	DefaultQPS   = 50
+	DefaultBurst = 100
+)
 
 // FieldManager is the field manager of the guard's own writes (its annotation).
 const FieldManager = "rollguard-guard"
@@ -113,7 +123,17 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.LeaseDuration == 0 {
 		opts.LeaseDuration = 15 * time.Second
 	}
-	kc, err := opts.Connect(ctx)
+	if opts.QPS <= 0 {
+		opts.QPS, opts.Burst = DefaultQPS, DefaultBurst
+	}
+	conn, err := opts.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	m := newMetrics()
+	// The guard's writes get their own, observed limiter; the manager keeps conn's config, so its
+	// watches and the leader Lease renewals never queue behind a burst of rollbacks.
+	kc, err := conn.WithRateLimit(opts.QPS, opts.Burst, func(d time.Duration) { m.throttle.Observe(d.Seconds()) })
 	if err != nil {
 		return err
 	}
@@ -126,7 +146,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	renew := opts.LeaseDuration * 2 / 3
 	retry := opts.LeaseDuration / 5
-	mgr, err := ctrl.NewManager(kc.Config, ctrl.Options{
+	mgr, err := ctrl.NewManager(conn.Config, ctrl.Options{
 		Scheme:                        scheme,
 		Logger:                        logrFor(opts.Log),
 		HealthProbeBindAddress:        opts.HealthAddr,
@@ -149,7 +169,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	g := &Guard{
 		opts: opts, kc: kc, cache: mgr.GetCache(), events: mgr.GetEventRecorder("rollguard-guard"),
-		store: release.NewStore(kc), metrics: newMetrics(), log: opts.Log, state: map[key]*workloadState{},
+		store: release.NewStore(kc), metrics: m, log: opts.Log, state: map[key]*workloadState{},
 	}
 	if err := g.setup(ctx, mgr); err != nil {
 		return err

@@ -17,6 +17,7 @@ type metrics struct {
 	verdict         prometheus.Histogram
 	changeToVerdict prometheus.Histogram
 	changeToHealthy prometheus.Histogram
+	throttle        prometheus.Histogram
 }
 
 var latencyBuckets = []float64{0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600}
@@ -41,10 +42,13 @@ func newMetrics() *metrics {
 			Help: "From the pod-template change to the guard's failed verdict.", Buckets: latencyBuckets}),
 		changeToHealthy: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "rollguard_guard_change_to_rollback_healthy_seconds",
 			Help: "From the pod-template change to the rollback proven healthy.", Buckets: latencyBuckets}),
+		throttle: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "rollguard_guard_client_throttle_seconds",
+			Help:    "How long the guard's own API requests waited for its client-side rate limit (--kube-api-qps, --kube-api-burst).",
+			Buckets: []float64{0.001, 0.01, 0.1, 0.5, 1, 2, 5, 10, 30}}),
 	}
 	// controller-runtime serves its registry on the metrics address; a second guard in one process (tests)
 	// would register twice, which only the first may do.
-	for _, c := range []prometheus.Collector{m.rollouts, m.rollbacks, m.skipped, m.held, m.knownBad, m.active, m.verdict, m.changeToVerdict, m.changeToHealthy} {
+	for _, c := range []prometheus.Collector{m.rollouts, m.rollbacks, m.skipped, m.held, m.knownBad, m.active, m.verdict, m.changeToVerdict, m.changeToHealthy, m.throttle} {
 		_ = ctrlmetrics.Registry.Register(c)
 	}
 	return m

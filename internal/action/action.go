@@ -37,6 +37,8 @@ type Watch struct {
 	// Notify, when set, tells people about failures, approvals and rollbacks (see internal/notify). It
 	// never blocks: deliveries run in the background and the caller flushes them at the end.
 	Notify *notify.Notifier
+	// Source, when set, is where tracking reads its input (the guard's caches) instead of its own watches.
+	Source track.Source
 }
 
 func (w Watch) event(msg string) {
@@ -65,7 +67,7 @@ func (w Watch) trackAt(ctx context.Context, c *kube.Client, targets []track.Targ
 
 // trackUntil is trackAt while the targets' changes are still going in: applied says which are (nil: all).
 func (w Watch) trackUntil(ctx context.Context, c *kube.Client, targets []track.Target, started, since time.Time, point string, applied func(track.Target) bool) ([]report.Workload, error) {
-	opts := track.Options{Thresholds: w.Thresholds, Started: started, Log: w.logger(), KnownStartup: w.KnownStartup, Applied: applied}
+	opts := track.Options{Thresholds: w.Thresholds, Started: started, Log: w.logger(), KnownStartup: w.KnownStartup, Applied: applied, Source: w.Source}
 	if w.Timeout > 0 {
 		opts.Deadline = since.Add(w.Timeout)
 	}

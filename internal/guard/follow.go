@@ -115,6 +115,8 @@ func (g *Guard) run(k key, f *follower, rec *release.Record, pol Policy) {
 			}
 			in.Now, in.Started = time.Now(), started.Add(-2*time.Second)
 			in.Deadline = started.Add(pol.Timeout)
+			// As the tracker of a deploy does: an unschedulable pod waits longer where nodes can be added.
+			in.Autoscaler = g.autoscaler(ctx)
 			v := diagnose.Diagnose(in, pol.Thresholds)
 			switch v.Status {
 			case diagnose.Healthy:
@@ -222,7 +224,7 @@ func (g *Guard) rollback(ctx context.Context, k key, w client.Object, rec *relea
 	}
 	rb := &action.Rollback{
 		Connect:   func(context.Context) (*kube.Client, error) { return g.kc, nil },
-		Watch:     action.Watch{Timeout: pol.Timeout, Thresholds: pol.Thresholds, Log: g.log, Notify: g.opts.Notify},
+		Watch:     action.Watch{Timeout: pol.Timeout, Thresholds: pol.Thresholds, Log: g.log, Notify: g.opts.Notify, Source: newSource(g)},
 		Namespace: k.namespace, Release: rec.ID, LockTTL: guardLockTTL, WaitForLock: wait,
 	}
 	res, err := rb.Run(ctx)

@@ -92,6 +92,8 @@ type Guard struct {
 
 	mu    sync.Mutex
 	state map[key]*workloadState
+
+	scaler autoscalerMemo
 }
 
 // key names one workload.

@@ -77,6 +77,20 @@ type Options struct {
 	// It reads only local caches, never the API. Default 250ms.
 	Tick time.Duration
 	Log  *slog.Logger
+	// Source, when set, supplies the input of the built-in kinds from caches the caller keeps already,
+	// instead of Track starting seven watches per namespace.
+	Source Source
+}
+
+// Source reads the diagnosis input of targets from a caller's own caches. The guard has one watch per
+// kind for the whole cluster; verifying fifty rollbacks at once through Track's own watches would list
+// and watch fifty namespaces again, and queue those requests behind the guard's client-side rate limit.
+type Source interface {
+	// Input is what the diagnosis needs about t (Now, Started, Deadline and Logs are Track's); a target
+	// the caches do not hold yet has a nil Workload.
+	Input(ctx context.Context, t Target) (diagnose.Input, error)
+	// Autoscaler is the cluster's node autoscaler, as the caller last looked it up.
+	Autoscaler(ctx context.Context) diagnose.Autoscaler
 }
 
 // Track follows targets until every one is healthy, one has failed, the deadline passes or ctx ends.
@@ -103,7 +117,7 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 	}
 	caches := map[string]*nsCache{}
 	for _, t := range targets {
-		if caches[t.Namespace] == nil {
+		if opts.Source == nil && caches[t.Namespace] == nil {
 			nc, err := startNamespace(ctx, c, t.Namespace, notify)
 			if err != nil {
 				return nil, err
@@ -117,7 +131,12 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 		return nil, err
 	}
 	logs := newLogCache(c)
-	autoscaler := c.Autoscaler(ctx)
+	var autoscaler diagnose.Autoscaler
+	if opts.Source != nil {
+		autoscaler = opts.Source.Autoscaler(ctx)
+	} else {
+		autoscaler = c.Autoscaler(ctx)
+	}
 	// The previous revision's start-up time is read from its pods while they exist; during the rollout they
 	// go away (Recreate deletes them first), so each target keeps the first time it saw.
 	startups := make([]time.Duration, len(targets))
@@ -137,9 +156,16 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 				continue
 			}
 			var in diagnose.Input
-			if t.custom() {
+			switch {
+			case t.custom():
 				in = custom.input(customKeys[t], t)
-			} else {
+			case opts.Source != nil:
+				var err error
+				if in, err = opts.Source.Input(ctx, t); err != nil {
+					// A cache read fails only while the caller is stopping; judge it on the next pass.
+					opts.Log.Debug("reading the caller's caches", "workload", t.String(), "error", err)
+				}
+			default:
 				in = caches[t.Namespace].input(t)
 			}
 			in.Now, in.Started, in.Deadline = now, opts.Started, opts.Deadline

@@ -23,13 +23,17 @@ import (
 	"github.com/rollguard/rollguard/internal/track"
 )
 
+// concurrentReconciles bounds the reconciles running at once per kind. Most read only the caches; the one
+// that starts a rollout makes about ten API calls in a row (lock, records, annotation), and its follower —
+// hence the verdict — waits for them. A change applied to fifty workloads at once (one kubectl apply, one
+// GitOps sync) must not start them eight at a time; the API load stays bounded by the client's rate limit.
+const concurrentReconciles = 64
+
 // controller registers the reconciler of one workload kind: its own changes, its ReplicaSets or
 // ControllerRevisions (a new revision appears), and its namespace's guard label.
 func (g *Guard) controller(mgr manager.Manager, kind string) error {
 	b := ctrl.NewControllerManagedBy(mgr).Named("guard-"+kind).
-		// Starting a rollout makes a few API calls (lock, records, annotation): many broken at once must
-		// not queue behind each other.
-		WithOptions(controller.Options{MaxConcurrentReconciles: 8}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: concurrentReconciles}).
 		For(newObject(kind)).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(g.namespaceWorkloads(kind)),
 			builder.WithPredicates(predicate.LabelChangedPredicate{}))

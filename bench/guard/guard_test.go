@@ -149,13 +149,26 @@ func benchGuard(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	guard := exec.Command(rollguard, "guard", "-n", lease, "--metrics-addr", metrics, "--health-addr", health, "--log-level", "info")
+	args := []string{"guard", "-n", lease, "--metrics-addr", metrics, "--health-addr", health, "--log-level", "info"}
+	// GUARD_BENCH_ARGS adds guard flags, to compare settings (e.g. --kube-api-qps) on the same fleet.
+	args = append(args, strings.Fields(os.Getenv("GUARD_BENCH_ARGS"))...)
+	guard := exec.Command(rollguard, args...)
 	guard.Env = append(os.Environ(), "KUBECONFIG="+cluster.Kubeconfig)
 	guard.Stdout, guard.Stderr = logFile, logFile
 	if err := guard.Start(); err != nil {
 		b.Fatal(err)
 	}
-	defer func() { _ = guard.Process.Kill(); _, _ = guard.Process.Wait() }()
+	defer func() {
+		_ = guard.Process.Kill()
+		_, _ = guard.Process.Wait()
+		if b.Failed() {
+			// The log lives in a temporary folder that goes with the run: show why it failed.
+			if out, err := os.ReadFile(logPath); err == nil {
+				lines := strings.Split(string(out), "\n")
+				fmt.Fprintf(os.Stderr, "guard log (last 80 lines):\n%s\n", strings.Join(lines[max(0, len(lines)-80):], "\n"))
+			}
+		}
+	}()
 	startup := time.Now()
 	poll(b, 5*time.Minute, func() bool {
 		return httpOK("http://"+health+"/readyz") && scrape(metrics, `leader_election_master_status{name="rollguard-guard"}`) == 1
@@ -198,6 +211,8 @@ func benchGuard(b *testing.B) {
 	for d := range unguarded {
 		docs = append(docs, "metadata:\n  namespace: "+ctrl+"\n"+deployment(fmt.Sprintf("web-%02d", d), "registry.example.com/web:2.0.0", true, 60))
 	}
+	stormBefore := requests(metrics)
+	throttleBefore := scrape(metrics, "rollguard_guard_client_throttle_seconds_sum")
 	change := time.Now()
 	must(b, kube(strings.Join(fixNamespace(docs), "---\n"), "apply", "-f", "-"))
 
@@ -206,6 +221,10 @@ func benchGuard(b *testing.B) {
 		return scrape(metrics, `rollguard_guard_rollbacks_total{result="healthy"}`) >= float64(broken)
 	})
 	healed := time.Since(change)
+	stormAfter := requests(metrics)
+	throttled := scrape(metrics, "rollguard_guard_client_throttle_seconds_sum") - throttleBefore
+	queued := scrapeSum(metrics, `workqueue_queue_duration_seconds_sum{controller="guard-Deployment"`)
+	queuedN := scrapeSum(metrics, `workqueue_queue_duration_seconds_count{controller="guard-Deployment"`)
 	var deadline []time.Duration
 	poll(b, 5*time.Minute, func() bool {
 		deadline = deadline[:0]
@@ -241,6 +260,12 @@ func benchGuard(b *testing.B) {
 	fmt.Fprintf(os.Stderr, "all %d healed within %.1f s of the change\n", broken, healed.Seconds())
 	fmt.Fprintf(os.Stderr, "guard RSS: %.0f MB idle, %.0f MB peak\n", float64(idleRSS)/1e6, float64(peak)/1e6)
 	fmt.Fprintf(os.Stderr, "idle API requests per minute: %s\n", perMinute(before, after, idleMin))
+	fmt.Fprintf(os.Stderr, "API requests from the change until all healed: %s; per broken Deployment %.1f\n",
+		perMinute(stormBefore, stormAfter, 1), total(stormBefore, stormAfter)/float64(broken))
+	fmt.Fprintf(os.Stderr, "time the guard's requests waited for its client-side rate limit: %.1f s in all\n", throttled)
+	if queuedN > 0 {
+		fmt.Fprintf(os.Stderr, "Deployment workqueue: %.0f items, %.3f s mean wait in queue (whole run)\n", queuedN, queued/queuedN)
+	}
 	if len(deadline) > 0 && len(verdicts) > 0 {
 		fmt.Fprintf(os.Stderr, "ratio (baseline p50 / guard verdict p50): %.0f×\n", pct(deadline, 50).Seconds()/pct(verdicts, 50).Seconds())
 	}
@@ -366,6 +391,14 @@ func perMinute(before, after map[string]float64, minutes float64) string {
 	}
 	sort.Strings(parts)
 	return fmt.Sprintf("%.1f (%s)", total, strings.Join(parts, ", "))
+}
+
+func total(before, after map[string]float64) float64 {
+	t := 0.0
+	for m, v := range after {
+		t += v - before[m]
+	}
+	return t
 }
 
 func scrape(addr, series string) float64 {

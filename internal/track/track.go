@@ -94,7 +94,8 @@ type Source interface {
 }
 
 // Track follows targets until every one is healthy, one has failed, the deadline passes or ctx ends.
-// The number of watches is fixed per namespace (seven), whatever the number of workloads.
+// The number of watches is fixed per namespace (seven), whatever the number of workloads; with
+// opts.Source, Track opens none for the built-in kinds.
 func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) ([]Status, error) {
 	if len(targets) == 0 {
 		return nil, nil

@@ -74,14 +74,6 @@ func parseTime(t *testing.T, s string) time.Time {
 	return ts
 }
 
-// deployApp deploys app a and fails the test unless it succeeds.
-func deployApp(t *testing.T, ns string, a app) {
-	t.Helper()
-	if r := rollguard(t, a.yaml(), "deploy", "-f", "-", "-n", ns, "--timeout", "2m"); r.code != 0 {
-		t.Fatalf("v1: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
-	}
-}
-
 func deployment(t *testing.T, ns, name string) *appsv1.Deployment {
 	t.Helper()
 	d, err := cluster.Client().AppsV1().Deployments(ns).Get(context.Background(), name, metav1.GetOptions{})
@@ -120,7 +112,7 @@ func jobCompletedAt(t *testing.T, ns, name string) time.Time {
 func TestPhasePreDeployAndVerify(t *testing.T) {
 	t.Parallel()
 	ns := cluster.Namespace(t)
-	deployApp(t, ns, app{})
+	deployImage(t, ns, "1.0.0")
 	v2 := app{image: "registry.example.com/web:2.0.0"}
 	manifests := phaseJob{name: "migrate", phase: "pre-deploy"}.yaml() + "---\n" + v2.yaml() + "---\n" + phaseJob{name: "smoke", phase: "verify"}.yaml()
 	r := rollguard(t, manifests, "deploy", "-f", "-", "-n", ns, "-o", "json", "--timeout", "2m")
@@ -169,7 +161,7 @@ func TestPhasePreDeployAndVerify(t *testing.T) {
 func TestPhasePreDeployFailureLeavesWorkloadsUntouched(t *testing.T) {
 	t.Parallel()
 	ns := cluster.Namespace(t)
-	deployApp(t, ns, app{})
+	deployImage(t, ns, "1.0.0")
 	before := deployment(t, ns, "web")
 	rsBefore := len(replicaSets(t, ns))
 	manifests := phaseJob{name: "migrate", phase: "pre-deploy", scenario: "job-failure"}.yaml() + "---\n" + app{image: "registry.example.com/web:2.0.0"}.yaml()
@@ -201,7 +193,7 @@ func TestPhasePreDeployFailureLeavesWorkloadsUntouched(t *testing.T) {
 func TestPhaseVerifyFailureRollsBack(t *testing.T) {
 	t.Parallel()
 	ns := cluster.Namespace(t)
-	deployApp(t, ns, app{})
+	deployImage(t, ns, "1.0.0")
 	manifests := app{image: "registry.example.com/web:2.0.0"}.yaml() + "---\n" + phaseJob{name: "smoke", phase: "verify", scenario: "job-failure"}.yaml()
 	r := rollguard(t, manifests, "deploy", "-f", "-", "-n", ns, "-o", "json", "--timeout", "2m", "--junit", writeFile(t, "junit.xml", ""))
 	if r.code != 1 {
@@ -215,7 +207,7 @@ func TestPhaseVerifyFailureRollsBack(t *testing.T) {
 	if got := strings.Join(reasons, " "); got != "Deployment/web:healthy: Job/smoke:failed:VerificationFailed" {
 		t.Fatalf("workloads %s", got)
 	}
-	if img := deployment(t, ns, "web").Spec.Template.Spec.Containers[0].Image; img != "registry.example.com/web:1.0.0" {
+	if img := templateImage(t, ns); img != "registry.example.com/web:1.0.0" {
 		t.Errorf("not rolled back: image %s", img)
 	}
 	if rec := records(t, ns, "web")[0]; rec.Reason != "VerificationFailed" || rec.Outcome != "rolled_back" {
@@ -228,7 +220,7 @@ func TestPhaseVerifyFailureRollsBack(t *testing.T) {
 func TestPhaseIrreversibleHeldThenApproved(t *testing.T) {
 	t.Parallel()
 	ns := cluster.Namespace(t)
-	deployApp(t, ns, app{})
+	deployImage(t, ns, "1.0.0")
 	migrate := phaseJob{name: "contract", phase: "pre-deploy", annotations: map[string]string{"rollguard.dev/reversible": "false"}}
 	manifests := migrate.yaml() + "---\n" + app{image: "registry.example.com/web:2.0.0", scenario: "crash-loop"}.yaml()
 	r := rollguard(t, manifests, "deploy", "-f", "-", "-n", ns, "-o", "json", "--timeout", "2m")
@@ -239,7 +231,7 @@ func TestPhaseIrreversibleHeldThenApproved(t *testing.T) {
 	if rep.Outcome != "pending_approval" || !strings.Contains(rep.Message, "Job/contract is irreversible") || !strings.Contains(rep.Message, "restore Deployment/web") {
 		t.Errorf("outcome %s, message %q; want held, naming the Job and what a rollback would do", rep.Outcome, rep.Message)
 	}
-	if img := deployment(t, ns, "web").Spec.Template.Spec.Containers[0].Image; img != "registry.example.com/web:2.0.0" {
+	if img := templateImage(t, ns); img != "registry.example.com/web:2.0.0" {
 		t.Errorf("rolled back automatically: image %s", img)
 	}
 	rec := records(t, ns, "web")[0]
@@ -253,7 +245,7 @@ func TestPhaseIrreversibleHeldThenApproved(t *testing.T) {
 	if a.code != 0 {
 		t.Fatalf("approve: exit %d\n%s\n%s", a.code, a.stdout, a.stderr)
 	}
-	if img := deployment(t, ns, "web").Spec.Template.Spec.Containers[0].Image; img != "registry.example.com/web:1.0.0" {
+	if img := templateImage(t, ns); img != "registry.example.com/web:1.0.0" {
 		t.Errorf("approve did not roll back: image %s", img)
 	}
 }
@@ -307,14 +299,14 @@ func TestPhaseKilledAfterPreDeployConverges(t *testing.T) {
 		t.Run(point, func(t *testing.T) {
 			t.Parallel()
 			ns := cluster.Namespace(t)
-			deployApp(t, ns, app{})
+			deployImage(t, ns, "1.0.0")
 			manifests := phaseJob{name: "migrate", phase: "pre-deploy"}.yaml() + "---\n" + app{image: "registry.example.com/web:2.0.0"}.yaml()
 			args := []string{"deploy", "-f", "-", "-n", ns, "--timeout", "2m", "--lock-ttl", "2s", "--bake", "3s"}
 			killed := rollguardEnv(t, []string{"KUBECONFIG=" + cluster.Kubeconfig, crashpoint.Env + "=" + point}, manifests, args...)
 			if killed.code != -1 || !strings.Contains(killed.stderr, crashpoint.Line(point)) {
 				t.Fatalf("not killed at %s: exit %d\n%s", point, killed.code, killed.stderr)
 			}
-			if img := deployment(t, ns, "web").Spec.Template.Spec.Containers[0].Image; point == "deploy:pre-deployed" && img != "registry.example.com/web:1.0.0" {
+			if img := templateImage(t, ns); point == "deploy:pre-deployed" && img != "registry.example.com/web:1.0.0" {
 				t.Fatalf("killed after the pre-deploy phase, the workload changed already: %s", img)
 			}
 			first := jobCompletedAt(t, ns, "migrate")
@@ -322,7 +314,7 @@ func TestPhaseKilledAfterPreDeployConverges(t *testing.T) {
 			if r.code != 0 {
 				t.Fatalf("re-run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 			}
-			if img := deployment(t, ns, "web").Spec.Template.Spec.Containers[0].Image; img != "registry.example.com/web:2.0.0" {
+			if img := templateImage(t, ns); img != "registry.example.com/web:2.0.0" {
 				t.Errorf("re-run did not deploy v2: %s", img)
 			}
 			if again := jobCompletedAt(t, ns, "migrate"); !again.Equal(first) {
@@ -341,7 +333,7 @@ func TestPhaseKilledAfterPreDeployConverges(t *testing.T) {
 func TestPhaseBakeCrashLoopRollsBack(t *testing.T) {
 	t.Parallel()
 	ns := cluster.Namespace(t)
-	deployApp(t, ns, app{})
+	deployImage(t, ns, "1.0.0")
 	v2 := app{image: "registry.example.com/web:2.0.0", scenario: sandbox.ScenarioCrashLater,
 		annotations: map[string]string{sandbox.CrashAfterAnnotation: "20s"}}
 	junit := writeFile(t, "junit.xml", "")
@@ -359,7 +351,7 @@ func TestPhaseBakeCrashLoopRollsBack(t *testing.T) {
 	if !strings.Contains(r.stderr, "bake: watching Deployment/web for 2m0s") {
 		t.Errorf("no bake progress line:\n%s", r.stderr)
 	}
-	if img := deployment(t, ns, "web").Spec.Template.Spec.Containers[0].Image; img != "registry.example.com/web:1.0.0" {
+	if img := templateImage(t, ns); img != "registry.example.com/web:1.0.0" {
 		t.Errorf("not rolled back: %s", img)
 	}
 	rec := records(t, ns, "web")[0]
@@ -376,7 +368,7 @@ func TestPhaseBakeCrashLoopRollsBack(t *testing.T) {
 func TestPhaseBakeHealthyPasses(t *testing.T) {
 	t.Parallel()
 	ns := cluster.Namespace(t)
-	deployApp(t, ns, app{})
+	deployImage(t, ns, "1.0.0")
 	r := rollguard(t, app{image: "registry.example.com/web:2.0.0"}.yaml(), "deploy", "-f", "-", "-n", ns, "-o", "json", "--timeout", "2m", "--bake", "5s")
 	if r.code != 0 {
 		t.Fatalf("exit %d, want 0\n%s\n%s", r.code, r.stdout, r.stderr)

@@ -154,6 +154,9 @@ func TestPhasePreDeployAndVerify(t *testing.T) {
 	if len(rec.Phases) != 2 || rec.Phases[0].Name != "pre-deploy" || rec.Phases[1].Name != "verify" {
 		t.Errorf("record phases %+v", rec.Phases)
 	}
+	if h := rollguard(t, "", "history", "web", "-n", ns); h.code != 0 || !strings.Contains(h.stdout, "succeeded, pre-deploy succeeded, verify succeeded") {
+		t.Errorf("history does not show the phases: exit %d\n%s%s", h.code, h.stdout, h.stderr)
+	}
 }
 
 // TestPhasePreDeployFailureLeavesWorkloadsUntouched: a failed pre-deploy Job fails the release with
@@ -224,6 +227,7 @@ func TestPhaseIrreversibleHeldThenApproved(t *testing.T) {
 	migrate := phaseJob{name: "contract", phase: "pre-deploy", annotations: map[string]string{"rollguard.dev/reversible": "false"}}
 	manifests := migrate.yaml() + "---\n" + app{image: "registry.example.com/web:2.0.0", scenario: "crash-loop"}.yaml()
 	r := rollguard(t, manifests, "deploy", "-f", "-", "-n", ns, "-o", "json", "--timeout", "2m")
+	t.Logf("progress of the held release:\n%s", r.stderr)
 	if r.code != 5 {
 		t.Fatalf("exit %d, want 5 (held)\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -338,6 +342,7 @@ func TestPhaseBakeCrashLoopRollsBack(t *testing.T) {
 		annotations: map[string]string{sandbox.CrashAfterAnnotation: "20s"}}
 	junit := writeFile(t, "junit.xml", "")
 	r := rollguard(t, v2.yaml(), "deploy", "-f", "-", "-n", ns, "-o", "json", "--timeout", "2m", "--bake", "2m", "--junit", junit)
+	t.Logf("progress of the baked release:\n%s", r.stderr)
 	if r.code != 1 {
 		t.Fatalf("exit %d, want 1 (rolled back)\n%s\n%s", r.code, r.stdout, r.stderr)
 	}

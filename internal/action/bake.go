@@ -63,7 +63,7 @@ func (d *Deploy) bake(ctx context.Context, s *State) error {
 		replaceWorkload(s.Result.Workloads, w)
 	}
 	s.Result.FinishedAt = time.Now()
-	d.phaseDone(s, PhaseBake, report.Failed, started, fmt.Sprintf("failed %s after the window opened: %s", s.Result.FinishedAt.Sub(started).Round(100*time.Millisecond), summary(ws)))
+	d.phaseDone(s, PhaseBake, report.Failed, started, summary(ws))
 	return nil
 }
 

@@ -627,6 +627,9 @@ func histOutcomeText(e HistoryEntry) string {
 	if e.Irreversible != "" {
 		parts = append(parts, "irreversible: "+e.Irreversible)
 	}
+	for _, p := range e.Phases {
+		parts = append(parts, p.Name+" "+strings.ReplaceAll(p.Outcome, "_", " "))
+	}
 	if len(parts) == 0 {
 		return "-"
 	}

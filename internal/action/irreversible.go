@@ -78,7 +78,7 @@ func (d *Deploy) markIrreversible(ctx context.Context, s *State, ws []report.Wor
 	s.OnFailure = afterIrreversible(s.OnFailure, on)
 	msg := fmt.Sprintf("%s is irreversible (%s: \"false\") and completed", s.Record.Irreversible.Job, ReversibleAnnotation)
 	if s.OnFailure != was {
-		msg += fmt.Sprintf("; if the release fails from now on it is held (%s) instead of rolled back (--on-irreversible %s)", s.OnFailure, on)
+		msg += fmt.Sprintf("; if the release fails from now on it waits for a person's decision instead of being rolled back (--on-irreversible %s)", on)
 	}
 	d.event(msg)
 	return s.Store.Update(ctx, s.Record)

@@ -66,7 +66,7 @@ func (w Watch) trackAt(ctx context.Context, c *kube.Client, targets []track.Targ
 }
 
 // trackUntil is trackAt while the targets' changes are still going in: applied says which are (nil: all).
-func (w Watch) trackUntil(ctx context.Context, c *kube.Client, targets []track.Target, started, since time.Time, point string, applied func(track.Target) bool) ([]report.Workload, error) {
+func (w Watch) trackUntil(ctx context.Context, c *kube.Client, targets []track.Target, started, since time.Time, point string, applied func(track.Target) (int64, bool)) ([]report.Workload, error) {
 	opts := track.Options{Thresholds: w.Thresholds, Started: started, Log: w.logger(), KnownStartup: w.KnownStartup, Applied: applied, Source: w.Source}
 	if w.Timeout > 0 {
 		opts.Deadline = since.Add(w.Timeout)

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/rollguard/rollguard/internal/crashpoint"
 	"github.com/rollguard/rollguard/internal/kube"
@@ -18,19 +19,21 @@ import (
 // of a group at once, within the client's bound, and a group only once the one before is in place, so a
 // namespace, a CRD or a ConfigMap exists before what uses it. A CRD is served before its group counts as in
 // place. The first failure stops what has not started; the error names the object's file and line.
-// applied, if set, is called as each object is applied (from several goroutines).
-func applyObjects(ctx context.Context, c *kube.Client, objs []*manifest.Object, rec *release.Record, log *slog.Logger, applied func(*manifest.Object)) error {
+// applied, if set, is called as each object is applied, with the object the server returned (from several
+// goroutines).
+func applyObjects(ctx context.Context, c *kube.Client, objs []*manifest.Object, rec *release.Record, log *slog.Logger, applied func(o *manifest.Object, written *unstructured.Unstructured)) error {
 	adopt := needsAdoption(rec)
 	var first atomic.Bool
 	for _, group := range manifest.Groups(objs) {
 		var done atomic.Int32
 		err := c.ForEach(ctx, len(group), func(ctx context.Context, i int) error {
 			o := group[i]
+			var out *unstructured.Unstructured
 			var err error
 			if adopt == nil || adopt[kube.Ref(o.Unstructured)] {
-				_, err = c.Apply(ctx, o.Unstructured, false)
+				out, err = c.Apply(ctx, o.Unstructured, false)
 			} else {
-				_, err = c.ApplyOwned(ctx, o.Unstructured)
+				out, err = c.ApplyOwned(ctx, o.Unstructured)
 			}
 			if err != nil {
 				return fmt.Errorf("%s: %w", o.Source, err)
@@ -44,7 +47,7 @@ func applyObjects(ctx context.Context, c *kube.Client, objs []*manifest.Object, 
 			}
 			crashpoint.Hit("deploy:applied:" + o.GetKind())
 			if applied != nil {
-				applied(o)
+				applied(o, out)
 			}
 			return nil
 		})

@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/rollguard/rollguard/internal/crashpoint"
@@ -296,9 +297,9 @@ func (d *Deploy) apply(ctx context.Context, s *State) error {
 		_, err = d.failApply(ctx, c, s.Store, s.Record, result, s.OnFailure, err)
 		return err
 	}
-	err := applyObjects(ctx, c, s.Objects, s.Record, d.logger(), func(o *manifest.Object) {
+	err := applyObjects(ctx, c, s.Objects, s.Record, d.logger(), func(o *manifest.Object, written *unstructured.Unstructured) {
 		if t, ok := targetOf(o); ok {
-			live.mark(t)
+			live.mark(t, written)
 		}
 	})
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
 	"github.com/rollguard/rollguard/internal/kube"
 	"github.com/rollguard/rollguard/internal/report"
 	"github.com/rollguard/rollguard/internal/track"
@@ -20,14 +22,14 @@ type liveTracking struct {
 	err    error
 
 	mu      sync.Mutex
-	applied map[track.Target]bool
+	applied map[track.Target]int64 // the generation the write gave each applied target
 }
 
 // startTracking starts following targets in the background with the watch options; see Watch.trackAt for
 // started, since and point.
 func startTracking(ctx context.Context, w Watch, c *kube.Client, targets []track.Target, started, since time.Time, point string) *liveTracking {
 	ctx, cancel := context.WithCancel(ctx)
-	t := &liveTracking{cancel: cancel, done: make(chan struct{}), applied: map[track.Target]bool{}}
+	t := &liveTracking{cancel: cancel, done: make(chan struct{}), applied: map[track.Target]int64{}}
 	go func() {
 		defer close(t.done)
 		t.ws, t.err = w.trackUntil(ctx, c, targets, started, since, point, t.isApplied)
@@ -35,17 +37,23 @@ func startTracking(ctx context.Context, w Watch, c *kube.Client, targets []track
 	return t
 }
 
-// mark says a target's change is applied: from now on it is judged.
-func (t *liveTracking) mark(target track.Target) {
+// mark says a target's change is applied, as the object the write returned (nil: unknown): it is judged
+// once the caches hold that generation.
+func (t *liveTracking) mark(target track.Target, written *unstructured.Unstructured) {
+	var generation int64
+	if written != nil {
+		generation = written.GetGeneration()
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.applied[target] = true
+	t.applied[target] = generation
 }
 
-func (t *liveTracking) isApplied(target track.Target) bool {
+func (t *liveTracking) isApplied(target track.Target) (int64, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.applied[target]
+	generation, ok := t.applied[target]
+	return generation, ok
 }
 
 // wait returns the verdicts once tracking has ended.

@@ -63,8 +63,8 @@ func restorePrevious(ctx context.Context, s *State, w Watch) error {
 	// Each restored workload is followed from the moment it is restored, while the others still are; the
 	// track phase collects the verdicts.
 	live := startTracking(ctx, w, s.Client, s.Targets, s.Started.Add(-2*time.Second), s.Since, "rollback:first-update")
-	err := restore(ctx, s.Client, rec, func(o release.ObjectState) {
-		live.mark(track.Target{Kind: o.Kind, Namespace: o.Namespace, Name: o.Name})
+	err := restore(ctx, s.Client, rec, func(o release.ObjectState, written *unstructured.Unstructured) {
+		live.mark(track.Target{Kind: o.Kind, Namespace: o.Namespace, Name: o.Name}, written)
 	})
 	if err != nil {
 		live.stop()
@@ -129,16 +129,18 @@ const restoreRetry = time.Minute
 // release added must disappear, and a Deployment whose template returns to a previous ReplicaSet's is
 // rolled back by its controller exactly as `kubectl rollout undo` does it. The objects of one group
 // (manifest.Rank) are restored at once within the client's bound, a group after the one that depends on
-// it; every object is attempted and every failure reported. restored is called as each one is back.
-func restore(ctx context.Context, c *kube.Client, rec *release.Record, restored func(release.ObjectState)) error {
+// it; every object is attempted and every failure reported. restored is called as each one is back, with
+// what the server returned (nil for a deletion).
+func restore(ctx context.Context, c *kube.Client, rec *release.Record, restored func(o release.ObjectState, written *unstructured.Unstructured)) error {
 	var errs []error
 	var first atomic.Bool
 	for _, group := range restoreGroups(rec.Objects) {
 		failed := make([]error, len(group))
 		err := c.ForEach(ctx, len(group), func(ctx context.Context, i int) error {
-			failed[i] = restoreObject(ctx, c, group[i])
+			var written *unstructured.Unstructured
+			written, failed[i] = restoreObject(ctx, c, group[i])
 			if failed[i] == nil {
-				restored(group[i])
+				restored(group[i], written)
 			}
 			if first.CompareAndSwap(false, true) {
 				crashpoint.Hit("rollback:restoring")
@@ -175,15 +177,16 @@ func restoreGroups(objs []release.ObjectState) [][]release.ObjectState {
 }
 
 // restoreObject puts one object back as it was before the release: deleted when the release created it,
-// else replaced by its recorded state (re-created when it was deleted since).
-func restoreObject(ctx context.Context, c *kube.Client, o release.ObjectState) error {
+// else replaced by its recorded state (re-created when it was deleted since). It returns what the server
+// holds now (nil when deleted or left alone).
+func restoreObject(ctx context.Context, c *kube.Client, o release.ObjectState) (*unstructured.Unstructured, error) {
 	gvk := schema.FromAPIVersionAndKind(o.APIVersion, o.Kind)
 	res, err := c.Resource(gvk, o.Namespace)
 	if err != nil {
-		return fmt.Errorf("%s: %w", o.Ref(), err)
+		return nil, fmt.Errorf("%s: %w", o.Ref(), err)
 	}
 	if !o.Existed && o.Kind == "Namespace" {
-		return nil // never deleted: it holds the release records (see createNamespaces)
+		return nil, nil // never deleted: it holds the release records (see createNamespaces)
 	}
 	if !o.Existed {
 		policy := metav1.DeletePropagationBackground
@@ -191,38 +194,40 @@ func restoreObject(ctx context.Context, c *kube.Client, o release.ObjectState) e
 			return res.Delete(ctx, o.Name, metav1.DeleteOptions{PropagationPolicy: &policy})
 		})
 		if err != nil && !apierrors.IsNotFound(err) {
-			return kube.Classify(err, "deleting "+o.Ref(), c.Server)
+			return nil, kube.Classify(err, "deleting "+o.Ref(), c.Server)
 		}
-		return nil
+		return nil, nil
 	}
 	if o.Previous == nil {
-		return nil
+		return nil, nil
 	}
 	prev := o.Previous.DeepCopy()
+	var written *unstructured.Unstructured
 	err = kube.RetryTransient(ctx, restoreRetry, func() error {
 		live, err := res.Get(ctx, o.Name, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
-			_, err = res.Create(ctx, prev, metav1.CreateOptions{FieldManager: kube.FieldManager})
+			written, err = res.Create(ctx, prev, metav1.CreateOptions{FieldManager: kube.FieldManager})
 		case err == nil:
-			err = replace(ctx, c, res, live, prev)
+			written, err = replace(ctx, res, live, prev)
 			if err != nil && kube.MustReplace(prev, err) {
-				_, err = c.Recreate(ctx, prev)
+				written, err = c.Recreate(ctx, prev)
 			}
 		}
 		return err
 	})
 	if err != nil {
-		return kube.Classify(err, "restoring "+o.Ref(), c.Server)
+		return nil, kube.Classify(err, "restoring "+o.Ref(), c.Server)
 	}
-	return nil
+	return written, nil
 }
 
-// replace puts prev in place of live, retrying on conflicts with the controllers that update the object.
-func replace(ctx context.Context, c *kube.Client, res interface {
+// replace puts prev in place of live, retrying on conflicts with the controllers that update the object,
+// and returns the object written.
+func replace(ctx context.Context, res interface {
 	Get(context.Context, string, metav1.GetOptions, ...string) (*unstructured.Unstructured, error)
 	Update(context.Context, *unstructured.Unstructured, metav1.UpdateOptions, ...string) (*unstructured.Unstructured, error)
-}, live, prev *unstructured.Unstructured) error {
+}, live, prev *unstructured.Unstructured) (*unstructured.Unstructured, error) {
 	for attempt := 0; ; attempt++ {
 		next := prev.DeepCopy()
 		next.SetResourceVersion(live.GetResourceVersion())
@@ -236,12 +241,12 @@ func replace(ctx context.Context, c *kube.Client, res interface {
 			a["deployment.kubernetes.io/revision"] = rev
 			next.SetAnnotations(a)
 		}
-		_, err := res.Update(ctx, next, metav1.UpdateOptions{FieldManager: kube.FieldManager})
+		written, err := res.Update(ctx, next, metav1.UpdateOptions{FieldManager: kube.FieldManager})
 		if !apierrors.IsConflict(err) || attempt >= 5 {
-			return err
+			return written, err
 		}
 		if live, err = res.Get(ctx, live.GetName(), metav1.GetOptions{}); err != nil {
-			return err
+			return nil, err
 		}
 	}
 }

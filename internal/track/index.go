@@ -99,3 +99,13 @@ func all[T any](items []T) iter.Seq[T] {
 		}
 	}
 }
+
+// behind reports whether the cached workload is older than the generation a write gave it: the watch has
+// not delivered the change yet, and judging the cached object would judge the previous revision.
+func behind(workload runtime.Object, generation int64) bool {
+	if generation <= 0 {
+		return false
+	}
+	m, ok := workload.(metav1.Object)
+	return workload == nil || !ok || m.GetGeneration() < generation
+}

@@ -64,10 +64,11 @@ type Options struct {
 	KnownStartup map[string]time.Duration
 	// Deadline ends tracking with a Timeout verdict for whatever has not finished.
 	Deadline time.Time
-	// Applied, when set, tells whether a target's change has been applied yet: tracking starts while a
-	// large release is still being applied, and a target not yet applied is not judged (its live object is
-	// still the previous revision, healthy or not); it stays progressing and keeps tracking going.
-	Applied func(Target) bool
+	// Applied, when set, tells whether a target's change has been applied yet, and the generation the
+	// write gave it (0: unknown): tracking starts while a large release is still being applied, and a
+	// target is not judged before its change is in and the caches hold it (until then its cached object is
+	// the previous revision, healthy or broken); it stays progressing and keeps tracking going.
+	Applied func(Target) (generation int64, applied bool)
 	// OnUpdate receives every target's status whenever any of them changes.
 	OnUpdate func([]Status)
 	// Bake judges the targets by diagnose.Bake instead of Diagnose: they were healthy at Started and must
@@ -152,9 +153,13 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 		anyChange, allHealthy, anyFailed := false, true, false
 		fetched := logs.get() // one snapshot per pass, refreshed only when new lines arrive
 		for i, t := range targets {
-			if opts.Applied != nil && !opts.Applied(t) {
-				allHealthy = false
-				continue
+			var generation int64
+			if opts.Applied != nil {
+				var applied bool
+				if generation, applied = opts.Applied(t); !applied {
+					allHealthy = false
+					continue
+				}
 			}
 			var in diagnose.Input
 			switch {
@@ -168,6 +173,10 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 				}
 			default:
 				in = caches[t.Namespace].input(t)
+			}
+			if behind(in.Workload, generation) {
+				allHealthy = false
+				continue
 			}
 			in.Now, in.Started, in.Deadline = now, opts.Started, opts.Deadline
 			in.Logs = fetched

@@ -40,30 +40,47 @@ func captureState(ctx context.Context, c *kube.Client, objs []*manifest.Object, 
 			prior[o.Ref()] = o
 		}
 	}
-	// The reads go a bounded number at a time; the record lists the objects in apply order.
-	lives := make([]*unstructured.Unstructured, len(objs))
-	revs := make([]struct {
-		rev  int64
-		hash string
-	}, len(objs))
-	err := c.ForEach(ctx, len(objs), func(ctx context.Context, i int) error {
-		o := objs[i]
-		_, known := prior[kube.Ref(o.Unstructured)]
-		if !known {
-			var err error
-			if lives[i], err = liveOrNil(ctx, c, o.Unstructured); err != nil {
-				return err
-			}
+	// The objects not captured before are read at once (kube.Client.GetAll), then the revisions of the
+	// workloads that exist (release.CurrentRevisions); the record lists the objects in apply order.
+	var unknown []*unstructured.Unstructured
+	var at []int
+	for i, o := range objs {
+		if _, known := prior[kube.Ref(o.Unstructured)]; !known {
+			unknown = append(unknown, o.Unstructured)
+			at = append(at, i)
 		}
-		if !track.Trackable(o.GetKind()) || (!known && lives[i] == nil) {
-			return nil // a workload the release creates has no revision yet
-		}
-		var err error
-		revs[i].rev, revs[i].hash, err = release.CurrentRevision(ctx, c, o.GetKind(), o.GetNamespace(), o.GetName())
-		return err
-	})
+	}
+	found, err := c.GetAll(ctx, unknown)
 	if err != nil {
 		return nil, nil, err
+	}
+	lives := make([]*unstructured.Unstructured, len(objs))
+	for j, i := range at {
+		if found[j].Forbidden {
+			// Read it once more for the error, classified as for any read this identity may not make.
+			if _, err := c.Get(ctx, objs[i].Unstructured); err != nil {
+				return nil, nil, err
+			}
+			return nil, nil, fmt.Errorf("reading %s: forbidden, then allowed; run again", kube.Ref(objs[i].Unstructured))
+		}
+		lives[i] = found[j].Object
+	}
+	var refs []release.WorkloadRef
+	var refAt []int
+	for i, o := range objs {
+		_, known := prior[kube.Ref(o.Unstructured)]
+		if track.Trackable(o.GetKind()) && (known || lives[i] != nil) { // a workload the release creates has no revision yet
+			refs = append(refs, release.WorkloadRef{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()})
+			refAt = append(refAt, i)
+		}
+	}
+	got, err := release.CurrentRevisions(ctx, c, refs)
+	if err != nil {
+		return nil, nil, err
+	}
+	revs := make([]release.Revision, len(objs))
+	for j, i := range refAt {
+		revs[i] = got[j]
 	}
 	var states []release.ObjectState
 	var workloads []release.WorkloadState
@@ -80,7 +97,7 @@ func captureState(ctx context.Context, c *kube.Client, objs []*manifest.Object, 
 		states = append(states, st)
 		if track.Trackable(o.GetKind()) {
 			ws := release.WorkloadState{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName(), Images: imagesOf(objs, o.GetKind(), o.GetNamespace(), o.GetName())}
-			ws.PreviousRevision, ws.PreviousTemplateHash = revs[i].rev, revs[i].hash
+			ws.PreviousRevision, ws.PreviousTemplateHash = revs[i].Number, revs[i].Hash
 			// A killed or failed release's recorded previous state is the true one (see converge), and so
 			// is the revision it replaced: that is where a rollback returns.
 			if inherited != nil {
@@ -103,25 +120,20 @@ func captureState(ctx context.Context, c *kube.Client, objs []*manifest.Object, 
 	return states, workloads, nil
 }
 
-// liveOrNil reads an object, treating "its kind is not served yet" (a CRD the release brings) as absent.
-func liveOrNil(ctx context.Context, c *kube.Client, obj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
-	live, err := c.Get(ctx, obj)
-	if _, unknown := err.(*kube.UnknownKindError); unknown {
-		return nil, nil
-	}
-	return live, err
-}
-
 // recordRevisions notes the revision each workload rolled out, which history uses to tell which release
 // a later rollback returned to.
 func recordRevisions(ctx context.Context, c *kube.Client, rec *release.Record) {
-	_ = c.ForEach(ctx, len(rec.Workloads), func(ctx context.Context, i int) error {
-		w := rec.Workloads[i]
-		if rev, hash, err := release.CurrentRevision(ctx, c, w.Kind, w.Namespace, w.Name); err == nil {
-			rec.Workloads[i].NewRevision, rec.Workloads[i].NewTemplateHash = rev, hash
-		}
-		return nil
-	})
+	refs := make([]release.WorkloadRef, len(rec.Workloads))
+	for i, w := range rec.Workloads {
+		refs[i] = release.WorkloadRef{Kind: w.Kind, Namespace: w.Namespace, Name: w.Name}
+	}
+	revs, err := release.CurrentRevisions(ctx, c, refs)
+	if err != nil {
+		return
+	}
+	for i, r := range revs {
+		rec.Workloads[i].NewRevision, rec.Workloads[i].NewTemplateHash = r.Number, r.Hash
+	}
 }
 
 // recordVerdicts copies the tracked verdicts into the record's workloads.

@@ -24,10 +24,17 @@ import (
 // a SelfSubjectAccessReview, which every authenticated user may create (ClusterRole system:basic-user);
 // where a cluster does not answer them, the check is skipped with a warning rather than blocking deploys.
 func (d *Deploy) preflight(ctx context.Context, c *kube.Client, ns string, objs []*manifest.Object, onFailure OnFailure) error {
+	raw := make([]*unstructured.Unstructured, len(objs))
+	for i, o := range objs {
+		raw[i] = o.Unstructured
+	}
+	lives, err := c.GetAll(ctx, raw)
+	if err != nil {
+		return err
+	}
 	objects := make([]rbac.Object, len(objs))
-	forbidden := make([]bool, len(objs))
-	err := c.ForEach(ctx, len(objs), func(ctx context.Context, i int) error {
-		o := objs[i]
+	var missing []rbac.Access
+	for i, o := range objs {
 		r, namespaced, err := resourceOf(c, o, objs)
 		if err != nil {
 			return err
@@ -36,18 +43,12 @@ func (d *Deploy) preflight(ctx context.Context, c *kube.Client, ns string, objs 
 		if namespaced {
 			obj.Namespace = o.GetNamespace()
 		}
-		obj.Exists, forbidden[i], err = exists(ctx, c, o.Unstructured)
-		objects[i] = obj
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	var missing []rbac.Access
-	for i, obj := range objects {
-		if forbidden[i] {
-			missing = append(missing, rbac.Access{Verb: "get", Group: obj.Group, Resource: obj.Resource.Resource, Namespace: obj.Namespace, Name: obj.Name, For: rbac.ForDeploy})
+		// An object this identity may not read is taken to exist: a rollback would have to replace it.
+		obj.Exists = lives[i].Object != nil || lives[i].Forbidden
+		if lives[i].Forbidden {
+			missing = append(missing, rbac.Access{Verb: "get", Group: r.Group, Resource: r.Resource, Namespace: obj.Namespace, Name: obj.Name, For: rbac.ForDeploy})
 		}
+		objects[i] = obj
 	}
 	accesses := rbac.ReleaseAccess(ns, objects, onFailure == OnFailureApprove)
 	denied, err := deniedOf(ctx, c, accesses)
@@ -123,27 +124,6 @@ func resourceOf(c *kube.Client, o *manifest.Object, objs []*manifest.Object) (rb
 		}
 	}
 	return rbac.Resource{}, false, err
-}
-
-// exists reads whether an object is live; forbidden says the identity may not even read it.
-func exists(ctx context.Context, c *kube.Client, obj *unstructured.Unstructured) (ok, forbidden bool, err error) {
-	res, err := c.Resource(obj.GroupVersionKind(), obj.GetNamespace())
-	if _, unknown := err.(*kube.UnknownKindError); unknown {
-		return false, false, nil // its CRD comes with the release
-	}
-	if err != nil {
-		return false, false, err
-	}
-	_, err = res.Get(ctx, obj.GetName(), metav1.GetOptions{})
-	switch {
-	case err == nil:
-		return true, false, nil
-	case apierrors.IsNotFound(err):
-		return false, false, nil
-	case apierrors.IsForbidden(err):
-		return true, true, nil
-	}
-	return false, false, kube.Classify(err, "reading "+kube.Ref(obj), c.Server)
 }
 
 // canI asks the API server whether this identity may do one thing.

@@ -94,3 +94,91 @@ func ControlledBy(obj metav1.Object, uid types.UID) bool {
 	ref := metav1.GetControllerOfNoCopy(obj)
 	return ref != nil && ref.UID == uid
 }
+
+// WorkloadRef names a workload.
+type WorkloadRef struct{ Kind, Namespace, Name string }
+
+// Revision is a workload's revision number and template hash, as CurrentRevision reads them.
+type Revision struct {
+	Number int64
+	Hash   string
+}
+
+// manyDeployments is how many Deployments of one namespace make two lists (its Deployments and
+// ReplicaSets) cheaper than two requests for each.
+const manyDeployments = 20
+
+// CurrentRevisions is CurrentRevision for many workloads, in their order, a bounded number at a time; the
+// Deployments of a namespace holding many are read with two lists instead.
+func CurrentRevisions(ctx context.Context, c *kube.Client, refs []WorkloadRef) ([]Revision, error) {
+	out := make([]Revision, len(refs))
+	perNS := map[string]int{}
+	for _, r := range refs {
+		if r.Kind == "Deployment" {
+			perNS[r.Namespace]++
+		}
+	}
+	listed := map[string]map[string]Revision{}
+	for ns, n := range perNS {
+		if n < manyDeployments {
+			continue
+		}
+		revs, err := deploymentRevisions(ctx, c, ns)
+		if err != nil {
+			return nil, err
+		}
+		if revs != nil {
+			listed[ns] = revs
+		}
+	}
+	err := c.ForEach(ctx, len(refs), func(ctx context.Context, i int) error {
+		r := refs[i]
+		if revs, ok := listed[r.Namespace]; ok && r.Kind == "Deployment" {
+			out[i] = revs[r.Name]
+			return nil
+		}
+		var err error
+		out[i].Number, out[i].Hash, err = CurrentRevision(ctx, c, r.Kind, r.Namespace, r.Name)
+		return err
+	})
+	return out, err
+}
+
+// deploymentRevisions reads the revision of every Deployment of a namespace with two lists; nil, nil when
+// this identity may not list them.
+func deploymentRevisions(ctx context.Context, c *kube.Client, ns string) (map[string]Revision, error) {
+	apps := c.Typed.AppsV1()
+	ds, err := apps.Deployments(ns).List(ctx, metav1.ListOptions{})
+	if apierrors.IsForbidden(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, kube.Classify(err, "listing the Deployments of "+ns, c.Server)
+	}
+	rss, err := apps.ReplicaSets(ns).List(ctx, metav1.ListOptions{})
+	if apierrors.IsForbidden(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, kube.Classify(err, "listing the ReplicaSets of "+ns, c.Server)
+	}
+	byOwner := map[types.UID][]*appsv1.ReplicaSet{}
+	for i := range rss.Items {
+		if ref := metav1.GetControllerOfNoCopy(&rss.Items[i]); ref != nil {
+			byOwner[ref.UID] = append(byOwner[ref.UID], &rss.Items[i])
+		}
+	}
+	out := make(map[string]Revision, len(ds.Items))
+	for _, d := range ds.Items {
+		annotation := d.Annotations["deployment.kubernetes.io/revision"]
+		rev, _ := strconv.ParseInt(annotation, 10, 64)
+		r := Revision{Number: rev}
+		for _, rs := range byOwner[d.UID] {
+			if rev != 0 && rs.Annotations["deployment.kubernetes.io/revision"] == annotation {
+				r.Hash = rs.Labels[appsv1.DefaultDeploymentUniqueLabelKey]
+			}
+		}
+		out[d.Name] = r
+	}
+	return out, nil
+}

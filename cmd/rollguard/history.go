@@ -5,6 +5,7 @@ import (
 
 	"github.com/rollguard/rollguard/internal/action"
 	"github.com/rollguard/rollguard/internal/exitcode"
+	"github.com/rollguard/rollguard/internal/report"
 )
 
 func newHistoryCmd(g *globals) *cobra.Command {
@@ -47,9 +48,9 @@ only their kinds and names.`,
 				return err
 			}
 			if output == formatJSON {
-				return res.WriteJSON(g.stdout)
+				return report.WriteJSON(g.stdout, res, "the history")
 			}
-			return res.WriteText(g.stdout)
+			return report.HistoryText(g.stdout, res)
 		},
 	}
 	addFormat(cmd.Flags(), &output, "output format: text or json")

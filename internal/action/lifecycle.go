@@ -12,6 +12,7 @@ import (
 	"github.com/rollguard/rollguard/internal/manifest"
 	"github.com/rollguard/rollguard/internal/release"
 	"github.com/rollguard/rollguard/internal/report"
+	"github.com/rollguard/rollguard/internal/revision"
 	"github.com/rollguard/rollguard/internal/track"
 )
 
@@ -41,7 +42,7 @@ func captureState(ctx context.Context, c *kube.Client, objs []*manifest.Object, 
 		}
 	}
 	// The objects not captured before are read at once (kube.Client.GetAll), then the revisions of the
-	// workloads that exist (release.CurrentRevisions); the record lists the objects in apply order.
+	// workloads that exist (revision.CurrentOf); the record lists the objects in apply order.
 	var unknown []*unstructured.Unstructured
 	var at []int
 	for i, o := range objs {
@@ -65,20 +66,20 @@ func captureState(ctx context.Context, c *kube.Client, objs []*manifest.Object, 
 		}
 		lives[i] = found[j].Object
 	}
-	var refs []release.WorkloadRef
+	var refs []revision.Ref
 	var refAt []int
 	for i, o := range objs {
 		_, known := prior[kube.Ref(o.Unstructured)]
 		if track.Trackable(o.GetKind()) && (known || lives[i] != nil) { // a workload the release creates has no revision yet
-			refs = append(refs, release.WorkloadRef{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()})
+			refs = append(refs, revision.Ref{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()})
 			refAt = append(refAt, i)
 		}
 	}
-	got, err := release.CurrentRevisions(ctx, c, refs)
+	got, err := revision.CurrentOf(ctx, c, refs)
 	if err != nil {
 		return nil, nil, err
 	}
-	revs := make([]release.Revision, len(objs))
+	revs := make([]revision.Now, len(objs))
 	for j, i := range refAt {
 		revs[i] = got[j]
 	}
@@ -123,11 +124,11 @@ func captureState(ctx context.Context, c *kube.Client, objs []*manifest.Object, 
 // recordRevisions notes the revision each workload rolled out, which history uses to tell which release
 // a later rollback returned to.
 func recordRevisions(ctx context.Context, c *kube.Client, rec *release.Record) {
-	refs := make([]release.WorkloadRef, len(rec.Workloads))
+	refs := make([]revision.Ref, len(rec.Workloads))
 	for i, w := range rec.Workloads {
-		refs[i] = release.WorkloadRef{Kind: w.Kind, Namespace: w.Namespace, Name: w.Name}
+		refs[i] = revision.Ref{Kind: w.Kind, Namespace: w.Namespace, Name: w.Name}
 	}
-	revs, err := release.CurrentRevisions(ctx, c, refs)
+	revs, err := revision.CurrentOf(ctx, c, refs)
 	if err != nil {
 		return
 	}

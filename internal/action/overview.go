@@ -10,6 +10,7 @@ import (
 
 	"github.com/rollguard/rollguard/internal/config"
 	"github.com/rollguard/rollguard/internal/diagnose"
+	"github.com/rollguard/rollguard/internal/history"
 	"github.com/rollguard/rollguard/internal/kube"
 	"github.com/rollguard/rollguard/internal/release"
 )
@@ -141,7 +142,7 @@ type Timeline struct {
 
 // TimelineEntry is one release of the timeline.
 type TimelineEntry struct {
-	HistoryEntry
+	history.Entry
 	Approval *release.Approval `json:"approval,omitempty"`
 	// Failures are the release's failed workloads with their explanation.
 	Failures []release.WorkloadState `json:"failures,omitempty"`
@@ -167,7 +168,7 @@ func (t *Timeline) Run(ctx context.Context) ([]TimelineEntry, error) {
 	}
 	out := make([]TimelineEntry, 0, len(h.Entries))
 	for _, e := range h.Entries {
-		te := TimelineEntry{HistoryEntry: e}
+		te := TimelineEntry{Entry: e}
 		if r := byID[e.Release]; r != nil {
 			te.Approval = r.Approval
 			for _, w := range r.Workloads {

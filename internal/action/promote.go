@@ -16,6 +16,7 @@ import (
 	"github.com/rollguard/rollguard/internal/manifest"
 	"github.com/rollguard/rollguard/internal/release"
 	"github.com/rollguard/rollguard/internal/report"
+	"github.com/rollguard/rollguard/internal/revision"
 )
 
 // Promote deploys to one environment exactly what runs healthy in another: the app's manifests for the
@@ -173,7 +174,7 @@ func (p *Promote) checkSource(ctx context.Context, c *kube.Client, src *config.E
 		if err != nil {
 			return nil, err
 		}
-		if got := podImages(spec); len(w.Images) > 0 && !slices.Equal(got, w.Images) {
+		if got := revision.Images(spec); len(w.Images) > 0 && !slices.Equal(got, w.Images) {
 			return nil, exitcode.BadInputf("refusing to promote from %s: %s runs %s, not what release %s deployed (%s): it was changed outside rollguard; deploy to %s again",
 				src.Name, id, strings.Join(got, ", "), rec.ID, strings.Join(w.Images, ", "), src.Name)
 		}

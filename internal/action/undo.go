@@ -4,23 +4,20 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/polymorphichelpers"
 
 	"github.com/rollguard/rollguard/internal/exitcode"
+	"github.com/rollguard/rollguard/internal/history"
 	"github.com/rollguard/rollguard/internal/kube"
 	"github.com/rollguard/rollguard/internal/lock"
 	"github.com/rollguard/rollguard/internal/release"
 	"github.com/rollguard/rollguard/internal/report"
+	"github.com/rollguard/rollguard/internal/revision"
 	"github.com/rollguard/rollguard/internal/track"
 )
 
@@ -102,7 +99,7 @@ func (u *Undo) target(ctx context.Context, s *State) error {
 	c, w, rev := s.Client, s.workload, u.ToRevision
 	var err error
 	if u.ToImage == "previous" {
-		if rev, err = previousImageRevision(ctx, c, w.live); err != nil {
+		if rev, err = previousImageRevision(ctx, c, w); err != nil {
 			return err
 		}
 	}
@@ -116,7 +113,7 @@ func (u *Undo) target(ctx context.Context, s *State) error {
 		return exitcode.BadInputf("cannot undo a %s: %v", w.target.Kind, err)
 	}
 	if w.target.Kind == "Deployment" && rev > 0 {
-		if rev, err = renumberedRevision(ctx, c, w.live, rev); err != nil {
+		if rev, err = renumberedRevision(ctx, c, w, rev); err != nil {
 			return err
 		}
 	}
@@ -170,20 +167,12 @@ func madeBy(records []*release.Record, w release.WorkloadState) string {
 // `kubectl rollout undo` — is a release that failed: after an automatic rollback that is the failed
 // release itself, which the user almost never means to redeploy.
 func refuseFailedPrevious(ctx context.Context, c *kube.Client, store *release.Store, w *workload, app string) error {
-	rsList, err := c.Typed.AppsV1().ReplicaSets(w.target.Namespace).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return kube.Classify(err, "listing ReplicaSets of "+w.target.Name, c.Server)
+	revs, err := revision.Read(ctx, c, w.target.Kind, w.target.Namespace, w.target.Name)
+	if err != nil || revs == nil {
+		return err
 	}
-	current, _ := strconv.ParseInt(w.live.GetAnnotations()["deployment.kubernetes.io/revision"], 10, 64)
-	var prev int64
-	var hash string
-	for _, rs := range rsList.Items {
-		n, _ := strconv.ParseInt(rs.Annotations["deployment.kubernetes.io/revision"], 10, 64)
-		if release.ControlledBy(&rs, w.live.GetUID()) && n < current && n > prev {
-			prev, hash = n, rs.Labels[appsv1.DefaultDeploymentUniqueLabelKey]
-		}
-	}
-	if hash == "" {
+	prev, ok := revs.Before(nil)
+	if !ok || prev.Hash == "" {
 		return nil
 	}
 	records, err := store.List(ctx, w.target.Namespace, app)
@@ -191,11 +180,11 @@ func refuseFailedPrevious(ctx context.Context, c *kube.Client, store *release.St
 		return err
 	}
 	for _, r := range records {
-		if r.Outcome == release.Succeeded || r.Undo || !madeRevision(r, w.target, 0, hash) {
+		if r.Outcome == release.Succeeded || r.Undo || !madeRevision(r, w.target, 0, prev.Hash) {
 			continue
 		}
 		return exitcode.BadInputf("the revision before the current one (%d) is %s (%s): a plain undo would deploy it again, as kubectl rollout undo would. Pass --to-revision N (rollguard history %s/%s -n %s lists the revisions) or --to-image previous; nothing was changed",
-			prev, r.ID, histOutcomeText(HistoryEntry{Outcome: r.Outcome, Reason: r.Reason}), strings.ToLower(w.target.Kind), w.target.Name, w.target.Namespace)
+			prev.Number, r.ID, report.HistoryOutcome(history.Entry{Outcome: r.Outcome, Reason: r.Reason}), strings.ToLower(w.target.Kind), w.target.Name, w.target.Namespace)
 	}
 	return nil
 }
@@ -203,28 +192,19 @@ func refuseFailedPrevious(ctx context.Context, c *kube.Client, store *release.St
 // renumberedRevision maps a revision number history lists to the number the Deployment knows it by now:
 // a rollback to a revision gives its ReplicaSet a new number and keeps the old ones in
 // deployment.kubernetes.io/revision-history, which kubectl's rollbacker does not read.
-func renumberedRevision(ctx context.Context, c *kube.Client, live *unstructured.Unstructured, rev int64) (int64, error) {
-	rsList, err := c.Typed.AppsV1().ReplicaSets(live.GetNamespace()).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return 0, kube.Classify(err, "listing ReplicaSets of "+live.GetName(), c.Server)
+func renumberedRevision(ctx context.Context, c *kube.Client, w *workload, rev int64) (int64, error) {
+	revs, err := revision.Read(ctx, c, w.target.Kind, w.target.Namespace, w.target.Name)
+	if err != nil || revs == nil {
+		return rev, err
 	}
-	current, _ := strconv.ParseInt(live.GetAnnotations()["deployment.kubernetes.io/revision"], 10, 64)
-	for _, rs := range rsList.Items {
-		if !release.ControlledBy(&rs, live.GetUID()) {
-			continue
-		}
-		n, _ := strconv.ParseInt(rs.Annotations["deployment.kubernetes.io/revision"], 10, 64)
-		if n == rev {
-			return rev, nil
-		}
-		if slices.Contains(histParseRevisions(rs.Annotations["deployment.kubernetes.io/revision-history"]), rev) {
-			if n == current {
-				return 0, exitcode.BadInputf("revision %d of Deployment %s is the current one (now numbered %d): nothing to undo", rev, live.GetName(), n)
-			}
-			return n, nil
-		}
+	r, ok := revs.WasNumbered(rev)
+	switch {
+	case !ok || r.Number == rev:
+		return rev, nil
+	case r.Number == revs.Current:
+		return 0, exitcode.BadInputf("revision %d of Deployment %s is the current one (now numbered %d): nothing to undo", rev, w.target.Name, r.Number)
 	}
-	return rev, nil
+	return r.Number, nil
 }
 
 func undoCause(rev int64) string {
@@ -236,37 +216,23 @@ func undoCause(rev int64) string {
 
 // previousImageRevision is the newest revision before the current one whose container images differ from
 // the current ones: "the image deployed before this one", skipping revisions that changed only config.
-func previousImageRevision(ctx context.Context, c *kube.Client, live *unstructured.Unstructured) (int64, error) {
-	var d appsv1.Deployment
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(live.Object, &d); err != nil {
-		return 0, fmt.Errorf("reading Deployment %s: %w", live.GetName(), err)
-	}
-	rsList, err := c.Typed.AppsV1().ReplicaSets(d.Namespace).List(ctx, metav1.ListOptions{})
+func previousImageRevision(ctx context.Context, c *kube.Client, w *workload) (int64, error) {
+	revs, err := revision.Read(ctx, c, w.target.Kind, w.target.Namespace, w.target.Name)
 	if err != nil {
-		return 0, kube.Classify(err, "listing ReplicaSets of "+d.Name, c.Server)
+		return 0, err
 	}
-	current := podImages(d.Spec.Template.Spec)
-	type rev struct {
-		n      int64
-		images []string
+	if revs == nil {
+		return 0, exitcode.BadInputf("Deployment %s not found", w.target.Name)
 	}
-	var revs []rev
-	for _, rs := range rsList.Items {
-		if !metav1.IsControlledBy(&rs, &d) {
-			continue
-		}
-		n, err := strconv.ParseInt(rs.Annotations["deployment.kubernetes.io/revision"], 10, 64)
-		if err != nil {
-			continue
-		}
-		revs = append(revs, rev{n, podImages(rs.Spec.Template.Spec)})
+	current := revision.Images(revs.Template.Spec)
+	if r, ok := revs.Before(func(r revision.Revision) bool { return !slices.Equal(r.Images(), current) }); ok {
+		return r.Number, nil
 	}
-	sort.Slice(revs, func(i, j int) bool { return revs[i].n > revs[j].n })
-	curRev, _ := strconv.ParseInt(d.Annotations["deployment.kubernetes.io/revision"], 10, 64)
-	for _, r := range revs {
-		if r.n < curRev && !slices.Equal(r.images, current) {
-			return r.n, nil
+	numbered := 0
+	for _, r := range revs.Revisions {
+		if r.Number > 0 {
+			numbered++
 		}
 	}
-	return 0, exitcode.BadInputf("Deployment %s has no earlier revision with other images (%d revisions kept; see revisionHistoryLimit)", d.Name, len(revs))
+	return 0, exitcode.BadInputf("Deployment %s has no earlier revision with other images (%d revisions kept; see revisionHistoryLimit)", w.target.Name, numbered)
 }

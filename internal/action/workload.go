@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -51,16 +50,4 @@ func resolveWorkload(ctx context.Context, c *kube.Client, object, namespace stri
 		return nil, kube.Classify(err, "reading "+object, c.Server)
 	}
 	return &workload{target: track.Target{Kind: gvk.Kind, Namespace: namespace, Name: name}, gvk: gvk, live: live}, nil
-}
-
-// podImages lists a pod spec's images, init containers first.
-func podImages(spec corev1.PodSpec) []string {
-	var out []string
-	for _, c := range spec.InitContainers {
-		out = append(out, c.Image)
-	}
-	for _, c := range spec.Containers {
-		out = append(out, c.Image)
-	}
-	return out
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/rollguard/rollguard/internal/manifest"
 	"github.com/rollguard/rollguard/internal/release"
 	"github.com/rollguard/rollguard/internal/report"
+	"github.com/rollguard/rollguard/internal/revision"
 	"github.com/rollguard/rollguard/internal/track"
 )
 
@@ -46,7 +47,7 @@ func recordChange(ctx context.Context, s *State) error {
 		getenv = func(string) string { return "" }
 	}
 	ci := manifest.DetectCI(getenv)
-	prevRev, prevHash, err := release.CurrentRevision(ctx, c, w.target.Kind, w.target.Namespace, w.target.Name)
+	prevRev, prevHash, err := revision.Current(ctx, c, w.target.Kind, w.target.Namespace, w.target.Name)
 	if err != nil {
 		return err
 	}

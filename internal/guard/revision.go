@@ -2,9 +2,7 @@ package guard
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"sort"
 	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -12,75 +10,41 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/rollguard/rollguard/internal/manifest"
+	workloadrev "github.com/rollguard/rollguard/internal/revision"
 )
 
-// revision is one pod template a workload has run, as its controller keeps it: a Deployment's
-// ReplicaSet, a StatefulSet's or DaemonSet's ControllerRevision. Hash is the same identity
-// release.CurrentRevision gives (pod-template-hash, ControllerRevision name, controller-revision-hash), so
-// the guard's records match the deploy's and history's.
-type revision struct {
-	Hash     string
-	Number   int64
-	Template corev1.PodTemplateSpec
-	// ChangeCause is the kubernetes.io/change-cause the workload had when this revision was made.
-	ChangeCause string
-}
+// revision is one pod template a workload has run, as internal/revision reads it from its controller's
+// objects. Hash is the same identity revision.Current gives (pod-template-hash, ControllerRevision name,
+// controller-revision-hash), so the guard's records match the deploy's and history's.
+type revision = workloadrev.Revision
 
-// revisions lists a workload's revisions from the cache, oldest first.
+// revisions lists a workload's revisions from the cache, oldest first: the ones its controller numbered,
+// with a template.
 func revisions(ctx context.Context, r client.Reader, w client.Object) ([]revision, error) {
-	var out []revision
 	uid := w.GetUID()
 	owned := []client.ListOption{client.InNamespace(w.GetNamespace()), client.MatchingFields{ownerIndex: string(uid)}, client.UnsafeDisableDeepCopy}
+	var all []revision
 	switch w.(type) {
 	case *appsv1.Deployment:
 		var list appsv1.ReplicaSetList
 		if err := r.List(ctx, &list, owned...); err != nil {
 			return nil, fmt.Errorf("listing ReplicaSets of %s: %w", w.GetName(), err)
 		}
-		for _, rs := range list.Items {
-			n, err := strconv.ParseInt(rs.Annotations["deployment.kubernetes.io/revision"], 10, 64)
-			hash := rs.Labels[appsv1.DefaultDeploymentUniqueLabelKey]
-			if err != nil || hash == "" {
-				continue
-			}
-			t := *rs.Spec.Template.DeepCopy()
-			// The controller adds the hash label to the ReplicaSet's copy, not to the Deployment's template.
-			delete(t.Labels, appsv1.DefaultDeploymentUniqueLabelKey)
-			out = append(out, revision{Hash: hash, Number: n, Template: t, ChangeCause: rs.Annotations[manifest.ChangeCauseAnnotation]})
-		}
+		all = workloadrev.OfReplicaSets(uid, list.Items)
 	case *appsv1.StatefulSet, *appsv1.DaemonSet:
 		var list appsv1.ControllerRevisionList
 		if err := r.List(ctx, &list, owned...); err != nil {
 			return nil, fmt.Errorf("listing ControllerRevisions of %s: %w", w.GetName(), err)
 		}
-		_, isSTS := w.(*appsv1.StatefulSet)
-		for _, cr := range list.Items {
-			t, err := revisionTemplate(cr)
-			if err != nil {
-				continue
-			}
-			hash := cr.Labels[appsv1.ControllerRevisionHashLabelKey]
-			if isSTS {
-				hash = cr.Name
-			}
-			out = append(out, revision{Hash: hash, Number: cr.Revision, Template: t, ChangeCause: cr.Annotations[manifest.ChangeCauseAnnotation]})
+		all = workloadrev.OfControllerRevisions(kindOf(w), uid, list.Items)
+	}
+	out := all[:0]
+	for _, rv := range all {
+		if rv.Number > 0 && rv.Hash != "" && len(rv.Template.Spec.Containers) > 0 {
+			out = append(out, rv)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Number < out[j].Number })
 	return out, nil
-}
-
-// revisionTemplate reads the pod template a ControllerRevision stores: the StatefulSet and DaemonSet
-// controllers keep {"spec":{"template":{...,"$patch":"replace"}}}.
-func revisionTemplate(cr appsv1.ControllerRevision) (corev1.PodTemplateSpec, error) {
-	var data struct {
-		Spec struct {
-			Template corev1.PodTemplateSpec `json:"template"`
-		} `json:"spec"`
-	}
-	err := json.Unmarshal(cr.Data.Raw, &data)
-	return data.Spec.Template, err
 }
 
 // currentHash is the identity of the template the workload's controller is rolling out now, or "" while
@@ -140,18 +104,6 @@ func podTemplate(w client.Object) *corev1.PodTemplateSpec {
 		return &o.Spec.Template
 	}
 	return nil
-}
-
-// images lists a template's images, init containers first, as records keep them.
-func images(t corev1.PodTemplateSpec) []string {
-	var out []string
-	for _, c := range t.Spec.InitContainers {
-		out = append(out, c.Image)
-	}
-	for _, c := range t.Spec.Containers {
-		out = append(out, c.Image)
-	}
-	return out
 }
 
 // kindOf names a workload's kind (typed objects from the cache carry no TypeMeta).

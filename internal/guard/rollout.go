@@ -24,6 +24,7 @@ import (
 	"github.com/rollguard/rollguard/internal/manifest"
 	"github.com/rollguard/rollguard/internal/notify"
 	"github.com/rollguard/rollguard/internal/release"
+	workloadrev "github.com/rollguard/rollguard/internal/revision"
 )
 
 // ObservedBy marks the records the guard writes (release.Record.ObservedBy).
@@ -133,7 +134,7 @@ func (g *Guard) record(ctx context.Context, k key, w client.Object, pol Policy, 
 	}
 	by, changedAt := changedBy(live, prevTemplate)
 	cur := podTemplate(w)
-	ws := release.WorkloadState{Kind: k.kind, Namespace: k.namespace, Name: k.name, Images: images(*cur), NewTemplateHash: hash}
+	ws := release.WorkloadState{Kind: k.kind, Namespace: k.namespace, Name: k.name, Images: workloadrev.Images(cur.Spec), NewTemplateHash: hash}
 	for _, r := range revs {
 		if r.Hash == hash {
 			ws.NewRevision = r.Number

@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -11,10 +10,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/rollguard/rollguard/internal/kube"
+	"github.com/rollguard/rollguard/internal/revision"
 )
-
-// revisionAnnotation is where the Deployment controller numbers a ReplicaSet's revision.
-const revisionAnnotation = "deployment.kubernetes.io/revision"
 
 // InUse lists the images a cluster runs or can roll back to, in namespace ("" for all namespaces): what pods
 // run (their spec and the digest the kubelet reports), and the pod templates of Deployments, StatefulSets,
@@ -56,7 +53,7 @@ func InUse(ctx context.Context, c *kube.Client, namespace string) ([]Protection,
 	}
 	for _, rs := range rss.Items {
 		why := "template of ReplicaSet " + rs.Namespace + "/" + rs.Name
-		if rev := rs.Annotations[revisionAnnotation]; rev != "" {
+		if rev := rs.Annotations[revision.Annotation]; rev != "" {
 			why += " (revision " + rev + ", a rollout undo target)"
 		}
 		out = append(out, PodSpecImages(why, &rs.Spec.Template.Spec)...)
@@ -94,19 +91,14 @@ func InUse(ctx context.Context, c *kube.Client, namespace string) ([]Protection,
 	if err != nil {
 		return nil, fail("controllerrevisions", err)
 	}
-	for _, r := range revs.Items {
-		var data struct {
-			Spec struct {
-				Template struct {
-					Spec corev1.PodSpec `json:"spec"`
-				} `json:"template"`
-			} `json:"spec"`
-		}
-		if len(r.Data.Raw) == 0 || json.Unmarshal(r.Data.Raw, &data) != nil {
+	for i := range revs.Items {
+		r := &revs.Items[i]
+		t, err := revision.Template(r)
+		if len(r.Data.Raw) == 0 || err != nil {
 			continue
 		}
 		why := fmt.Sprintf("ControllerRevision %s/%s (revision %d, a rollout undo target)", r.Namespace, r.Name, r.Revision)
-		out = append(out, PodSpecImages(why, &data.Spec.Template.Spec)...)
+		out = append(out, PodSpecImages(why, &t.Spec)...)
 	}
 	return out, nil
 }

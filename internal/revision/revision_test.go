@@ -1,9 +1,11 @@
-package release_test
+package revision_test
 
 import (
 	"context"
+	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,20 +13,22 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/util/retry"
 
-	"github.com/rollguard/rollguard/internal/action"
-	"github.com/rollguard/rollguard/internal/exitcode"
+	"github.com/rollguard/rollguard/internal/history"
 	"github.com/rollguard/rollguard/internal/kube"
 	"github.com/rollguard/rollguard/internal/release"
+	"github.com/rollguard/rollguard/internal/report"
+	"github.com/rollguard/rollguard/internal/revision"
+	"github.com/rollguard/rollguard/sandbox"
 )
 
-// History merges stored records with the revisions the Deployment controller really made, including the
-// renumbering a rollback causes.
-func TestHistoryOfDeployment(t *testing.T) {
+// The revisions Read finds are the ones the Deployment controller really made, including the renumbering a
+// rollback causes, and a history merges release records with them.
+func TestRevisionsOfDeployment(t *testing.T) {
 	ctx := context.Background()
-	ns := release.Sandbox().Namespace(t)
-	c := release.Connect(t, ns)
+	c, ns := connect(t)
 	deployments := c.Typed.AppsV1().Deployments(ns)
 	store := release.NewStore(c)
 
@@ -43,8 +47,8 @@ func TestHistoryOfDeployment(t *testing.T) {
 			t.Fatal(err)
 		}
 		rev, hash = waitRevision(t, c, ns, image)
-		if r, h, err := release.CurrentRevision(ctx, c, "Deployment", ns, "web"); err != nil || r != rev || h != hash {
-			t.Fatalf("CurrentRevision = %d, %q, %v; want %d, %q", r, h, err, rev, hash)
+		if r, h, err := revision.Current(ctx, c, "Deployment", ns, "web"); err != nil || r != rev || h != hash {
+			t.Fatalf("Current = %d, %q, %v; want %d, %q", r, h, err, rev, hash)
 		}
 		return rev, hash
 	}
@@ -96,13 +100,26 @@ func TestHistoryOfDeployment(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	h := &action.History{Connect: func(context.Context) (*kube.Client, error) { return c, nil }, Namespace: ns, Object: "deploy/web"}
-	res, err := h.Run(ctx)
+	revs, err := revision.Read(ctx, c, "Deployment", ns, "web")
 	if err != nil {
 		t.Fatal(err)
 	}
+	if revs.Current != 4 || revs.CurrentHash != hash1 {
+		t.Errorf("current revision %d (%s), want 4 (%s)", revs.Current, revs.CurrentHash, hash1)
+	}
+	if r, ok := revs.WasNumbered(rev1); !ok || r.Number != 4 {
+		t.Errorf("revision %d after the rollback: %+v, %v; want it renumbered 4", rev1, r, ok)
+	}
+	if r, ok := revs.Before(nil); !ok || r.Number != rev2 || r.Hash != hash2 {
+		t.Errorf("the revision before the current one is %+v, want %d (%s)", r, rev2, hash2)
+	}
+	records, err := store.List(ctx, ns, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := history.Workload(ns, "Deployment", "web", revs.Current, revs.Revisions, records)
 	var text strings.Builder
-	if err := res.WriteText(&text); err != nil {
+	if err := report.HistoryText(&text, res); err != nil {
 		t.Fatal(err)
 	}
 	type row struct {
@@ -138,17 +155,8 @@ func TestHistoryOfDeployment(t *testing.T) {
 			t.Errorf("text history lacks %q:\n%s", s, text.String())
 		}
 	}
-
-	h.Object = "web"
-	res, err = h.Run(ctx)
-	if err != nil || len(res.Entries) != 2 || res.Entries[0].Release != "web.v2" {
-		t.Errorf("app history: %+v, %v", res, err)
-	}
-	for _, bad := range []string{"deployment/nothing", "nothing", "configmap/x", "deployment/"} {
-		h.Object = bad
-		if _, err := h.Run(ctx); exitcode.Of(err) != exitcode.BadInput {
-			t.Errorf("history %s: %v (exit %d), want a bad-input error", bad, err, exitcode.Of(err))
-		}
+	if gone, err := revision.Read(ctx, c, "Deployment", ns, "nothing"); gone != nil || err != nil {
+		t.Errorf("Read of a missing Deployment = %+v, %v; want nil, nil", gone, err)
 	}
 }
 
@@ -179,4 +187,40 @@ func waitRevision(t *testing.T, c *kube.Client, ns, image string) (int64, string
 		t.Fatalf("the Deployment never rolled out %s: %v", image, err)
 	}
 	return rev, hash
+}
+
+// The sandbox starts with the first test that needs it, so the pure tests of this package start no
+// control plane.
+var (
+	sandboxOnce sync.Once
+	cluster     *sandbox.Cluster
+	sandboxErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if cluster != nil {
+		cluster.Stop()
+	}
+	os.Exit(code)
+}
+
+// connect is a kube.Client for the sandbox, built the way the CLI builds one, in a namespace of the test's.
+func connect(t *testing.T) (*kube.Client, string) {
+	t.Helper()
+	sandboxOnce.Do(func() {
+		cluster, sandboxErr = sandbox.Start(context.Background(), sandbox.Options{Progress: os.Stderr})
+	})
+	if sandboxErr != nil {
+		t.Fatalf("starting the sandbox: %v", sandboxErr)
+	}
+	namespace := cluster.Namespace(t)
+	flags := genericclioptions.NewConfigFlags(true)
+	flags.KubeConfig = &cluster.Kubeconfig
+	flags.Namespace = &namespace
+	c, err := kube.Connect(context.Background(), flags)
+	if err != nil {
+		t.Fatalf("connecting to the sandbox: %v", err)
+	}
+	return c, namespace
 }

@@ -1,0 +1,101 @@
+package revision
+
+import (
+	"context"
+	"strconv"
+
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/rollguard/rollguard/internal/kube"
+)
+
+// Ref names a workload.
+type Ref struct{ Kind, Namespace, Name string }
+
+// Now is the revision a workload runs now, its number and Hash, as Current reads them.
+type Now struct {
+	Number int64
+	Hash   string
+}
+
+// manyDeployments is how many Deployments of one namespace make two lists (its Deployments and
+// ReplicaSets) cheaper than two requests for each.
+const manyDeployments = 20
+
+// CurrentOf is Current for many workloads, in their order, a bounded number at a time; the
+// Deployments of a namespace holding many are read with two lists instead.
+func CurrentOf(ctx context.Context, c *kube.Client, refs []Ref) ([]Now, error) {
+	out := make([]Now, len(refs))
+	perNS := map[string]int{}
+	for _, r := range refs {
+		if r.Kind == "Deployment" {
+			perNS[r.Namespace]++
+		}
+	}
+	listed := map[string]map[string]Now{}
+	for ns, n := range perNS {
+		if n < manyDeployments {
+			continue
+		}
+		revs, err := deploymentRevisions(ctx, c, ns)
+		if err != nil {
+			return nil, err
+		}
+		if revs != nil {
+			listed[ns] = revs
+		}
+	}
+	err := c.ForEach(ctx, len(refs), func(ctx context.Context, i int) error {
+		r := refs[i]
+		if revs, ok := listed[r.Namespace]; ok && r.Kind == "Deployment" {
+			out[i] = revs[r.Name]
+			return nil
+		}
+		var err error
+		out[i].Number, out[i].Hash, err = Current(ctx, c, r.Kind, r.Namespace, r.Name)
+		return err
+	})
+	return out, err
+}
+
+// deploymentRevisions reads the revision of every Deployment of a namespace with two lists; nil, nil when
+// this identity may not list them.
+func deploymentRevisions(ctx context.Context, c *kube.Client, ns string) (map[string]Now, error) {
+	apps := c.Typed.AppsV1()
+	ds, err := apps.Deployments(ns).List(ctx, metav1.ListOptions{})
+	if apierrors.IsForbidden(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, kube.Classify(err, "listing the Deployments of "+ns, c.Server)
+	}
+	rss, err := apps.ReplicaSets(ns).List(ctx, metav1.ListOptions{})
+	if apierrors.IsForbidden(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, kube.Classify(err, "listing the ReplicaSets of "+ns, c.Server)
+	}
+	byOwner := map[types.UID][]*appsv1.ReplicaSet{}
+	for i := range rss.Items {
+		if ref := metav1.GetControllerOfNoCopy(&rss.Items[i]); ref != nil {
+			byOwner[ref.UID] = append(byOwner[ref.UID], &rss.Items[i])
+		}
+	}
+	out := make(map[string]Now, len(ds.Items))
+	for _, d := range ds.Items {
+		annotation := d.Annotations[Annotation]
+		rev, _ := strconv.ParseInt(annotation, 10, 64)
+		r := Now{Number: rev}
+		for _, rs := range byOwner[d.UID] {
+			if rev != 0 && rs.Annotations[Annotation] == annotation {
+				r.Hash = rs.Labels[appsv1.DefaultDeploymentUniqueLabelKey]
+			}
+		}
+		out[d.Name] = r
+	}
+	return out, nil
+}

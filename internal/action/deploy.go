@@ -341,7 +341,7 @@ func targetsOf(objs []*manifest.Object) []track.Target {
 
 func targetOf(o *manifest.Object) (track.Target, bool) {
 	switch {
-	case track.Trackable(o.GetKind()):
+	case track.Trackable(o.GroupVersionKind().GroupKind()):
 		return track.Target{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()}, true
 	case track.Followed(o.Unstructured):
 		return track.Target{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName(), APIVersion: o.GetAPIVersion()}, true

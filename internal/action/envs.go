@@ -17,6 +17,7 @@ import (
 	"github.com/rollguard/rollguard/internal/config"
 	"github.com/rollguard/rollguard/internal/diagnose"
 	"github.com/rollguard/rollguard/internal/kube"
+	"github.com/rollguard/rollguard/internal/manifest"
 	"github.com/rollguard/rollguard/internal/registry"
 	"github.com/rollguard/rollguard/internal/release"
 	"github.com/rollguard/rollguard/internal/track"
@@ -250,19 +251,11 @@ func readLive(ctx context.Context, c *kube.Client, kind, ns, name string) (*unst
 
 // templateSpec returns the pod spec of a workload's template.
 func templateSpec(u *unstructured.Unstructured) (corev1.PodSpec, error) {
-	path := []string{"spec", "template", "spec"}
-	if u.GetKind() == "CronJob" {
-		path = []string{"spec", "jobTemplate", "spec", "template", "spec"}
+	spec, found, err := manifest.PodSpec(u)
+	if err == nil && !found {
+		err = fmt.Errorf("reading the pod template of %s: a %s has none", kube.Ref(u), u.GroupVersionKind().GroupKind())
 	}
-	var spec corev1.PodSpec
-	m, _, err := unstructured.NestedMap(u.Object, path...)
-	if err != nil {
-		return spec, fmt.Errorf("reading the pod template of %s: %w", kube.Ref(u), err)
-	}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, &spec); err != nil {
-		return spec, fmt.Errorf("reading the pod template of %s: %w", kube.Ref(u), err)
-	}
-	return spec, nil
+	return spec, err
 }
 
 // health asks the diagnosis core whether a live workload of rec is healthy now, with a short detail:

@@ -21,7 +21,7 @@ import (
 // migration, a smoke test) is not what the release is named after.
 func defaultApp(objs []*manifest.Object) string {
 	for _, o := range objs {
-		if p, _ := phaseOf(o, true); track.Trackable(o.GetKind()) && p == "" {
+		if p, _ := phaseOf(o, true); track.Trackable(o.GroupVersionKind().GroupKind()) && p == "" {
 			return o.GetName()
 		}
 	}
@@ -70,7 +70,7 @@ func captureState(ctx context.Context, c *kube.Client, objs []*manifest.Object, 
 	var refAt []int
 	for i, o := range objs {
 		_, known := prior[kube.Ref(o.Unstructured)]
-		if track.Trackable(o.GetKind()) && (known || lives[i] != nil) { // a workload the release creates has no revision yet
+		if track.Trackable(o.GroupVersionKind().GroupKind()) && (known || lives[i] != nil) { // a workload the release creates has no revision yet
 			refs = append(refs, revision.Ref{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()})
 			refAt = append(refAt, i)
 		}
@@ -96,7 +96,7 @@ func captureState(ctx context.Context, c *kube.Client, objs []*manifest.Object, 
 		}
 		seen[st.Ref()] = true
 		states = append(states, st)
-		if track.Trackable(o.GetKind()) {
+		if track.Trackable(o.GroupVersionKind().GroupKind()) {
 			ws := release.WorkloadState{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName(), Images: imagesOf(objs, o.GetKind(), o.GetNamespace(), o.GetName())}
 			ws.PreviousRevision, ws.PreviousTemplateHash = revs[i].Number, revs[i].Hash
 			// A killed or failed release's recorded previous state is the true one (see converge), and so
@@ -172,7 +172,7 @@ func finish(ctx context.Context, store *release.Store, rec *release.Record, o re
 // or def when it has none.
 func releaseNamespace(objs []*manifest.Object, def string) string {
 	for _, o := range objs {
-		if track.Trackable(o.GetKind()) && o.GetNamespace() != "" {
+		if track.Trackable(o.GroupVersionKind().GroupKind()) && o.GetNamespace() != "" {
 			return o.GetNamespace()
 		}
 	}

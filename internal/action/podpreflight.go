@@ -65,7 +65,7 @@ func podPreflight(ctx context.Context, c *kube.Client, objs []*manifest.Object, 
 	var mayNotCreate atomic.Bool
 	err := c.ForEach(ctx, len(objs), func(ctx context.Context, i int) error {
 		o := objs[i]
-		if !track.Trackable(o.GetKind()) || created[o.GetNamespace()] || mayNotCreate.Load() {
+		if !track.Trackable(o.GroupVersionKind().GroupKind()) || created[o.GetNamespace()] || mayNotCreate.Load() {
 			return nil
 		}
 		r, err := podRefused(ctx, c, o, accounts, log)

@@ -39,7 +39,7 @@ func (d *Deploy) preflight(ctx context.Context, c *kube.Client, ns string, objs 
 		if err != nil {
 			return err
 		}
-		obj := rbac.Object{Resource: r, Name: o.GetName(), Workload: track.Trackable(o.GetKind())}
+		obj := rbac.Object{Resource: r, Name: o.GetName(), Workload: track.Trackable(o.GroupVersionKind().GroupKind())}
 		if namespaced {
 			obj.Namespace = o.GetNamespace()
 		}

@@ -177,7 +177,7 @@ func ifContainer(name string) string {
 
 // containerImage picks the container to roll back and its image; with no name, the workload must have one.
 func containerImage(live *unstructured.Unstructured, name string) (string, string, error) {
-	cs, _, _ := unstructured.NestedSlice(live.Object, "spec", "template", "spec", "containers")
+	cs, _, _ := unstructured.NestedSlice(live.Object, containersPath(live)...)
 	var names []string
 	for _, c := range cs {
 		m, _ := c.(map[string]any)
@@ -194,11 +194,20 @@ func containerImage(live *unstructured.Unstructured, name string) (string, strin
 	return "", "", exitcode.BadInputf("%s %s has no container %q; its containers are %s", live.GetKind(), live.GetName(), name, strings.Join(names, ", "))
 }
 
+// containersPath is the field path of u's containers; nil (no containers) for a kind without pods.
+func containersPath(u *unstructured.Unstructured) []string {
+	path := manifest.PodSpecPath(u.GroupVersionKind().GroupKind())
+	if path == nil {
+		return nil
+	}
+	return append(path, "containers")
+}
+
 func containerNames(obj *unstructured.Unstructured) []string {
 	if obj == nil {
 		return nil
 	}
-	cs, _, _ := unstructured.NestedSlice(obj.Object, "spec", "template", "spec", "containers")
+	cs, _, _ := unstructured.NestedSlice(obj.Object, containersPath(obj)...)
 	var out []string
 	for _, c := range cs {
 		if m, ok := c.(map[string]any); ok {
@@ -212,13 +221,17 @@ func containerNames(obj *unstructured.Unstructured) []string {
 // withImage lists the workload's template images with one container's image replaced.
 func withImage(live *unstructured.Unstructured, container, image string) []string {
 	obj := live.DeepCopy()
-	cs, _, _ := unstructured.NestedSlice(obj.Object, "spec", "template", "spec", "containers")
+	path := containersPath(obj)
+	if path == nil {
+		return templateImages(obj)
+	}
+	cs, _, _ := unstructured.NestedSlice(obj.Object, path...)
 	for _, c := range cs {
 		if m, ok := c.(map[string]any); ok && m["name"] == container {
 			m["image"] = image
 		}
 	}
-	_ = unstructured.SetNestedSlice(obj.Object, cs, "spec", "template", "spec", "containers")
+	_ = unstructured.SetNestedSlice(obj.Object, cs, path...)
 	return templateImages(obj)
 }
 

@@ -209,10 +209,7 @@ func (p *Promote) pin(ctx context.Context, c *kube.Client, src *config.Environme
 		for _, im := range images {
 			byName[im.Container] = im
 		}
-		path := []string{"spec", "template", "spec"}
-		if o.GetKind() == "CronJob" {
-			path = []string{"spec", "jobTemplate", "spec", "template", "spec"}
-		}
+		path := manifest.PodSpecPath(o.GroupVersionKind().GroupKind())
 		for _, list := range []string{"initContainers", "containers"} {
 			items, found, _ := unstructured.NestedSlice(o.Object, append(slices.Clone(path), list)...)
 			if !found {

@@ -3,11 +3,13 @@ package action
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/rollguard/rollguard/internal/config"
 	"github.com/rollguard/rollguard/internal/kube"
+	"github.com/rollguard/rollguard/internal/manifest"
 	"github.com/rollguard/rollguard/internal/registry"
 	"github.com/rollguard/rollguard/internal/release"
 )
@@ -71,15 +73,22 @@ func ReleaseImages(ctx context.Context, c *kube.Client, ns string) ([]registry.P
 	return out, nil
 }
 
-// templateImages reads container images from a workload's pod template (or a CronJob's job template).
+// templateImages reads container images from an object's pod template (manifest.PodSpecPath). A custom
+// resource may carry a pod template where the built-in workloads do (an Argo Rollout's spec.template): its
+// images are read from those places too, because these images are kept from pruning and reported, and
+// keeping an image too many is safe where deleting one a rollback needs is not.
 func templateImages(obj *unstructured.Unstructured) []string {
 	if obj == nil {
 		return nil
 	}
+	paths := [][]string{manifest.PodSpecPath(obj.GroupVersionKind().GroupKind())}
+	if paths[0] == nil {
+		paths = [][]string{{"spec", "template", "spec"}, {"spec", "jobTemplate", "spec", "template", "spec"}, {"spec"}}
+	}
 	var out []string
-	for _, spec := range [][]string{{"spec", "template", "spec"}, {"spec", "jobTemplate", "spec", "template", "spec"}, {"spec"}} {
+	for _, spec := range paths {
 		for _, field := range []string{"initContainers", "containers"} {
-			cs, _, _ := unstructured.NestedSlice(obj.Object, append(append([]string{}, spec...), field)...)
+			cs, _, _ := unstructured.NestedSlice(obj.Object, append(slices.Clone(spec), field)...)
 			for _, c := range cs {
 				if m, ok := c.(map[string]any); ok {
 					if img, ok := m["image"].(string); ok && img != "" {

@@ -56,7 +56,7 @@ func restorePrevious(ctx context.Context, s *State, w Watch) error {
 	crashpoint.Hit("rollback:started")
 	s.Targets, s.Since = nil, s.Started
 	for _, o := range rec.Objects {
-		if o.Existed && track.Trackable(o.Kind) {
+		if o.Existed && track.Trackable(schema.FromAPIVersionAndKind(o.APIVersion, o.Kind).GroupKind()) {
 			s.Targets = append(s.Targets, track.Target{Kind: o.Kind, Namespace: o.Namespace, Name: o.Name})
 		}
 	}

@@ -32,7 +32,7 @@ func resolveWorkload(ctx context.Context, c *kube.Client, object, namespace stri
 	if err != nil {
 		return nil, exitcode.BadInputf("unknown resource type %q: pass deployment, statefulset or daemonset", typ)
 	}
-	if !track.Trackable(gvk.Kind) {
+	if !track.Trackable(gvk.GroupKind()) {
 		return nil, exitcode.BadInputf("%s is a %s; rollguard follows Deployments, StatefulSets, DaemonSets and Jobs", object, gvk.Kind)
 	}
 	if namespace == "" {

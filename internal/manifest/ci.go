@@ -113,7 +113,7 @@ func SetChangeCause(objs []*Object, cause string) error {
 	}
 	for _, o := range objs {
 		gk := o.groupKind()
-		if podSpecPath(gk) == nil || gk.Group == "" && (gk.Kind == "Pod" || gk.Kind == "PodTemplate") {
+		if PodSpecPath(gk) == nil || gk.Group == "" && (gk.Kind == "Pod" || gk.Kind == "PodTemplate") {
 			continue
 		}
 		// Set the one key in place: GetAnnotations would drop every annotation if one value is not a string.

@@ -6,15 +6,18 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/rollguard/rollguard/internal/exitcode"
 )
 
-// podSpecPath is the field path of the pod spec inside objects of a kind, or nil when the kind runs no pods.
-// Only built-in groups count: a custom resource named Deployment is not one.
-func podSpecPath(gk schema.GroupKind) []string {
+// PodSpecPath is the field path of the pod spec inside objects of a kind, or nil when the kind runs no pods.
+// Only built-in groups count: a custom resource named Deployment is not one. Every package asks here where
+// an object's pod template is (images, environments, promotion, previous images, protection).
+func PodSpecPath(gk schema.GroupKind) []string {
 	switch gk {
 	case schema.GroupKind{Group: "apps", Kind: "Deployment"}, schema.GroupKind{Group: "apps", Kind: "StatefulSet"},
 		schema.GroupKind{Group: "apps", Kind: "DaemonSet"}, schema.GroupKind{Group: "apps", Kind: "ReplicaSet"},
@@ -30,6 +33,23 @@ func podSpecPath(gk schema.GroupKind) []string {
 	return nil
 }
 
+// PodSpec reads the pod spec of u, which has one when PodSpecPath of its kind is not nil (found false
+// otherwise).
+func PodSpec(u *unstructured.Unstructured) (spec corev1.PodSpec, found bool, err error) {
+	path := PodSpecPath(u.GroupVersionKind().GroupKind())
+	if path == nil {
+		return spec, false, nil
+	}
+	m, _, err := unstructured.NestedMap(u.Object, path...)
+	if err == nil {
+		err = runtime.DefaultUnstructuredConverter.FromUnstructured(m, &spec)
+	}
+	if err != nil {
+		return spec, true, fmt.Errorf("reading the pod template of %s %s: %w", u.GetKind(), u.GetName(), err)
+	}
+	return spec, true, nil
+}
+
 // container is one container entry of an object's pod spec, edited in place.
 type container struct {
 	list string // "initContainers" or "containers"
@@ -40,7 +60,7 @@ type container struct {
 // containers returns the init containers and containers of the object's pod spec, if it has one.
 // Entries that are not mappings are skipped; the server-side dry-run reports them.
 func containers(o *Object) []container {
-	path := podSpecPath(o.groupKind())
+	path := PodSpecPath(o.groupKind())
 	if path == nil {
 		return nil
 	}

@@ -40,7 +40,9 @@ func Followed(o *unstructured.Unstructured) bool {
 }
 
 // custom reports whether a target is a custom resource.
-func (t Target) custom() bool { return t.APIVersion != "" && !Trackable(t.Kind) }
+func (t Target) custom() bool {
+	return t.APIVersion != "" && !Trackable(schema.FromAPIVersionAndKind(t.APIVersion, t.Kind).GroupKind())
+}
 
 // customCaches holds one informer per custom resource type and namespace.
 type customCaches map[string]cache.SharedIndexInformer

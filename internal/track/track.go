@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
@@ -41,10 +42,17 @@ type Target struct {
 
 func (t Target) String() string { return t.Kind + "/" + t.Name }
 
-// Trackable reports whether rollguard knows how to follow a kind's rollout (or, for a Job, its run).
-func Trackable(kind string) bool {
-	return kind == "Deployment" || kind == "StatefulSet" || kind == "DaemonSet" || kind == "Job"
+// Trackable reports whether rollguard knows how to follow a kind's rollout (or, for a Job, its run): the
+// built-in workloads only, so a custom resource named Deployment is not taken for one.
+func Trackable(gk schema.GroupKind) bool {
+	switch gk {
+	case schema.GroupKind{Group: "apps", Kind: "Deployment"}, schema.GroupKind{Group: "apps", Kind: "StatefulSet"},
+		schema.GroupKind{Group: "apps", Kind: "DaemonSet"}, schema.GroupKind{Group: "batch", Kind: "Job"}:
+		return true
+	}
+	return false
 }
+
 
 // Status is a target's latest verdict.
 type Status struct {

@@ -11,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/rest"
 
@@ -105,4 +106,19 @@ func createDeployments(t *testing.T, ns string, n int) []track.Target {
 		targets = append(targets, track.Target{Kind: "Deployment", Namespace: ns, Name: name})
 	}
 	return targets
+}
+
+// Only the built-in workloads are followed as such: a custom resource named Deployment is followed (if at
+// all) as a custom resource.
+func TestTrackableIsGroupAware(t *testing.T) {
+	for gk, want := range map[schema.GroupKind]bool{
+		{Group: "apps", Kind: "Deployment"}: true, {Group: "apps", Kind: "StatefulSet"}: true,
+		{Group: "apps", Kind: "DaemonSet"}: true, {Group: "batch", Kind: "Job"}: true,
+		{Group: "example.com", Kind: "Deployment"}: false, {Group: "example.com", Kind: "Job"}: false,
+		{Kind: "Deployment"}: false, {Group: "batch", Kind: "CronJob"}: false, {Group: "apps", Kind: "ReplicaSet"}: false,
+	} {
+		if got := track.Trackable(gk); got != want {
+			t.Errorf("Trackable(%s) = %v, want %v", gk, got, want)
+		}
+	}
 }

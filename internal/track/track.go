@@ -53,7 +53,6 @@ func Trackable(gk schema.GroupKind) bool {
 	return false
 }
 
-
 // Status is a target's latest verdict.
 type Status struct {
 	Target

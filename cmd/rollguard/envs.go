@@ -19,6 +19,7 @@ import (
 	"github.com/rollguard/rollguard/internal/config"
 	"github.com/rollguard/rollguard/internal/exitcode"
 	"github.com/rollguard/rollguard/internal/kube"
+	"github.com/rollguard/rollguard/internal/registry"
 )
 
 // envFlags are kubectl flags for one environment: a fresh set per environment (promote talks to two
@@ -229,9 +230,9 @@ func imageText(im action.RunningImage) string {
 	case im.Digest == "":
 		return base + "@?"
 	case im.DigestFrom == action.DigestFromRegistry:
-		return base + "@" + action.ShortDigest(im.Digest) + "*"
+		return base + "@" + registry.ShortDigest(im.Digest) + "*"
 	}
-	return base + "@" + action.ShortDigest(im.Digest)
+	return base + "@" + registry.ShortDigest(im.Digest)
 }
 
 func dash(s string) string {

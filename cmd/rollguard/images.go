@@ -204,17 +204,9 @@ func printPlan(stdout io.Writer, decisions []lifecycle.Decision) (map[lifecycle.
 				action += " (" + d.Why + ")"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", tags, shortDigest(d.Image.Digest), pushed, rule, action)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", tags, registry.ShortDigest(d.Image.Digest), pushed, rule, action)
 	}
 	return counts, tw.Flush()
-}
-
-func shortDigest(d string) string {
-	hex := strings.TrimPrefix(d, "sha256:")
-	if len(hex) > 12 {
-		hex = hex[:12]
-	}
-	return hex
 }
 
 func newImagesPreviousCmd(g *globals, api *string) *cobra.Command {

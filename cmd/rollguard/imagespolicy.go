@@ -145,7 +145,7 @@ func printPolicyReport(stdout, stderr io.Writer, output format, verb string, rep
 	if len(rep.AtRisk) > 0 {
 		fmt.Fprintf(stdout, "\nWARNING: this policy lets ECR expire %d image(s) rollguard protects:\n", len(rep.AtRisk))
 		for _, d := range rep.AtRisk {
-			fmt.Fprintf(stdout, "  %s (%s) by rule %d: %s\n", tagList(d.Image.Tags), shortDigest(d.Image.Digest), d.Rule, strings.Join(d.ProtectedBy, "; "))
+			fmt.Fprintf(stdout, "  %s (%s) by rule %d: %s\n", tagList(d.Image.Tags), registry.ShortDigest(d.Image.Digest), d.Rule, strings.Join(d.ProtectedBy, "; "))
 		}
 	}
 	if rep.Applied {

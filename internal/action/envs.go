@@ -204,7 +204,7 @@ func drift(env, prev EnvState) []string {
 			out = append(out, fmt.Sprintf("%s: not in %s", id, prev.Name))
 		case a.Digest != "" && b.Digest != "":
 			if a.Digest != b.Digest {
-				out = append(out, fmt.Sprintf("%s: %s here, %s in %s", id, ShortDigest(a.Digest), ShortDigest(b.Digest), prev.Name))
+				out = append(out, fmt.Sprintf("%s: %s here, %s in %s", id, registry.ShortDigest(a.Digest), registry.ShortDigest(b.Digest), prev.Name))
 			}
 		case a.Image != b.Image:
 			out = append(out, fmt.Sprintf("%s: %s here, %s in %s", id, a.Image, b.Image, prev.Name))
@@ -216,15 +216,6 @@ func drift(env, prev EnvState) []string {
 		}
 	}
 	return out
-}
-
-// ShortDigest is a digest as people compare them: "sha256:0123456789ab".
-func ShortDigest(d string) string {
-	algo, hex, ok := strings.Cut(d, ":")
-	if !ok || len(hex) <= 12 {
-		return d
-	}
-	return algo + ":" + hex[:12]
 }
 
 // workloadKinds maps the kinds a release record names to their group and version.

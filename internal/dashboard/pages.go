@@ -13,6 +13,7 @@ import (
 	"github.com/rollguard/rollguard/internal/action"
 	"github.com/rollguard/rollguard/internal/exitcode"
 	"github.com/rollguard/rollguard/internal/manifest"
+	"github.com/rollguard/rollguard/internal/registry"
 	"github.com/rollguard/rollguard/internal/release"
 )
 
@@ -23,7 +24,7 @@ func parsePages() (map[string]*template.Template, error) {
 		"iso":     func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"outcome": func(o string) string { return release.Outcome(o).Text() },
 		"badge":   badge,
-		"digest":  action.ShortDigest,
+		"digest":  registry.ShortDigest,
 		"appURL":  appURL,
 		"join":    strings.Join,
 	}

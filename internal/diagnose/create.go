@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rollguard/rollguard/internal/oneline"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -94,7 +95,7 @@ func Classify(msg, namespace string) (reason Reason, what, fix string, lasting, 
 		return "", "", "", false, false
 	}
 	reason, what, fix, lasting = classifyCreate(msg, namespace)
-	return reason, oneLine(what), oneLine(fix), lasting, true
+	return reason, oneline.Fold(what), oneline.Fold(fix), lasting, true
 }
 
 // classifyCreate maps an admission refusal to a reason, what was refused, a fix, and whether it lasts.

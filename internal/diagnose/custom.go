@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rollguard/rollguard/internal/oneline"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -49,7 +50,7 @@ func customVerdict(u *unstructured.Unstructured, in Input, th Thresholds) Verdic
 		v.Evidence = []Evidence{{Object: ref, Text: fmt.Sprintf("condition %s=%s %s: %s", c.typ, c.status, c.reason, clip(c.message))}}
 		v.Fix = fmt.Sprintf("%s: see `kubectl describe %s %s` and the logs of its controller", CustomResourceFailed.Fix(), strings.ToLower(u.GetKind()), u.GetName())
 		v.Progress = c.typ + "=" + c.status
-		v.Message = oneLine(v.Message)
+		v.Message = oneline.Fold(v.Message)
 		return v
 	}
 	for _, typ := range []string{"Stalled", "Failed", "Degraded"} {
@@ -85,7 +86,7 @@ func customVerdict(u *unstructured.Unstructured, in Input, th Thresholds) Verdic
 				return fail(c, fmt.Sprintf("for %s", in.Now.Sub(since).Round(time.Second)))
 			}
 		}
-		v.Message = oneLine(fmt.Sprintf("%s is not %s yet: %s %s", ref, typ, c.reason, clip(c.message)))
+		v.Message = oneline.Fold(fmt.Sprintf("%s is not %s yet: %s %s", ref, typ, c.reason, clip(c.message)))
 		v.Progress = typ + "=" + c.status
 		return timedOut(v, in)
 	}

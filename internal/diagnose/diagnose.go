@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rollguard/rollguard/internal/oneline"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -266,7 +267,7 @@ func decide(v Verdict, r *rollout, found []finding, now, deadline time.Time) Ver
 		}
 		v.Evidence = collect(pending)
 	}
-	v.Message = oneLine(v.Message)
+	v.Message = oneline.Fold(v.Message)
 	return v
 }
 
@@ -310,9 +311,4 @@ func collect(list []finding) []Evidence {
 		out = append(out[:maxEvidence-1], Evidence{Text: fmt.Sprintf("… and %d more", more)})
 	}
 	return out
-}
-
-// oneLine flattens multi-line messages (scheduler and admission messages sometimes carry newlines).
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
 }

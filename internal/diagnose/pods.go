@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rollguard/rollguard/internal/oneline"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -438,7 +439,7 @@ func withoutImageEchoes(detail, image string) string {
 
 // clip keeps one fact to a readable length.
 func clip(s string) string {
-	s = oneLine(s)
+	s = oneline.Fold(s)
 	const max = 300
 	if r := []rune(s); len(r) > max {
 		return string(r[:max-1]) + "…"

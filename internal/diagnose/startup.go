@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/kubectl/pkg/util/podutils"
 )
 
 // Readiness from the app's own history: an app whose previous revision took 25 s to become ready is not
@@ -103,7 +104,7 @@ func gateFindings(r *rollout) []finding {
 	var out []finding
 	for i := range r.newPods {
 		p := &r.newPods[i]
-		if len(p.Spec.ReadinessGates) == 0 || podReady(p) || !conditionTrue(p, corev1.ContainersReady) {
+		if len(p.Spec.ReadinessGates) == 0 || podutils.IsPodReady(p) || !conditionTrue(p, corev1.ContainersReady) {
 			continue
 		}
 		var held []string

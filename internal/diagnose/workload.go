@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	deploymentutil "k8s.io/kubectl/pkg/util/deployment"
+	"k8s.io/kubectl/pkg/util/podutils"
 )
 
 // This file reads the workload itself: is the rollout complete (the same tests as `kubectl rollout status`),
@@ -231,18 +232,9 @@ func replicasOf(p *int32) int32 {
 func countReady(pods []corev1.Pod) int {
 	n := 0
 	for i := range pods {
-		if podReady(&pods[i]) {
+		if podutils.IsPodReady(&pods[i]) {
 			n++
 		}
 	}
 	return n
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }

@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/rollguard/rollguard/internal/exitcode"
+	"github.com/rollguard/rollguard/internal/oneline"
 )
 
 // Classify turns an error from talking to the API server into one that carries rollguard's exit code and a
@@ -75,9 +76,9 @@ func classifyConfigError(err error) error {
 		return exitcode.Unreachablef("no cluster configured: set KUBECONFIG, pass --kubeconfig, or run inside a cluster")
 	}
 	if clientcmd.IsConfigurationInvalid(err) || strings.Contains(err.Error(), "context") {
-		return exitcode.Unreachablef("kubeconfig is not usable: %s; check --kubeconfig and --context", oneLine(err.Error()))
+		return exitcode.Unreachablef("kubeconfig is not usable: %s; check --kubeconfig and --context", oneline.Fold(err.Error()))
 	}
-	return exitcode.Unreachablef("loading kubeconfig: %s", oneLine(err.Error()))
+	return exitcode.Unreachablef("loading kubeconfig: %s", oneline.Fold(err.Error()))
 }
 
 // isUnreachable says the request did not get an answer from the API server: no connection, no name, a
@@ -148,7 +149,7 @@ func apiMessage(err error) string {
 	if errors.As(err, &status) {
 		msg = status.Status().Message
 	}
-	msg = oneLine(msg)
+	msg = oneline.Fold(msg)
 	// One readable line: an API message can embed whole objects.
 	if len(msg) > 400 {
 		msg = msg[:400] + "…"
@@ -165,7 +166,7 @@ func invalidCauses(err error) string {
 	}
 	var parts []string
 	for _, c := range status.Status().Details.Causes {
-		msg := shortValue(oneLine(c.Message))
+		msg := shortValue(oneline.Fold(c.Message))
 		if c.Field != "" {
 			parts = append(parts, c.Field+": "+msg)
 		} else {
@@ -192,12 +193,8 @@ func rootCause(err error) string {
 	for {
 		next := errors.Unwrap(err)
 		if next == nil {
-			return oneLine(err.Error())
+			return oneline.Fold(err.Error())
 		}
 		err = next
 	}
-}
-
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
 }

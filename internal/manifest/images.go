@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/rollguard/rollguard/internal/exitcode"
+	"github.com/rollguard/rollguard/internal/oneline"
 )
 
 // PodSpecPath is the field path of the pod spec inside objects of a kind, or nil when the kind runs no pods.
@@ -99,7 +100,7 @@ func SetImages(objs []*Object, specs []string) error {
 			return exitcode.BadInputf("malformed --image %q: use CONTAINER=IMAGE (e.g. web=registry.example.com/web:1.2.3) or *=IMAGE for every container", s)
 		}
 		if _, err := name.ParseReference(ref); err != nil {
-			return exitcode.BadInputf("--image %q: %q is not a valid image reference (%s); use e.g. registry.example.com/web:1.2.3", s, ref, oneLine(err.Error()))
+			return exitcode.BadInputf("--image %q: %q is not a valid image reference (%s); use e.g. registry.example.com/web:1.2.3", s, ref, oneline.Fold(err.Error()))
 		}
 		if _, dup := byName[c]; dup {
 			return exitcode.BadInputf("--image names container %q twice; give each container once", c)
@@ -189,7 +190,7 @@ func checkImage(v any, allowMutable bool, mutableTags []string) string {
 	// Docker Hub short names like "nginx:1.27".
 	ref, err := name.ParseReference(image, name.WithDefaultTag(""))
 	if err != nil {
-		return fmt.Sprintf("image %q is not a valid image reference (%s); fix the image", image, oneLine(err.Error()))
+		return fmt.Sprintf("image %q is not a valid image reference (%s); fix the image", image, oneline.Fold(err.Error()))
 	}
 	if allowMutable {
 		return ""

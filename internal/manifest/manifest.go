@@ -27,6 +27,7 @@ import (
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/rollguard/rollguard/internal/exitcode"
+	"github.com/rollguard/rollguard/internal/oneline"
 )
 
 // StdinPath is the path that means "read manifests from standard input".
@@ -120,7 +121,7 @@ func loadPath(ctx context.Context, p string) ([]*Object, error) {
 		return nil, exitcode.BadInputf("no such file: %s", p)
 	}
 	if err != nil {
-		return nil, exitcode.BadInputf("reading %s: %v", p, oneLine(err.Error()))
+		return nil, exitcode.BadInputf("reading %s: %v", p, oneline.Fold(err.Error()))
 	}
 	if info.IsDir() {
 		return loadFolder(ctx, p)
@@ -134,7 +135,7 @@ func loadFile(p string) ([]*Object, error) {
 	}
 	data, err := os.ReadFile(p)
 	if err != nil {
-		return nil, exitcode.BadInputf("reading %s: %v", p, oneLine(err.Error()))
+		return nil, exitcode.BadInputf("reading %s: %v", p, oneline.Fold(err.Error()))
 	}
 	return Decode(p, data)
 }
@@ -152,7 +153,7 @@ func manifestExt(name string) bool {
 func loadFolder(ctx context.Context, dir string) ([]*Object, error) {
 	entries, err := os.ReadDir(dir) // sorted by name
 	if err != nil {
-		return nil, exitcode.BadInputf("reading folder %s: %v", dir, oneLine(err.Error()))
+		return nil, exitcode.BadInputf("reading folder %s: %v", dir, oneline.Fold(err.Error()))
 	}
 	for _, e := range entries {
 		if !e.IsDir() && slices.Contains(konfig.RecognizedKustomizationFileNames(), e.Name()) {
@@ -169,7 +170,7 @@ func loadFolder(ctx context.Context, dir string) ([]*Object, error) {
 		// Stat follows symlinks, so a linked manifest counts and a linked folder does not.
 		info, err := os.Stat(p)
 		if err != nil {
-			return nil, exitcode.BadInputf("reading %s: %v", p, oneLine(err.Error()))
+			return nil, exitcode.BadInputf("reading %s: %v", p, oneline.Fold(err.Error()))
 		}
 		if info.IsDir() {
 			subfolders = true
@@ -206,19 +207,19 @@ func loadKustomization(dir string) ([]*Object, error) {
 	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
 	rm, err := k.Run(filesys.MakeFsOnDisk(), dir)
 	if err != nil {
-		return nil, exitcode.BadInputf("kustomize build %s: %s; fix the kustomization (try `kustomize build %s`)", dir, oneLine(err.Error()), dir)
+		return nil, exitcode.BadInputf("kustomize build %s: %s; fix the kustomization (try `kustomize build %s`)", dir, oneline.Fold(err.Error()), dir)
 	}
 	src := "kustomize:" + dir
 	var objs []*Object
 	for _, r := range rm.Resources() {
 		b, err := r.MarshalJSON()
 		if err != nil {
-			return nil, exitcode.BadInputf("kustomize build %s: encoding %s: %v", dir, r.CurId(), oneLine(err.Error()))
+			return nil, exitcode.BadInputf("kustomize build %s: encoding %s: %v", dir, r.CurId(), oneline.Fold(err.Error()))
 		}
 		// Decoding the JSON gives the int64/float64 numbers unstructured requires (kyaml gives int).
 		var m map[string]any
 		if err := utiljson.Unmarshal(b, &m); err != nil {
-			return nil, exitcode.BadInputf("kustomize build %s: decoding %s: %v", dir, r.CurId(), oneLine(err.Error()))
+			return nil, exitcode.BadInputf("kustomize build %s: decoding %s: %v", dir, r.CurId(), oneline.Fold(err.Error()))
 		}
 		got, err := objectsOf(src, 0, m, nil)
 		if err != nil {
@@ -292,7 +293,7 @@ func decodeJSON(src string, data []byte) ([]*Object, error) {
 		}
 		var m map[string]any
 		if err := utiljson.Unmarshal(raw, &m); err != nil {
-			return nil, exitcode.BadInputf("%s:%d: JSON parse error: %v", src, line, oneLine(err.Error()))
+			return nil, exitcode.BadInputf("%s:%d: JSON parse error: %v", src, line, oneline.Fold(err.Error()))
 		}
 		got, err := objectsOf(src, line, m, nil)
 		if err != nil {
@@ -429,7 +430,7 @@ var yamlLine = regexp.MustCompile(`^(?:error converting YAML to JSON: )?yaml: li
 
 // yamlError turns a parser error on a document starting at docLine into a one-line error at the file line.
 func yamlError(src string, docLine int, err error) error {
-	msg := oneLine(err.Error())
+	msg := oneline.Fold(err.Error())
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		n, _ := strconv.Atoi(m[1])
 		return exitcode.BadInputf("%s:%d: YAML parse error: %s", src, docLine+n-1, m[2])
@@ -567,9 +568,4 @@ func checkDuplicates(objs []*Object) error {
 		seen[id] = o
 	}
 	return nil
-}
-
-// oneLine keeps error text from other libraries on one line.
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
 }

@@ -18,6 +18,7 @@ import (
 	gcrtypes "github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/rollguard/rollguard/internal/exitcode"
+	"github.com/rollguard/rollguard/internal/oneline"
 	"github.com/rollguard/rollguard/internal/registry/lifecycle"
 )
 
@@ -206,7 +207,7 @@ func (e *ecrRepo) classify(err error, doing string) error {
 		case code == "InvalidParameterException" || code == "ValidationException" || code == "LimitExceededException":
 			return exitcode.BadInputf("%s %s: %s refused the request (%s: %s)", doing, e.repo.Name(), where, code, ae.ErrorMessage())
 		}
-		return fmt.Errorf("%s %s: %s", doing, e.repo.Name(), oneLine(ae.Error()))
+		return fmt.Errorf("%s %s: %s", doing, e.repo.Name(), oneline.Fold(ae.Error()))
 	}
 	var ne net.Error
 	var oe *net.OpError
@@ -216,12 +217,10 @@ func (e *ecrRepo) classify(err error, doing string) error {
 	}
 	if strings.Contains(err.Error(), "get identity") || strings.Contains(err.Error(), "retrieve credentials") {
 		return exitcode.Unreachablef("no AWS credentials for %s: %s; set AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or a web identity or instance role",
-			where, oneLine(lastPart(err.Error())))
+			where, oneline.Fold(lastPart(err.Error())))
 	}
-	return fmt.Errorf("%s %s: %s", doing, e.repo.Name(), oneLine(err.Error()))
+	return fmt.Errorf("%s %s: %s", doing, e.repo.Name(), oneline.Fold(err.Error()))
 }
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // lastPart keeps the end of an SDK error chain ("operation error ECR: DescribeImages, get identity: ... : X"),
 // the part that says what is wrong.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rollguard/rollguard/internal/diagnose"
+	"github.com/rollguard/rollguard/internal/oneline"
 )
 
 // Human writes the terminal summary: one line per workload (failures followed by their evidence and fix,
@@ -41,7 +42,7 @@ func Human(w io.Writer, r Result) error {
 		b.WriteString(" (" + human(d) + ")")
 	}
 	if r.Message != "" {
-		b.WriteString(" — " + oneLine(r.Message))
+		b.WriteString(" — " + oneline.Fold(r.Message))
 	}
 	b.WriteString("\n")
 	if _, err := io.WriteString(w, b.String()); err != nil {
@@ -66,7 +67,7 @@ func humanWorkload(b *strings.Builder, indent string, wl Workload, namespace str
 	} else {
 		b.WriteString(": " + string(failureReason(wl)))
 		if wl.Message != "" {
-			b.WriteString(" — " + oneLine(wl.Message))
+			b.WriteString(" — " + oneline.Fold(wl.Message))
 		}
 	}
 	if d := between(start, wl.DetectedAt); d > 0 {
@@ -86,7 +87,7 @@ func humanWorkload(b *strings.Builder, indent string, wl Workload, namespace str
 		b.WriteString(sub + strings.ReplaceAll(strings.TrimRight(evidenceLine(e), "\n"), "\n", "\n"+sub+"  ") + "\n")
 	}
 	if wl.Fix != "" {
-		b.WriteString(sub + "fix: " + oneLine(wl.Fix) + "\n")
+		b.WriteString(sub + "fix: " + oneline.Fold(wl.Fix) + "\n")
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/rollguard/rollguard/internal/diagnose"
+	"github.com/rollguard/rollguard/internal/oneline"
 )
 
 // The JUnit layout is the common denominator that Azure DevOps (PublishTestResults@2, testResultsFormat
@@ -129,7 +130,7 @@ func JUnit(w io.Writer, r Result) error {
 			Classname: r.Namespace,
 			Name:      name,
 			Time:      suite.Time,
-			Failure:   &junitFailure{Message: r.Outcome.text() + ": " + oneLine(r.Message), Type: string(r.Outcome), Body: xmlChars(r.Message)},
+			Failure:   &junitFailure{Message: r.Outcome.text() + ": " + oneline.Fold(r.Message), Type: string(r.Outcome), Body: xmlChars(r.Message)},
 		})
 		suite.Failures++
 	}
@@ -163,7 +164,7 @@ func JUnit(w io.Writer, r Result) error {
 func junitFailureFor(wl Workload) *junitFailure {
 	reason := string(failureReason(wl))
 	msg := reason
-	if d := oneLine(detail(wl)); d != "" {
+	if d := oneline.Fold(detail(wl)); d != "" {
 		msg += ": " + d
 	}
 	var body strings.Builder
@@ -195,7 +196,7 @@ func junitSystemOut(r Result) string {
 		b.WriteString(rollbackHeadline(rb) + "\n")
 		for _, wl := range rb.Workloads {
 			b.WriteString("  " + wl.ID() + " " + string(wl.Status))
-			if d := oneLine(detail(wl)); d != "" {
+			if d := oneline.Fold(detail(wl)); d != "" {
 				b.WriteString(": " + d)
 			}
 			b.WriteString("\n")

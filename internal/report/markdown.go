@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/rollguard/rollguard/internal/diagnose"
+	"github.com/rollguard/rollguard/internal/oneline"
 )
 
 // Markdown writes r as a GitHub step summary (append it to $GITHUB_STEP_SUMMARY): a heading with the
@@ -20,7 +21,7 @@ func Markdown(w io.Writer, r Result) error {
 	}
 	fmt.Fprintf(&b, "## %s: %s\n\n", mdText(title), r.Outcome.text())
 	if r.Message != "" {
-		b.WriteString(mdText(oneLine(r.Message)) + "\n\n")
+		b.WriteString(mdText(oneline.Fold(r.Message)) + "\n\n")
 	}
 	var facts []string
 	if r.Namespace != "" {
@@ -33,7 +34,7 @@ func Markdown(w io.Writer, r Result) error {
 		facts = append(facts, "took "+human(d))
 	}
 	if r.ChangeCause != "" {
-		facts = append(facts, "change cause: "+mdText(oneLine(r.ChangeCause)))
+		facts = append(facts, "change cause: "+mdText(oneline.Fold(r.ChangeCause)))
 	}
 	if len(facts) > 0 {
 		b.WriteString(strings.Join(facts, " · ") + "\n\n")
@@ -92,7 +93,7 @@ func mdTable(b *strings.Builder, ws []Workload, namespace string) {
 		if wl.Status != diagnose.Healthy {
 			reason = string(failureReason(wl))
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %s |\n", id, wl.Status, mdText(reason), mdText(oneLine(detail(wl))))
+		fmt.Fprintf(b, "| %s | %s | %s | %s |\n", id, wl.Status, mdText(reason), mdText(oneline.Fold(detail(wl))))
 	}
 	b.WriteString("\n")
 }
@@ -100,7 +101,7 @@ func mdTable(b *strings.Builder, ws []Workload, namespace string) {
 func mdDetails(b *strings.Builder, wl Workload) {
 	fmt.Fprintf(b, "<details><summary>%s: %s</summary>\n\n", html.EscapeString(wl.ID()), html.EscapeString(string(failureReason(wl))))
 	if wl.Message != "" {
-		b.WriteString(mdText(oneLine(wl.Message)) + "\n\n")
+		b.WriteString(mdText(oneline.Fold(wl.Message)) + "\n\n")
 	}
 	if len(wl.Evidence) > 0 {
 		var ev strings.Builder
@@ -111,7 +112,7 @@ func mdDetails(b *strings.Builder, wl Workload) {
 		b.WriteString(fence + "text\n" + ev.String() + fence + "\n\n")
 	}
 	if wl.Fix != "" {
-		b.WriteString("**Fix:** " + mdText(oneLine(wl.Fix)) + "\n\n")
+		b.WriteString("**Fix:** " + mdText(oneline.Fold(wl.Fix)) + "\n\n")
 	}
 	b.WriteString("</details>\n\n")
 }

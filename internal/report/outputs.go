@@ -5,6 +5,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/rollguard/rollguard/internal/oneline"
 )
 
 // Outputs writes the headline of r as KEY=VALUE lines, one per line, for a pipeline's later steps: append
@@ -37,7 +39,7 @@ func Outputs(w io.Writer, r Result) error {
 	}
 	var b strings.Builder
 	for _, kv := range lines {
-		fmt.Fprintf(&b, "%s=%s\n", kv[0], oneLine(kv[1]))
+		fmt.Fprintf(&b, "%s=%s\n", kv[0], oneline.Fold(kv[1]))
 	}
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return fmt.Errorf("writing outputs: %w", err)

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/rollguard/rollguard/internal/diagnose"
+	"github.com/rollguard/rollguard/internal/oneline"
 )
 
 // Progress shows the workloads' state while a run is under way. On a terminal it keeps one line per
@@ -111,7 +112,7 @@ func (p *Progress) Event(msg string) {
 	if p.done {
 		return
 	}
-	msg = oneLine(msg)
+	msg = oneline.Fold(msg)
 	if p.tty {
 		p.redraw([]string{msg}, p.lines)
 		return
@@ -164,7 +165,7 @@ func progressLine(label string, w Workload) string {
 	case w.Status == diagnose.Failed || w.Reason != "":
 		s := label + ": " + string(w.Status) + ": " + string(failureReason(w))
 		if w.Message != "" {
-			s += " — " + oneLine(w.Message)
+			s += " — " + oneline.Fold(w.Message)
 		}
 		return s
 	case w.Progress != "":

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rollguard/rollguard/internal/diagnose"
+	"github.com/rollguard/rollguard/internal/oneline"
 )
 
 // Outcome is how a whole run ended. The string values are part of rollguard's JSON output.
@@ -196,11 +197,6 @@ func detail(w Workload) string {
 	return w.Progress
 }
 
-// oneLine folds any line breaks so a value fits in a table cell or a single log line.
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
-}
-
 func firstNonZero(ts ...time.Time) time.Time {
 	for _, t := range ts {
 		if !t.IsZero() {
@@ -229,7 +225,7 @@ func rollbackHeadline(rb *Rollback) string {
 		s += " in " + human(d)
 	}
 	if rb.Message != "" {
-		s += " — " + oneLine(rb.Message)
+		s += " — " + oneline.Fold(rb.Message)
 	}
 	return s
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/rollguard/rollguard/internal/action"
 	"github.com/rollguard/rollguard/internal/config"
-	"github.com/rollguard/rollguard/internal/exitcode"
 	"github.com/rollguard/rollguard/internal/report"
 )
 
@@ -53,13 +52,7 @@ pre-deploy Job marked rollguard.dev/reversible: "false" succeeded, a failure is 
 			if err != nil {
 				return err
 			}
-			if action.OnFailure(d.OnFailure) != action.OnFailureApprove {
-				for _, name := range []string{"approval-timeout", "approval-timeout-action"} {
-					if cmd.Flags().Changed(name) {
-						return exitcode.BadInputf("--%s applies only with --on-failure approve (this deploy's is %s); drop it or pass --on-failure approve", name, d.OnFailure)
-					}
-				}
-			}
+			d.Explicit = cmd.Flags().Changed
 			if d.Notify, err = nf.notifier(g, envNotify); err != nil {
 				return err
 			}

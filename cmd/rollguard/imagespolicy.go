@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rollguard/rollguard/internal/action"
-	"github.com/rollguard/rollguard/internal/exitcode"
 	"github.com/rollguard/rollguard/internal/registry"
 	"github.com/rollguard/rollguard/internal/registry/lifecycle"
 )
@@ -57,32 +56,16 @@ func newImagesPolicyVerbCmd(g *globals, api *string, verb string) *cobra.Command
 		Short: policyVerbs[verb],
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o := registry.PolicyOptions{Repository: repository, Apply: verb == "apply", AllowExpiringProtected: allowExpiring}
-			switch {
-			case repository == "":
-				return exitcode.BadInputf("--repository is required")
-			case verb == "show" && policyFile != "":
-				return exitcode.BadInputf("show prints the policy on ECR; use diff to compare it with --policy %s", policyFile)
-			case verb != "show" && policyFile == "":
-				return exitcode.BadInputf("--policy FILE is required")
-			case verb != "show":
-				var err error
-				if o.Policy, o.Text, err = action.ReadPolicy(policyFile); err != nil {
-					return err
-				}
-			}
 			protections, err := pf.options(cmd, g)
 			if err != nil {
 				return err
 			}
-			if o.Protect, err = protections.Gather(cmd.Context()); err != nil {
-				return err
+			p := &action.LifecyclePolicy{
+				Registry: func() (*registry.Client, error) { return registryClient(api) },
+				Verb:     verb, Repository: repository, PolicyFile: policyFile, AllowExpiringProtected: allowExpiring,
+				Protections: protections,
 			}
-			client, err := registryClient(api)
-			if err != nil {
-				return err
-			}
-			rep, err := registry.LifecyclePolicy(cmd.Context(), client, o)
+			rep, err := p.Run(cmd.Context())
 			if rep != nil {
 				if perr := printPolicyReport(g.stdout, g.stderr, output, verb, rep); perr != nil && err == nil {
 					err = perr

@@ -62,6 +62,9 @@ type Deploy struct {
 	held *lock.Lock
 	// SkipPodPreflight leaves refused pods to tracking instead of dry-run creating one per workload first.
 	SkipPodPreflight bool
+	// Explicit says which settings were given explicitly, by flag name (Setting*); nil means none were.
+	// Approval settings given with an on-failure policy other than approve are refused as bad input.
+	Explicit func(setting string) bool
 	// AfterApply, when set, runs once every object is applied, before tracking (an environment's access
 	// policy, so a new Ingress is not left open while the rollout is watched). An error fails the release.
 	AfterApply func(ctx context.Context, c *kube.Client, ns string) error
@@ -110,6 +113,13 @@ func (d *Deploy) load(ctx context.Context, s *State) error {
 	}
 	if d.Bake < 0 {
 		return exitcode.BadInputf("--bake must not be negative, got %s", d.Bake)
+	}
+	if OnFailure(d.OnFailure) != OnFailureApprove && d.Explicit != nil {
+		for _, name := range []string{SettingApprovalTimeout, SettingApprovalTimeoutAction} {
+			if d.Explicit(name) {
+				return exitcode.BadInputf("--%s applies only with --on-failure approve (this deploy's is %s); drop it or pass --on-failure approve", name, d.OnFailure)
+			}
+		}
 	}
 	objs := d.Objects
 	if objs == nil {

@@ -49,6 +49,49 @@ func (p *Prune) Run(ctx context.Context) (*registry.Report, error) {
 	})
 }
 
+// LifecyclePolicy is `rollguard images policy show|diff|apply`: it compares a policy file with an ECR
+// repository's own lifecycle policy beside rollguard's plan, and with Apply puts the file on the repository,
+// refusing one that would let ECR expire an image Protections names unless AllowExpiringProtected.
+type LifecyclePolicy struct {
+	// Registry opens the registry client (ECR, per --registry-api).
+	Registry func() (*registry.Client, error)
+	// Verb is show, diff or apply.
+	Verb       string
+	Repository string
+	// PolicyFile is the lifecycle policy document to compare (diff, apply); show takes none.
+	PolicyFile             string
+	AllowExpiringProtected bool
+	Protections
+}
+
+// Run reads the repository's policy and plans; the report is returned whenever one was made, also with an
+// error (a refused apply).
+func (p *LifecyclePolicy) Run(ctx context.Context) (*registry.PolicyReport, error) {
+	o := registry.PolicyOptions{Repository: p.Repository, Apply: p.Verb == "apply", AllowExpiringProtected: p.AllowExpiringProtected}
+	switch {
+	case p.Repository == "":
+		return nil, exitcode.BadInputf("--repository is required")
+	case p.Verb == "show" && p.PolicyFile != "":
+		return nil, exitcode.BadInputf("show prints the policy on ECR; use diff to compare it with --policy %s", p.PolicyFile)
+	case p.Verb != "show" && p.PolicyFile == "":
+		return nil, exitcode.BadInputf("--policy FILE is required")
+	case p.Verb != "show":
+		var err error
+		if o.Policy, o.Text, err = ReadPolicy(p.PolicyFile); err != nil {
+			return nil, err
+		}
+	}
+	var err error
+	if o.Protect, err = p.Gather(ctx); err != nil {
+		return nil, err
+	}
+	client, err := p.Registry()
+	if err != nil {
+		return nil, err
+	}
+	return registry.LifecyclePolicy(ctx, client, o)
+}
+
 // ReadPolicy reads and validates a lifecycle policy file; it returns the file's bytes too.
 func ReadPolicy(file string) (*lifecycle.Policy, []byte, error) {
 	data, err := os.ReadFile(file)

@@ -122,7 +122,7 @@ func webhookName(err error) string {
 	if !errors.As(err, &status) {
 		return ""
 	}
-	if m := webhookCall.FindStringSubmatch(oneLine(status.Status().Message)); m != nil {
+	if m := webhookCall.FindStringSubmatch(oneline.Fold(status.Status().Message)); m != nil {
 		return m[1]
 	}
 	return ""
@@ -131,7 +131,7 @@ func webhookName(err error) string {
 func webhookCause(err error) string {
 	var status apierrors.APIStatus
 	if errors.As(err, &status) {
-		if m := webhookCall.FindStringSubmatch(oneLine(status.Status().Message)); m != nil {
+		if m := webhookCall.FindStringSubmatch(oneline.Fold(status.Status().Message)); m != nil {
 			return m[2]
 		}
 	}

@@ -3,6 +3,8 @@ package report
 import (
 	"strings"
 	"time"
+
+	"github.com/rollguard/rollguard/internal/oneline"
 )
 
 // Phase is one step of a release beyond applying and tracking its workloads: the pre-deploy Jobs that run
@@ -45,7 +47,7 @@ func (p Phase) Line() string {
 		s += " in " + human(d)
 	}
 	if p.Message != "" {
-		s += " — " + oneLine(p.Message)
+		s += " — " + oneline.Fold(p.Message)
 	}
 	return s
 }
@@ -54,7 +56,7 @@ func (p Phase) Line() string {
 func phaseCase(namespace string, p Phase) junitCase {
 	c := junitCase{Classname: namespace, Name: "phase/" + p.Name, Time: seconds(between(p.StartedAt, p.FinishedAt))}
 	if p.Outcome != Succeeded {
-		c.Failure = &junitFailure{Message: p.Outcome.text() + ": " + oneLine(p.Message), Type: string(p.Outcome), Body: xmlChars(p.Message)}
+		c.Failure = &junitFailure{Message: p.Outcome.text() + ": " + oneline.Fold(p.Message), Type: string(p.Outcome), Body: xmlChars(p.Message)}
 	}
 	return c
 }

@@ -66,45 +66,66 @@ func TestHistoryShowsOutcomes(t *testing.T) {
 	}
 }
 
-// TestUndoEqualsKubectl: `rollguard undo --to-revision N` leaves the Deployment's pod template equal to
-// revision N's ReplicaSet template without its pod-template-hash, which is what `kubectl rollout undo`
-// produces; --to-image previous skips revisions that changed only configuration.
+// TestUndoEqualsKubectl: `rollguard undo --to-revision N` writes what the sandbox's real kubectl writes with
+// `kubectl rollout undo --to-revision N`: two namespaces get the same four revisions, one is undone by
+// rollguard, the other by kubectl, and the Deployments must end with the same template and revision number.
+// --to-image previous skips revisions that changed only configuration (revision 3 here) and goes where
+// kubectl's --to-revision of that revision goes.
 func TestUndoEqualsKubectl(t *testing.T) {
 	t.Parallel()
-	ns := cluster.Namespace(t)
+	ns, twin := cluster.Namespace(t), cluster.Namespace(t)
 	ctx := context.Background()
-	for _, img := range []string{"1.0.0", "1.1.0", "1.2.0"} {
-		if r := rollguard(t, app{image: "registry.example.com/web:" + img}.yaml(), "deploy", "-f", "-", "-n", ns, "--timeout", "2m"); r.code != 0 {
-			t.Fatalf("deploy %s: exit %d\n%s", img, r.code, r.stderr)
+	// Revision 4 changes only an annotation of the pod template, not the image.
+	revisions := []string{
+		app{image: "registry.example.com/web:1.0.0"}.yaml(), app{image: "registry.example.com/web:1.1.0"}.yaml(),
+		app{image: "registry.example.com/web:1.2.0"}.yaml(),
+		app{image: "registry.example.com/web:1.2.0", annotations: map[string]string{"config-version": "2"}}.yaml(),
+	}
+	for _, n := range []string{ns, twin} {
+		for i, m := range revisions {
+			if r := rollguard(t, m, "deploy", "-f", "-", "-n", n, "--timeout", "2m"); r.code != 0 {
+				t.Fatalf("deploy revision %d in %s: exit %d\n%s", i+1, n, r.code, r.stderr)
+			}
 		}
 	}
-	// Revision 4 changes only an annotation of the pod template, not the image.
-	cfgOnly := app{image: "registry.example.com/web:1.2.0", annotations: map[string]string{"config-version": "2"}}.yaml()
-	if r := rollguard(t, cfgOnly, "deploy", "-f", "-", "-n", ns, "--timeout", "2m"); r.code != 0 {
-		t.Fatalf("deploy config change: exit %d\n%s", r.code, r.stderr)
+	same := func(step string) {
+		t.Helper()
+		mine, err := cluster.Client().AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		theirs, err := cluster.Client().AppsV1().Deployments(twin).Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !apiequality.Semantic.DeepEqual(mine.Spec.Template, theirs.Spec.Template) {
+			t.Errorf("%s: rollguard's template differs from kubectl's:\n rollguard %+v\n kubectl   %+v", step, mine.Spec.Template, theirs.Spec.Template)
+		}
+		if a, b := mine.Annotations["deployment.kubernetes.io/revision"], theirs.Annotations["deployment.kubernetes.io/revision"]; a != b {
+			t.Errorf("%s: rollguard's undo is revision %s, kubectl's %s", step, a, b)
+		}
 	}
 
-	// The image before 1.2.0 is 1.1.0: revision 3 (1.2.0 without the annotation) changed no image.
+	// The image before 1.2.0 is 1.1.0 (revision 2): revision 3 (1.2.0 without the annotation) changed no image.
 	if r := rollguard(t, "", "undo", "deployment/web", "-n", ns, "--to-image", "previous", "--timeout", "2m"); r.code != 0 {
 		t.Fatalf("undo --to-image previous: exit %d\n%s", r.code, r.stderr)
 	}
+	kubectl(t, "", "rollout", "undo", "deployment/web", "-n", twin, "--to-revision", "2")
+	if got := deploymentImage(t, cluster.Client(), ns); got != "registry.example.com/web:1.1.0" {
+		t.Errorf("--to-image previous went to %s, want registry.example.com/web:1.1.0", got)
+	}
+	same("undo --to-image previous vs kubectl rollout undo --to-revision 2")
+
+	if r := rollguard(t, "", "undo", "deployment/web", "-n", ns, "--to-revision", "1", "--timeout", "2m"); r.code != 0 {
+		t.Fatalf("undo --to-revision 1: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	kubectl(t, "", "rollout", "undo", "deployment/web", "-n", twin, "--to-revision", "1")
+	same("undo --to-revision 1 vs kubectl rollout undo --to-revision 1")
 	d, err := cluster.Client().AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := d.Spec.Template.Spec.Containers[0].Image; got != "registry.example.com/web:1.1.0" {
-		t.Errorf("--to-image previous went to %s, want registry.example.com/web:1.1.0", got)
-	}
-
-	r := rollguard(t, "", "undo", "deployment/web", "-n", ns, "--to-revision", "1", "--timeout", "2m")
-	if r.code != 0 {
-		t.Fatalf("undo: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
-	}
-	if d, err = cluster.Client().AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	want := revisionTemplate(t, ns, d, "1.0.0")
-	if !apiequality.Semantic.DeepEqual(d.Spec.Template, want) {
+	if want := revisionTemplate(t, ns, d, "1.0.0"); !apiequality.Semantic.DeepEqual(d.Spec.Template, want) {
 		t.Errorf("template after undo differs from revision 1's:\n got %+v\nwant %+v", d.Spec.Template, want)
 	}
 }

@@ -137,3 +137,36 @@ func TestECRPruneKeepsWhatTheClusterRuns(t *testing.T) {
 		t.Errorf("the report does not say why 1.0.1 and 1.0.2 were kept:\n%s", r.stdout)
 	}
 }
+
+// TestImagesPrevious: `rollguard images previous REG/REPO` names the tag pushed before the newest one (by push
+// time, not version order), for pipelines that roll back by tag; --prefix narrows the tags; -o json pins
+// the tag to its digest.
+func TestImagesPrevious(t *testing.T) {
+	t.Parallel()
+	reg := registrytest.Start(t)
+	repo := reg.Repo(t, "api")
+	base := time.Now().Add(-time.Hour)
+	digests := map[string]string{}
+	for i, tag := range []string{"1.0.0", "1.1.0", "1.0.1", "1.2.0"} {
+		digests[tag] = registrytest.Push(t, repo, registrytest.Image(t, base.Add(time.Duration(i)*time.Minute)), tag).String()
+	}
+	r := rollguard(t, "", "images", "previous", reg.Host+"/api")
+	mustCode(t, r, 0, "images previous")
+	if got := strings.TrimSpace(r.stdout); got != "1.0.1" {
+		t.Errorf("images previous: %q, want 1.0.1, the hotfix pushed before 1.2.0", got)
+	}
+	r = rollguard(t, "", "images", "previous", reg.Host+"/api", "--prefix", "1.0.", "-o", "json")
+	mustCode(t, r, 0, "images previous --prefix 1.0. -o json")
+	var prev struct {
+		Tag, Digest, Reference string
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &prev); err != nil {
+		t.Fatalf("images previous -o json: %v\n%s", err, r.stdout)
+	}
+	if prev.Tag != "1.0.0" || prev.Digest != digests["1.0.0"] || prev.Reference != reg.Host+"/api:1.0.0@"+digests["1.0.0"] {
+		t.Errorf("images previous --prefix 1.0.: %+v, want 1.0.0 pinned to %s", prev, digests["1.0.0"])
+	}
+	if r := rollguard(t, "", "images", "previous", reg.Host+"/api", "--prefix", "9."); r.code != 3 {
+		t.Errorf("images previous with no matching tags: exit %d, want 3\n%s", r.code, r.stderr)
+	}
+}

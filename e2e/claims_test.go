@@ -15,7 +15,8 @@ import (
 
 // TestTerminalApproval: `--on-failure approve` run from a terminal asks there, "Roll back web.vN to its
 // previous state? [y/n]"; answering y rolls back (exit 1, the previous release healthy), recorded as an
-// approval like `rollguard approve` would record it. util-linux's script(1) gives the run a terminal.
+// approval like `rollguard approve` would record it. util-linux's script(1) gives the run a terminal (not a
+// "dumb" one, which rollguard treats as no terminal).
 func TestTerminalApproval(t *testing.T) {
 	t.Parallel()
 	script, err := exec.LookPath("script")
@@ -27,7 +28,7 @@ func TestTerminalApproval(t *testing.T) {
 	manifest := writeFile(t, "v2.yaml", releaseV2Broken())
 	run := strings.Join([]string{binary, "deploy", "-f", manifest, "-n", ns, "--on-failure", "approve", "--approval-timeout", "5m", "--timeout", "5m"}, " ")
 	cmd := exec.Command(script, "-qec", run, "/dev/null")
-	cmd.Env = []string{"KUBECONFIG=" + cluster.Kubeconfig, "HOME=" + t.TempDir(), "TERM=dumb"}
+	cmd.Env = []string{"KUBECONFIG=" + cluster.Kubeconfig, "HOME=" + t.TempDir(), "TERM=xterm"}
 	answer, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -391,13 +391,3 @@ func (d *Deploy) decide(ctx context.Context, s *State) error {
 	_, err := d.onFailure(ctx, s.Client, s.Store, rec, result, s.OnFailure)
 	return err
 }
-
-// imagesOf is the container images of one object of the release.
-func imagesOf(objs []*manifest.Object, kind, ns, name string) []string {
-	for _, o := range objs {
-		if o.GetKind() == kind && o.GetNamespace() == ns && o.GetName() == name {
-			return templateImages(o.Unstructured)
-		}
-	}
-	return nil
-}

@@ -4,24 +4,15 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/rollguard/rollguard/internal/config"
 	"github.com/rollguard/rollguard/internal/diagnose"
 	"github.com/rollguard/rollguard/internal/kube"
-	"github.com/rollguard/rollguard/internal/manifest"
 	"github.com/rollguard/rollguard/internal/registry"
 	"github.com/rollguard/rollguard/internal/release"
-	"github.com/rollguard/rollguard/internal/track"
-	"k8s.io/kubectl/pkg/util/podutils"
 )
 
 // EnvConnector opens the connection to an environment's cluster (its kubeconfig context).
@@ -215,154 +206,5 @@ func drift(env, prev EnvState) []string {
 			out = append(out, fmt.Sprintf("%s/%s %s: only in %s", k.kind, k.name, k.container, prev.Name))
 		}
 	}
-	return out
-}
-
-// workloadKinds maps the kinds a release record names to their group and version.
-var workloadKinds = map[string]schema.GroupVersionKind{
-	"Deployment":  {Group: "apps", Version: "v1", Kind: "Deployment"},
-	"StatefulSet": {Group: "apps", Version: "v1", Kind: "StatefulSet"},
-	"DaemonSet":   {Group: "apps", Version: "v1", Kind: "DaemonSet"},
-	"CronJob":     {Group: "batch", Version: "v1", Kind: "CronJob"},
-	"Job":         {Group: "batch", Version: "v1", Kind: "Job"},
-}
-
-// readLive reads a workload, or returns nil when it does not exist.
-func readLive(ctx context.Context, c *kube.Client, kind, ns, name string) (*unstructured.Unstructured, error) {
-	gvk, ok := workloadKinds[kind]
-	if !ok {
-		return nil, fmt.Errorf("reading %s/%s: unsupported kind %s", kind, name, kind)
-	}
-	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(gvk)
-	u.SetNamespace(ns)
-	u.SetName(name)
-	return c.Get(ctx, u)
-}
-
-// templateSpec returns the pod spec of a workload's template.
-func templateSpec(u *unstructured.Unstructured) (corev1.PodSpec, error) {
-	spec, found, err := manifest.PodSpec(u)
-	if err == nil && !found {
-		err = fmt.Errorf("reading the pod template of %s: a %s has none", kube.Ref(u), u.GroupVersionKind().GroupKind())
-	}
-	return spec, err
-}
-
-// health asks the diagnosis core whether a live workload of rec is healthy now, with a short detail:
-// its progress when healthy, its reason and message when failed, its progress while still rolling out.
-// Events from before rec was applied are not held against it.
-func health(ctx context.Context, c *kube.Client, live *unstructured.Unstructured, rec *release.Record, th diagnose.Thresholds) (bool, string, error) {
-	v, err := track.Now(ctx, c, live, rec.Timings.AppliedAt, th)
-	if err != nil {
-		return false, "", err
-	}
-	switch v.Status {
-	case diagnose.Healthy:
-		return true, v.Progress, nil
-	case diagnose.Failed:
-		return false, string(v.Reason) + ": " + v.Message, nil
-	}
-	detail := "still rolling out"
-	if v.Progress != "" {
-		detail += ": " + v.Progress
-	}
-	return false, detail, nil
-}
-
-// runningImages lists the images of a workload's current template with their digests. A digest named by
-// the reference wins: it is immutable and may be a multi-platform index, where a pod's imageID is one
-// platform's manifest. Otherwise the ready pods of the current template say which digest they run (real
-// kubelets report it); otherwise the tag is resolved in the registry now, if resolve is set.
-func runningImages(ctx context.Context, c *kube.Client, live *unstructured.Unstructured, resolve Resolver) ([]RunningImage, error) {
-	spec, err := templateSpec(live)
-	if err != nil {
-		return nil, err
-	}
-	pods, err := workloadPods(ctx, c, live)
-	if err != nil {
-		return nil, err
-	}
-	var out []RunningImage
-	for _, ctr := range slices.Concat(spec.InitContainers, spec.Containers) {
-		im := RunningImage{Container: ctr.Name, Image: ctr.Image}
-		ref, err := name.ParseReference(ctr.Image)
-		if err != nil {
-			im.Problem = fmt.Sprintf("not a valid image reference: %v", err)
-			out = append(out, im)
-			continue
-		}
-		if d, ok := ref.(name.Digest); ok {
-			im.Digest, im.DigestFrom = d.DigestStr(), DigestFromReference
-			out = append(out, im)
-			continue
-		}
-		digests := podDigests(pods, ctr.Name, ctr.Image)
-		switch {
-		case len(digests) == 1:
-			im.Digest, im.DigestFrom = digests[0], DigestFromPods
-		case len(digests) > 1:
-			im.Problem = fmt.Sprintf("pods run different digests for %s (%s): the tag moved while they started", ctr.Image, strings.Join(digests, ", "))
-		case resolve != nil:
-			d, err := resolve(ctx, ctr.Image)
-			if err != nil {
-				im.Problem, im.err = "resolving the tag: "+err.Error(), err
-			} else {
-				im.Digest, im.DigestFrom = d, DigestFromRegistry
-			}
-		default:
-			im.Problem = "no digest: the pods report none and the tag was not resolved"
-		}
-		out = append(out, im)
-	}
-	return out, nil
-}
-
-// workloadPods lists the pods a workload selects (none for kinds without a selector).
-func workloadPods(ctx context.Context, c *kube.Client, live *unstructured.Unstructured) ([]corev1.Pod, error) {
-	m, ok, _ := unstructured.NestedMap(live.Object, "spec", "selector")
-	if !ok || live.GetKind() == "CronJob" {
-		return nil, nil
-	}
-	var ls metav1.LabelSelector
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, &ls); err != nil {
-		return nil, fmt.Errorf("reading the selector of %s: %w", kube.Ref(live), err)
-	}
-	sel, err := metav1.LabelSelectorAsSelector(&ls)
-	if err != nil {
-		return nil, fmt.Errorf("reading the selector of %s: %w", kube.Ref(live), err)
-	}
-	list, err := c.Typed.CoreV1().Pods(live.GetNamespace()).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
-	if err != nil {
-		return nil, kube.Classify(err, "listing the pods of "+kube.Ref(live), c.Server)
-	}
-	return list.Items, nil
-}
-
-// podDigests returns the distinct digests that ready pods running image in container report.
-func podDigests(pods []corev1.Pod, container, image string) []string {
-	var out []string
-	for _, p := range pods {
-		if p.DeletionTimestamp != nil || !podutils.IsPodReady(&p) {
-			continue
-		}
-		// Only pods of the current template: the spec's image for the container must be this one.
-		if !slices.ContainsFunc(slices.Concat(p.Spec.InitContainers, p.Spec.Containers), func(c corev1.Container) bool {
-			return c.Name == container && c.Image == image
-		}) {
-			continue
-		}
-		for _, cs := range slices.Concat(p.Status.InitContainerStatuses, p.Status.ContainerStatuses) {
-			if cs.Name != container {
-				continue
-			}
-			// A repo digest ("repo@sha256:…", "docker-pullable://repo@sha256:…") names pullable content; a bare
-			// "sha256:…" is a local image id and is not a registry digest.
-			if _, d, ok := strings.Cut(cs.ImageID, "@"); ok && strings.HasPrefix(d, "sha256:") && !slices.Contains(out, d) {
-				out = append(out, d)
-			}
-		}
-	}
-	slices.Sort(out)
 	return out
 }

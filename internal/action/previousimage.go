@@ -2,18 +2,13 @@ package action
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/rollguard/rollguard/internal/exitcode"
 	"github.com/rollguard/rollguard/internal/kube"
@@ -168,91 +163,6 @@ func (r *RollbackImage) appWorkload(ctx context.Context, store *release.Store, n
 	return "", exitcode.BadInputf("release %s has several workloads (%s); name one, e.g. rollguard rollback --to-previous-image %s", rec.ID, strings.Join(found, ", "), found[0])
 }
 
-func ifContainer(name string) string {
-	if name == "" {
-		return ""
-	}
-	return " with container " + name
-}
-
-// containerImage picks the container to roll back and its image; with no name, the workload must have one.
-func containerImage(live *unstructured.Unstructured, name string) (string, string, error) {
-	cs, _, _ := unstructured.NestedSlice(live.Object, containersPath(live)...)
-	var names []string
-	for _, c := range cs {
-		m, _ := c.(map[string]any)
-		n, _ := m["name"].(string)
-		img, _ := m["image"].(string)
-		if n == name || (name == "" && len(cs) == 1) {
-			return n, img, nil
-		}
-		names = append(names, n)
-	}
-	if name == "" {
-		return "", "", exitcode.BadInputf("%s %s has containers %s; pass --container NAME", live.GetKind(), live.GetName(), strings.Join(names, ", "))
-	}
-	return "", "", exitcode.BadInputf("%s %s has no container %q; its containers are %s", live.GetKind(), live.GetName(), name, strings.Join(names, ", "))
-}
-
-// containersPath is the field path of u's containers; nil (no containers) for a kind without pods.
-func containersPath(u *unstructured.Unstructured) []string {
-	path := manifest.PodSpecPath(u.GroupVersionKind().GroupKind())
-	if path == nil {
-		return nil
-	}
-	return append(path, "containers")
-}
-
-func containerNames(obj *unstructured.Unstructured) []string {
-	if obj == nil {
-		return nil
-	}
-	cs, _, _ := unstructured.NestedSlice(obj.Object, containersPath(obj)...)
-	var out []string
-	for _, c := range cs {
-		if m, ok := c.(map[string]any); ok {
-			n, _ := m["name"].(string)
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-// withImage lists the workload's template images with one container's image replaced.
-func withImage(live *unstructured.Unstructured, container, image string) []string {
-	obj := live.DeepCopy()
-	path := containersPath(obj)
-	if path == nil {
-		return templateImages(obj)
-	}
-	cs, _, _ := unstructured.NestedSlice(obj.Object, path...)
-	for _, c := range cs {
-		if m, ok := c.(map[string]any); ok && m["name"] == container {
-			m["image"] = image
-		}
-	}
-	_ = unstructured.SetNestedSlice(obj.Object, cs, path...)
-	return templateImages(obj)
-}
-
-// setImage changes one container's image with a strategic merge patch, as `kubectl set image` does: no
-// other field changes hands, so an HPA's replicas or another tool's fields are left alone.
-func setImage(ctx context.Context, c *kube.Client, w *workload, container, image string) error {
-	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
-		"containers": []map[string]string{{"name": container, "image": image}}}}}})
-	if err != nil {
-		return err
-	}
-	res, err := c.Resource(w.gvk, w.target.Namespace)
-	if err != nil {
-		return err
-	}
-	if _, err := res.Patch(ctx, w.target.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: kube.FieldManager}); err != nil {
-		return kube.Classify(err, "setting the image of "+w.target.String(), c.Server)
-	}
-	return nil
-}
-
 // previousSpecs returns the containers of --image NAME=previous specs.
 func previousSpecs(specs []string) ([]string, error) {
 	var out []string
@@ -318,51 +228,4 @@ func (d *Deploy) resolvePrevious(ctx context.Context, c *kube.Client, objs []*ma
 		specs = append(specs, name+"="+prev.Reference)
 	}
 	return manifest.SetImages(objs, specs)
-}
-
-// runningReference pins image to the digest the kubelet reports for the workload's pods that run it, when
-// they all agree: a tag pushed again after the pods started must not change what "the one running" means.
-// Without such a report (a simulated kubelet, pods not started yet) image is returned as it is.
-func runningReference(ctx context.Context, c *kube.Client, live *unstructured.Unstructured, container, image string) string {
-	if strings.Contains(image, "@") {
-		return image
-	}
-	m, _, _ := unstructured.NestedStringMap(live.Object, "spec", "selector", "matchLabels")
-	if len(m) == 0 {
-		return image
-	}
-	pods, err := c.Typed.CoreV1().Pods(live.GetNamespace()).List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(m).String()})
-	if err != nil {
-		return image
-	}
-	if d := podDigest(pods.Items, container, image); d != "" {
-		return image + "@" + d
-	}
-	return image
-}
-
-// podDigest is the one digest the pods running image in container report, or "" when none or several do.
-func podDigest(pods []corev1.Pod, container, image string) string {
-	repo, err := name.ParseReference(image)
-	if err != nil {
-		return ""
-	}
-	var found string
-	for _, p := range pods {
-		if !slices.ContainsFunc(p.Spec.Containers, func(c corev1.Container) bool { return c.Name == container && c.Image == image }) {
-			continue
-		}
-		for _, st := range p.Status.ContainerStatuses {
-			id := strings.TrimPrefix(st.ImageID, "docker-pullable://")
-			d, err := name.NewDigest(id)
-			if st.Name != container || err != nil || d.Context().Name() != repo.Context().Name() {
-				continue
-			}
-			if found != "" && found != d.DigestStr() {
-				return ""
-			}
-			found = d.DigestStr()
-		}
-	}
-	return found
 }

@@ -100,3 +100,13 @@ func templateImages(obj *unstructured.Unstructured) []string {
 	}
 	return out
 }
+
+// imagesOf is the container images of one object of the release.
+func imagesOf(objs []*manifest.Object, kind, ns, name string) []string {
+	for _, o := range objs {
+		if o.GetKind() == kind && o.GetNamespace() == ns && o.GetName() == name {
+			return templateImages(o.Unstructured)
+		}
+	}
+	return nil
+}

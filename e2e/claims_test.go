@@ -4,7 +4,6 @@ import (
 	"io"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -74,18 +73,7 @@ func TestUnlockFreesADeadRunsLock(t *testing.T) {
 	t.Parallel()
 	ns := cluster.Namespace(t)
 	deployV1(t, ns)
-	stuck := app{image: "registry.example.com/web:1.1.0", scenario: "slow-ready", annotations: map[string]string{"sandbox.rollguard.dev/ready-after": "1h"}}.yaml()
-	cmd := exec.Command(binary, "deploy", "-f", "-", "-n", ns, "--timeout", "10m", "--lock-ttl", "1h")
-	cmd.Env = []string{"KUBECONFIG=" + cluster.Kubeconfig, "HOME=" + t.TempDir()}
-	cmd.Stdin = strings.NewReader(stuck)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitForOutcome(t, ns, "web", release.Tracking)
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
+	killWhileTracking(t, ns, "1h")
 
 	if held := rollguard(t, releaseV1(), "deploy", "-f", "-", "-n", ns, "--timeout", "2m", "--wait-for-lock", "0s"); held.code != 3 || !strings.Contains(held.stderr, "locked by") {
 		t.Fatalf("with the dead run's lock (TTL 1h) in place: exit %d, want 3 naming the holder\n%s", held.code, held.stderr)

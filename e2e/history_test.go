@@ -111,6 +111,8 @@ func TestUndoEqualsKubectl(t *testing.T) {
 		t.Fatalf("undo --to-image previous: exit %d\n%s", r.code, r.stderr)
 	}
 	kubectl(t, "", "rollout", "undo", "deployment/web", "-n", twin, "--to-revision", "2")
+	// rollguard undo waits for the rollout; kubectl waits as `rollout status` does.
+	kubectl(t, "", "rollout", "status", "deployment/web", "-n", twin, "--timeout", "2m")
 	if got := deploymentImage(t, cluster.Client(), ns); got != "registry.example.com/web:1.1.0" {
 		t.Errorf("--to-image previous went to %s, want registry.example.com/web:1.1.0", got)
 	}
@@ -120,6 +122,8 @@ func TestUndoEqualsKubectl(t *testing.T) {
 		t.Fatalf("undo --to-revision 1: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	kubectl(t, "", "rollout", "undo", "deployment/web", "-n", twin, "--to-revision", "1")
+	// rollguard undo waits for the rollout; kubectl waits as `rollout status` does.
+	kubectl(t, "", "rollout", "status", "deployment/web", "-n", twin, "--timeout", "2m")
 	same("undo --to-revision 1 vs kubectl rollout undo --to-revision 1")
 	d, err := cluster.Client().AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
 	if err != nil {

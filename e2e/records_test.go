@@ -3,7 +3,9 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/spf13/cobra"
@@ -189,4 +191,22 @@ func jobImage(t *testing.T, ns string) string {
 		t.Fatal(err)
 	}
 	return j.Spec.Template.Spec.Containers[0].Image
+}
+
+// killWhileTracking starts a deploy of a rollout that never becomes ready, with a lock that outlives it by
+// ttl, and SIGKILLs it once it tracks: a run that died holding the app's lock.
+func killWhileTracking(t *testing.T, ns, ttl string) {
+	t.Helper()
+	stuck := app{image: "registry.example.com/web:1.1.0", scenario: "slow-ready", annotations: map[string]string{"sandbox.rollguard.dev/ready-after": "1h"}}.yaml()
+	cmd := exec.Command(binary, "deploy", "-f", "-", "-n", ns, "--timeout", "10m", "--lock-ttl", ttl)
+	cmd.Env = []string{"KUBECONFIG=" + cluster.Kubeconfig, "HOME=" + t.TempDir()}
+	cmd.Stdin = strings.NewReader(stuck)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitForOutcome(t, ns, "web", release.Tracking)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
 }

@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"context"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -264,20 +262,7 @@ func TestLockOfKilledRunExpires(t *testing.T) {
 	t.Parallel()
 	ns := cluster.Namespace(t)
 	deployV1(t, ns)
-	// A run that will be SIGKILLed while it holds the lock and tracks a rollout.
-	stuck := app{image: "registry.example.com/web:1.1.0", scenario: "slow-ready", annotations: map[string]string{"sandbox.rollguard.dev/ready-after": "1h"}}.yaml()
-	cmd := exec.Command(binary, "deploy", "-f", "-", "-n", ns, "--timeout", "10m", "--lock-ttl", "3s")
-	cmd.Env = []string{"KUBECONFIG=" + cluster.Kubeconfig, "HOME=" + t.TempDir()}
-	cmd.Stdin = strings.NewReader(stuck)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitForOutcome(t, ns, "web", release.Tracking)
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
-
+	killWhileTracking(t, ns, "3s")
 	held := rollguard(t, releaseV1(), "deploy", "-f", "-", "-n", ns, "--timeout", "2m", "--wait-for-lock", "0s")
 	if held.code != 3 || !strings.Contains(held.stderr, "locked by") {
 		t.Fatalf("with the dead run's lock still valid: exit %d, want 3 naming the holder\n%s", held.code, held.stderr)

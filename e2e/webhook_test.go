@@ -40,20 +40,7 @@ func downWebhook(t *testing.T, ns, resource string) (name string, serve func()) 
 	l.Close() // nothing listens there until serve
 	name = fmt.Sprintf("%s.%s.e2e.rollguard.dev", resource, ns)
 	url := "https://" + addr + "/validate"
-	fail, none, timeout := admissionregistrationv1.Fail, admissionregistrationv1.SideEffectClassNone, int32(2)
-	cfg := &admissionregistrationv1.ValidatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: "e2e-" + ns + "-" + resource},
-		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
-			Name:                    name,
-			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: caBundle},
-			Rules:                   []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}, Rule: admissionregistrationv1.Rule{APIGroups: []string{"*"}, APIVersions: []string{"*"}, Resources: []string{resource}}}},
-			FailurePolicy:           &fail,
-			SideEffects:             &none,
-			TimeoutSeconds:          &timeout,
-			AdmissionReviewVersions: []string{"v1"},
-			NamespaceSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns}},
-		}},
-	}
+	cfg := webhookConfig("e2e-"+ns+"-"+resource, name, ns, resource, url, caBundle, 2)
 	ctx := context.Background()
 	whs := cluster.Client().AdmissionregistrationV1().ValidatingWebhookConfigurations()
 	if _, err := whs.Create(ctx, cfg, metav1.CreateOptions{}); err != nil {
@@ -168,5 +155,56 @@ func waitFailedCreate(t *testing.T, ns, msg string) {
 	})
 	if err != nil {
 		t.Fatalf("no FailedCreate %q in %s", msg, ns)
+	}
+}
+
+// silentWebhook registers a webhook for creating and updating resource in ns whose server takes every
+// request and answers none (until the API server gives up after 30 s, or the test ends); arrived receives
+// once a request is waiting on it.
+func silentWebhook(t *testing.T, ns, resource string) (arrived <-chan struct{}) {
+	t.Helper()
+	got := make(chan struct{}, 1)
+	done := make(chan struct{})
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case got <- struct{}{}:
+		default:
+		}
+		select {
+		case <-r.Context().Done():
+		case <-done:
+		}
+	}))
+	caBundle := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	url := srv.URL + "/validate"
+	cfg := webhookConfig("e2e-silent-"+ns+"-"+resource, fmt.Sprintf("silent.%s.%s.e2e.rollguard.dev", resource, ns), ns, resource, url, caBundle, 30)
+	whs := cluster.Client().AdmissionregistrationV1().ValidatingWebhookConfigurations()
+	if _, err := whs.Create(context.Background(), cfg, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = whs.Delete(context.Background(), cfg.Name, metav1.DeleteOptions{})
+		close(done)
+		srv.Close()
+	})
+	return got
+}
+
+// webhookConfig is a failing-closed validating webhook named name for creating and updating resource in
+// namespace ns only, called at url (served with caBundle's certificate) with a timeout of timeout seconds.
+func webhookConfig(config, name, ns, resource, url string, caBundle []byte, timeout int32) *admissionregistrationv1.ValidatingWebhookConfiguration {
+	fail, none := admissionregistrationv1.Fail, admissionregistrationv1.SideEffectClassNone
+	return &admissionregistrationv1.ValidatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: config},
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
+			Name:                    name,
+			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: caBundle},
+			Rules:                   []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}, Rule: admissionregistrationv1.Rule{APIGroups: []string{"*"}, APIVersions: []string{"*"}, Resources: []string{resource}}}},
+			FailurePolicy:           &fail,
+			SideEffects:             &none,
+			TimeoutSeconds:          &timeout,
+			AdmissionReviewVersions: []string{"v1"},
+			NamespaceSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns}},
+		}},
 	}
 }

@@ -15,27 +15,6 @@ import (
 	"github.com/rollguard/rollguard/internal/revision"
 )
 
-var t0 = time.Date(2026, 11, 22, 2, 0, 0, 0, time.UTC)
-
-func record(rev int, outcome release.Outcome, newRev int64, prevHash, newHash string, images ...string) *release.Record {
-	return &release.Record{
-		ID: release.ID("web", rev), App: "web", Namespace: "prod", Revision: rev, Outcome: outcome,
-		CreatedAt: t0.Add(time.Duration(rev) * time.Minute), DeployedBy: "ci (GitHub Actions: alice)",
-		Timings: release.Timings{RollbackStartedAt: t0.Add(time.Duration(rev)*time.Minute + 30*time.Second)},
-		Workloads: []release.WorkloadState{{Kind: "Deployment", Name: "web", Images: images, NewRevision: newRev,
-			PreviousTemplateHash: prevHash, NewTemplateHash: newHash}},
-	}
-}
-
-// template is a pod template running images.
-func template(images ...string) corev1.PodTemplateSpec {
-	var t corev1.PodTemplateSpec
-	for _, image := range images {
-		t.Spec.Containers = append(t.Spec.Containers, corev1.Container{Name: "c", Image: image})
-	}
-	return t
-}
-
 // A history must never carry the previous state a record keeps for restoring, Secrets above all.
 func TestHistoryJSONHasNoObjectBodies(t *testing.T) {
 	secret := &unstructured.Unstructured{Object: map[string]any{
@@ -44,14 +23,18 @@ func TestHistoryJSONHasNoObjectBodies(t *testing.T) {
 		"data":       map[string]any{"password": "c2VjcmV0LWNhbmFyeQ=="},
 		"stringData": map[string]any{"token": "plain-canary"},
 	}}
-	r := record(1, release.Succeeded, 1, "", "h1", "web:1")
+	r := &release.Record{ID: "web.v1", App: "web", Namespace: "prod", Revision: 1, Outcome: release.Succeeded,
+		CreatedAt: time.Date(2026, 11, 22, 2, 0, 0, 0, time.UTC),
+		Workloads: []release.WorkloadState{{Kind: "Deployment", Name: "web", Images: []string{"web:1"}, NewRevision: 1, NewTemplateHash: "h1"}}}
+	var web1 corev1.PodTemplateSpec
+	web1.Spec.Containers = []corev1.Container{{Name: "web", Image: "web:1"}}
 	r.Objects = []release.ObjectState{
 		{APIVersion: "v1", Kind: "Secret", Namespace: "prod", Name: "db", Existed: true, Previous: secret},
 		{APIVersion: "v1", Kind: "ConfigMap", Namespace: "prod", Name: "cfg"},
 	}
 	for name, res := range map[string]*history.Result{
 		"app":      history.App("prod", "web", []*release.Record{r}),
-		"workload": history.Workload("prod", "Deployment", "web", 1, []revision.Revision{{Number: 1, Template: template("web:1"), Hash: "h1"}}, []*release.Record{r}),
+		"workload": history.Workload("prod", "Deployment", "web", 1, []revision.Revision{{Number: 1, Template: web1, Hash: "h1"}}, []*release.Record{r}),
 	} {
 		for format, write := range map[string]func(*bytes.Buffer) error{
 			"json": func(b *bytes.Buffer) error { return report.WriteJSON(b, res, "the history") },

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"os/exec"
 	"strings"
@@ -8,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rollguard/rollguard/internal/release"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // The README's claims about approvals, unlock and rollback --last, each run as a user would.
@@ -38,12 +41,29 @@ func TestTerminalApproval(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	id := waitForOutcome(t, ns, "web", release.PendingApproval)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	s := store(t, ns)
+	var id string
+	err = wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		select {
+		case err := <-done:
+			return false, fmt.Errorf("the deploy ended before it asked (%v)", err)
+		default:
+		}
+		r, err := s.Latest(ctx, ns, "web")
+		if err != nil || r == nil {
+			return false, nil
+		}
+		id = r.ID
+		return r.Outcome == release.PendingApproval, nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for the release to wait for a decision: %v\n%s", err, out.String())
+	}
 	if _, err := io.WriteString(answer, "y\n"); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
 	select {
 	case err = <-done:
 	case <-time.After(4 * time.Minute):

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rollguard/rollguard/internal/oneline"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
@@ -60,7 +61,7 @@ func bakeVerdict(v Verdict, r *rollout, in Input, found ...finding) Verdict {
 		v.Message += "; not failed yet: " + found[0].message
 		v.Evidence = collect(found)
 	}
-	v.Message = oneLine(v.Message)
+	v.Message = oneline.Fold(v.Message)
 	return v
 }
 

@@ -27,7 +27,7 @@ func Human(w io.Writer, r Result) error {
 		}
 	}
 	for _, w := range r.Warnings {
-		b.WriteString("Warning: " + oneLine(w) + "\n")
+		b.WriteString("Warning: " + oneline.Fold(w) + "\n")
 	}
 	// The release ID is what approve, rollback and history take: always name it.
 	if r.Release != "" {

@@ -48,7 +48,7 @@ func Markdown(w io.Writer, r Result) error {
 	}
 
 	for _, w := range r.Warnings {
-		b.WriteString("> **Warning:** " + mdText(oneLine(w)) + "\n\n")
+		b.WriteString("> **Warning:** " + mdText(oneline.Fold(w)) + "\n\n")
 	}
 	if len(r.Phases) > 0 {
 		b.WriteString("### Phases\n\n")

@@ -15,9 +15,9 @@ func GuardRules() []rbacv1.PolicyRule {
 	for _, r := range []Resource{{"apps", "deployments"}, {"apps", "statefulsets"}, {"apps", "daemonsets"}} {
 		add(r, "get", "list", "watch", "patch", "update")
 	}
-	// The diagnosis reads what workloads own; the verification of a rollback tracks like a deploy does.
-	// (the tracker watches a namespace's Jobs too, for releases that hold a migration).
-	for _, r := range []Resource{{"apps", "replicasets"}, {"apps", "controllerrevisions"}, {"batch", "jobs"}, {"", "pods"}, {"", "events"}, {"", "namespaces"}} {
+	// The diagnosis reads what workloads own, from the guard's caches; so does the verification of a
+	// rollback (track.Source), which therefore opens no watches of its own (no Jobs).
+	for _, r := range []Resource{{"apps", "replicasets"}, {"apps", "controllerrevisions"}, {"", "pods"}, {"", "events"}, {"", "namespaces"}} {
 		add(r, "get", "list", "watch")
 	}
 	add(Resource{"", "pods/log"}, "get")
@@ -28,5 +28,8 @@ func GuardRules() []rbacv1.PolicyRule {
 	// Events on the workloads it acts on (the events.k8s.io API; core for older recorders).
 	add(Resource{"", "events"}, "create", "patch")
 	add(Resource{"events.k8s.io", "events"}, "create", "patch")
-	return compact(verbs)
+	// Whether a cluster autoscaler runs decides how long an unschedulable pod may wait, as for a deploy;
+	// its status ConfigMap, by name only.
+	return append(compact(verbs), rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"configmaps"},
+		ResourceNames: []string{"cluster-autoscaler-status"}, Verbs: []string{"get"}})
 }

@@ -243,7 +243,7 @@ func benchGuard(b *testing.B) {
 	})
 	close(stopRSS)
 
-	verdicts, signals, healthy := parseLog(b, logPath, change)
+	verdicts, signals, healthy, following, late := parseLog(b, logPath, change)
 	rssMu.Lock()
 	peak := peakRSS
 	rssMu.Unlock()
@@ -254,9 +254,11 @@ func benchGuard(b *testing.B) {
 		fmt.Fprintf(os.Stderr, "| %s | %.2f s | %.2f s | %.2f s | %d |\n", name, pct(ds, 50).Seconds(), pct(ds, 99).Seconds(), pct(ds, 100).Seconds(), len(ds))
 	}
 	row("first failure signal → guard verdict", signals)
+	row("change → guard follows it (record written)", following)
 	row("change → guard verdict", verdicts)
 	row("change → rollback proven healthy", healthy)
 	row("baseline: change → ProgressDeadlineExceeded (60s deadline, no rollback)", deadline)
+	fmt.Fprintf(os.Stderr, "the guard followed %d of %d rollouts only after their first failure signal\n", late, len(following))
 	fmt.Fprintf(os.Stderr, "all %d healed within %.1f s of the change\n", broken, healed.Seconds())
 	fmt.Fprintf(os.Stderr, "guard RSS: %.0f MB idle, %.0f MB peak\n", float64(idleRSS)/1e6, float64(peak)/1e6)
 	fmt.Fprintf(os.Stderr, "idle API requests per minute: %s\n", perMinute(before, after, idleMin))
@@ -308,7 +310,7 @@ func waitAllAvailable(b *testing.B, nss []string, want int) {
 
 // parseLog reads the guard's log: verdict and signal times of each failed rollout, and when each
 // rollback was proven healthy.
-func parseLog(b *testing.B, path string, change time.Time) (verdicts, signals, healthy []time.Duration) {
+func parseLog(b *testing.B, path string, change time.Time) (verdicts, signals, healthy, following []time.Duration, late int) {
 	f, err := os.Open(path)
 	if err != nil {
 		b.Fatal(err)
@@ -321,6 +323,12 @@ func parseLog(b *testing.B, path string, change time.Time) (verdicts, signals, h
 		switch {
 		case strings.Contains(line, `msg="rollout failed"`):
 			v, sig := field(line, "verdict"), field(line, "signal")
+			if f := field(line, "following"); !f.IsZero() {
+				following = append(following, f.Sub(change))
+				if f.After(sig) {
+					late++
+				}
+			}
 			if !v.IsZero() {
 				verdicts = append(verdicts, v.Sub(change))
 				if !sig.IsZero() && sig.After(change.Add(-time.Minute)) {
@@ -333,7 +341,7 @@ func parseLog(b *testing.B, path string, change time.Time) (verdicts, signals, h
 			}
 		}
 	}
-	return verdicts, signals, healthy
+	return verdicts, signals, healthy, following, late
 }
 
 func field(line, key string) time.Time {

@@ -27,6 +27,8 @@ const guardLockTTL = 15 * time.Second
 // follower follows one rollout of one workload until its verdict is acted on.
 type follower struct {
 	hash string
+	// since is when following began (the rollout's record written): a signal before it waited for that.
+	since time.Time
 	// ctx ends when the guard stops leading or the follower is stopped.
 	ctx        context.Context
 	cancel     context.CancelFunc
@@ -72,7 +74,7 @@ func (g *Guard) attach(k key, hash string) *follower {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(g.ctx)
-	f := &follower{hash: hash, ctx: ctx, cancel: cancel}
+	f := &follower{hash: hash, since: time.Now(), ctx: ctx, cancel: cancel}
 	st.follow = f
 	g.metrics.active.Inc()
 	return f
@@ -167,7 +169,8 @@ func (g *Guard) failed(ctx context.Context, k key, f *follower, w client.Object,
 	g.event(w, corev1.EventTypeWarning, "RolloutFailed", "release %s failed: %s: %s", rec.ID, v.Reason, v.Message)
 	g.opts.Notify.Notify(g.notice(notify.ReleaseFailed, rec, &v))
 	g.log.Warn("rollout failed", "workload", k.String(), "release", rec.ID, "reason", v.Reason, "message", v.Message,
-		"signal", v.Since.UTC().Format(time.RFC3339Nano), "verdict", now.UTC().Format(time.RFC3339Nano))
+		"signal", v.Since.UTC().Format(time.RFC3339Nano), "following", f.since.UTC().Format(time.RFC3339Nano),
+		"verdict", now.UTC().Format(time.RFC3339Nano))
 	if pol.OnFailure == OnFailureRollback && rec.Objects[0].Previous == nil {
 		rec.Message += " (no earlier revision to roll back to)"
 		pol.OnFailure = OnFailureNone

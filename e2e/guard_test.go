@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
@@ -181,17 +182,18 @@ func TestGuard(t *testing.T) {
 		}
 	})
 
-	// A DaemonSet is rolled back. A StatefulSet is held: its broken pod would block a rollback (Kubernetes'
-	// "forced rollback" needs that pod deleted, which the shared rollback does not do; see docs/guard.md).
+	// A DaemonSet is rolled back; a StatefulSet is held, or rolled back although its crashing pod blocks
+	// the StatefulSet controller (the guard's forced rollback deletes that pod).
 	t.Run("statefulsets and daemonsets", func(t *testing.T) {
 		for _, tc := range []struct {
 			kind, scenario, reason, policy string
 			want                           release.Outcome
 		}{
 			{"StatefulSet", "crash-loop", "CrashLoop", "hold", release.PendingApproval},
+			{"StatefulSet", "crash-loop", "CrashLoop", "rollback", release.RolledBack},
 			{"DaemonSet", "image-pull-failure", "ImagePullFailed", "rollback", release.RolledBack},
 		} {
-			t.Run(tc.kind, func(t *testing.T) {
+			t.Run(tc.kind+"/"+tc.policy, func(t *testing.T) {
 				t.Parallel()
 				ns := guardedNamespace(t)
 				a := app{kind: tc.kind, replicas: 2}
@@ -205,6 +207,12 @@ func TestGuard(t *testing.T) {
 				}
 				if tc.want == release.RolledBack {
 					kubectl(t, "", "rollout", "status", strings.ToLower(tc.kind)+"/web", "-n", ns, "--timeout", "2m")
+					if img := templateImageOf(t, tc.kind, ns); img != goodImage {
+						t.Errorf("%s rolled back, but its template runs %s", tc.kind, img)
+					}
+				}
+				if tc.kind == "StatefulSet" && tc.want == release.RolledBack {
+					waitEvents(t, ns, "web", "ForcedRollback", "RolledBack")
 				}
 			})
 		}
@@ -318,4 +326,26 @@ func TestGuardLeaderKilled(t *testing.T) {
 	if err != nil || d.Spec.HolderIdentity == nil {
 		t.Fatalf("leader Lease: %v", err)
 	}
+}
+
+// templateImageOf is the first container image of the "web" StatefulSet or DaemonSet's template.
+func templateImageOf(t *testing.T, kind, ns string) string {
+	t.Helper()
+	apps := cluster.Client().AppsV1()
+	var spec corev1.PodSpec
+	switch kind {
+	case "StatefulSet":
+		o, err := apps.StatefulSets(ns).Get(context.Background(), "web", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec = o.Spec.Template.Spec
+	default:
+		o, err := apps.DaemonSets(ns).Get(context.Background(), "web", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec = o.Spec.Template.Spec
+	}
+	return spec.Containers[0].Image
 }

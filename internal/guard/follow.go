@@ -230,6 +230,11 @@ func (g *Guard) rollback(ctx context.Context, k key, w client.Object, rec *relea
 		Watch:     action.Watch{Timeout: pol.Timeout, Thresholds: pol.Thresholds, Log: g.log, Notify: g.opts.Notify, Source: newSource(g)},
 		Namespace: k.namespace, Release: rec.ID, LockTTL: guardLockTTL, WaitForLock: wait,
 	}
+	if k.kind == "StatefulSet" && len(rec.Workloads) > 0 && rec.Workloads[0].NewTemplateHash != "" {
+		uctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go g.unstick(uctx, k, rec.Workloads[0].NewTemplateHash)
+	}
 	res, err := rb.Run(ctx)
 	var held *lock.HeldError
 	if err != nil && !errors.As(err, &held) {

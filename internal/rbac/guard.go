@@ -21,6 +21,8 @@ func GuardRules() []rbacv1.PolicyRule {
 		add(r, "get", "list", "watch")
 	}
 	add(Resource{"", "pods/log"}, "get")
+	// A StatefulSet's forced rollback: its pods stuck on the failed revision are deleted (never a workload).
+	add(Resource{"", "pods"}, "delete")
 	// Release records: created and updated as a rollout goes, listed to find known-bad templates, pruned.
 	add(Resource{"", "secrets"}, "get", "list", "create", "update", "delete")
 	// App locks (a deploy holding one owns the rollout) and the guard's leader-election Lease.

@@ -243,7 +243,7 @@ func benchGuard(b *testing.B) {
 	})
 	close(stopRSS)
 
-	verdicts, signals, healthy, following, late := parseLog(b, logPath, change)
+	verdicts, signals, healthy, seen, following, late := parseLog(b, logPath, change)
 	rssMu.Lock()
 	peak := peakRSS
 	rssMu.Unlock()
@@ -254,7 +254,8 @@ func benchGuard(b *testing.B) {
 		fmt.Fprintf(os.Stderr, "| %s | %.2f s | %.2f s | %.2f s | %d |\n", name, pct(ds, 50).Seconds(), pct(ds, 99).Seconds(), pct(ds, 100).Seconds(), len(ds))
 	}
 	row("first failure signal → guard verdict", signals)
-	row("change → guard follows it (record written)", following)
+	row("change → guard sees the rollout (new ReplicaSet in its cache)", seen)
+	row("change → guard follows it (lock taken, record written)", following)
 	row("change → guard verdict", verdicts)
 	row("change → rollback proven healthy", healthy)
 	row("baseline: change → ProgressDeadlineExceeded (60s deadline, no rollback)", deadline)
@@ -310,7 +311,7 @@ func waitAllAvailable(b *testing.B, nss []string, want int) {
 
 // parseLog reads the guard's log: verdict and signal times of each failed rollout, and when each
 // rollback was proven healthy.
-func parseLog(b *testing.B, path string, change time.Time) (verdicts, signals, healthy, following []time.Duration, late int) {
+func parseLog(b *testing.B, path string, change time.Time) (verdicts, signals, healthy, seen, following []time.Duration, late int) {
 	f, err := os.Open(path)
 	if err != nil {
 		b.Fatal(err)
@@ -323,6 +324,9 @@ func parseLog(b *testing.B, path string, change time.Time) (verdicts, signals, h
 		switch {
 		case strings.Contains(line, `msg="rollout failed"`):
 			v, sig := field(line, "verdict"), field(line, "signal")
+			if f := field(line, "seen"); !f.IsZero() {
+				seen = append(seen, f.Sub(change))
+			}
 			if f := field(line, "following"); !f.IsZero() {
 				following = append(following, f.Sub(change))
 				if f.After(sig) {
@@ -341,7 +345,7 @@ func parseLog(b *testing.B, path string, change time.Time) (verdicts, signals, h
 			}
 		}
 	}
-	return verdicts, signals, healthy, following, late
+	return verdicts, signals, healthy, seen, following, late
 }
 
 func field(line, key string) time.Time {

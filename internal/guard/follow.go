@@ -27,8 +27,9 @@ const guardLockTTL = 15 * time.Second
 // follower follows one rollout of one workload until its verdict is acted on.
 type follower struct {
 	hash string
-	// since is when following began (the rollout's record written): a signal before it waited for that.
-	since time.Time
+	// seen is when the guard saw the rollout start, since when it began following it (its record
+	// written): a signal between the two waited for the record's API round trips.
+	seen, since time.Time
 	// ctx ends when the guard stops leading or the follower is stopped.
 	ctx        context.Context
 	cancel     context.CancelFunc
@@ -42,12 +43,13 @@ func (f *follower) stop()       { f.cancel() }
 func (f *follower) supersede()  { f.superseded.Store(true); f.cancel() }
 func (f *follower) setRolling() { f.rolling.Store(true) }
 
-// follow starts following rec's rollout in the background.
-func (g *Guard) follow(k key, hash string, rec *release.Record, pol Policy) {
+// follow starts following rec's rollout, seen at seen, in the background.
+func (g *Guard) follow(k key, hash string, rec *release.Record, pol Policy, seen time.Time) {
 	f := g.attach(k, hash)
 	if f == nil {
 		return
 	}
+	f.seen = seen
 	go g.run(k, f, rec, pol)
 }
 
@@ -169,7 +171,7 @@ func (g *Guard) failed(ctx context.Context, k key, f *follower, w client.Object,
 	g.event(w, corev1.EventTypeWarning, "RolloutFailed", "release %s failed: %s: %s", rec.ID, v.Reason, v.Message)
 	g.opts.Notify.Notify(g.notice(notify.ReleaseFailed, rec, &v))
 	g.log.Warn("rollout failed", "workload", k.String(), "release", rec.ID, "reason", v.Reason, "message", v.Message,
-		"signal", v.Since.UTC().Format(time.RFC3339Nano), "following", f.since.UTC().Format(time.RFC3339Nano),
+		"signal", v.Since.UTC().Format(time.RFC3339Nano), "seen", f.seen.UTC().Format(time.RFC3339Nano), "following", f.since.UTC().Format(time.RFC3339Nano),
 		"verdict", now.UTC().Format(time.RFC3339Nano))
 	if pol.OnFailure == OnFailureRollback && rec.Objects[0].Previous == nil {
 		rec.Message += " (no earlier revision to roll back to)"

@@ -35,6 +35,7 @@ const ObservedBy = "rollguard guard"
 // rolled back before is known bad and is held rather than rolled back again; one somebody decided on is
 // left alone; one a killed guard was following is resumed; otherwise a record is written and followed.
 func (g *Guard) start(ctx context.Context, k key, w client.Object, pol Policy, hash string, revs []revision) (reconcile.Result, error) {
+	seen := time.Now()
 	lk, err := lock.Acquire(ctx, g.kc, k.namespace, pol.App, lock.Options{Holder: g.holder(), TTL: guardLockTTL})
 	var held *lock.HeldError
 	if errors.As(err, &held) {
@@ -65,7 +66,7 @@ func (g *Guard) start(ctx context.Context, k key, w client.Object, pol Policy, h
 	case prior.ObservedBy == ObservedBy && (prior.Outcome == release.Tracking || prior.Outcome == release.Applying):
 		g.log.Info("resuming a rollout a previous guard was following", "workload", k.String(), "release", prior.ID)
 		unlock()
-		g.follow(k, hash, prior, pol)
+		g.follow(k, hash, prior, pol, seen)
 		return reconcile.Result{}, nil
 	case prior.Outcome == release.RollingBack:
 		unlock()
@@ -80,7 +81,7 @@ func (g *Guard) start(ctx context.Context, k key, w client.Object, pol Policy, h
 	g.log.Info("following a rollout", "workload", k.String(), "release", rec.ID, "by", rec.DeployedBy)
 	g.event(w, corev1.EventTypeNormal, "RolloutStarted", "rollguard guard follows the rollout of %s as release %s", strings.Join(rec.Workloads[0].Images, ","), rec.ID)
 	unlock()
-	g.follow(k, hash, rec, pol)
+	g.follow(k, hash, rec, pol, seen)
 	return reconcile.Result{}, nil
 }
 

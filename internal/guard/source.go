@@ -7,7 +7,6 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/rollguard/rollguard/internal/diagnose"
@@ -19,19 +18,12 @@ import (
 const autoscalerTTL = time.Minute
 
 // source lets the tracker that proves a rollback healthy read the guard's caches (track.Source): the
-// guard already watches every pod, ReplicaSet and event of the cluster once. One source serves one
-// rollback.
-type source struct {
-	g *Guard
+// guard already watches every pod, ReplicaSet and event of the cluster once. The tracker judges a
+// restored workload only once the cache holds the generation the restore wrote (track.Options.Applied),
+// so a rollback is never failed on the very rollout it undoes.
+type source struct{ g *Guard }
 
-	mu sync.Mutex
-	// generation is, per target, the workload's generation in the API when tracking began. The caches
-	// may still hold the workload as it was before the rollback restored it; judged, that would fail the
-	// rollback on the very rollout it undoes. Until they catch up the target is progressing.
-	generation map[track.Target]int64
-}
-
-func newSource(g *Guard) *source { return &source{g: g, generation: map[track.Target]int64{}} }
+func newSource(g *Guard) *source { return &source{g: g} }
 
 func (s *source) Input(ctx context.Context, t track.Target) (diagnose.Input, error) {
 	switch t.Kind {
@@ -39,7 +31,6 @@ func (s *source) Input(ctx context.Context, t track.Target) (diagnose.Input, err
 	default:
 		return diagnose.Input{}, fmt.Errorf("the guard does not watch %s", t.Kind)
 	}
-	floor := s.liveGeneration(ctx, t)
 	w := newObject(t.Kind)
 	err := s.g.cache.Get(ctx, types.NamespacedName{Namespace: t.Namespace, Name: t.Name}, w)
 	if apierrors.IsNotFound(err) {
@@ -48,39 +39,7 @@ func (s *source) Input(ctx context.Context, t track.Target) (diagnose.Input, err
 	if err != nil {
 		return diagnose.Input{}, err
 	}
-	if w.GetGeneration() < floor {
-		return diagnose.Input{}, nil
-	}
 	return s.g.input(ctx, w)
-}
-
-// liveGeneration reads a target's generation from the API once (the one request a rollback's tracking
-// makes); 0, so no wait, when it cannot.
-func (s *source) liveGeneration(ctx context.Context, t track.Target) int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if g, ok := s.generation[t]; ok {
-		return g
-	}
-	var gen int64
-	apps := s.g.kc.Typed.AppsV1()
-	get := metav1.GetOptions{}
-	switch t.Kind {
-	case "Deployment":
-		if o, err := apps.Deployments(t.Namespace).Get(ctx, t.Name, get); err == nil {
-			gen = o.Generation
-		}
-	case "StatefulSet":
-		if o, err := apps.StatefulSets(t.Namespace).Get(ctx, t.Name, get); err == nil {
-			gen = o.Generation
-		}
-	case "DaemonSet":
-		if o, err := apps.DaemonSets(t.Namespace).Get(ctx, t.Name, get); err == nil {
-			gen = o.Generation
-		}
-	}
-	s.generation[t] = gen
-	return gen
 }
 
 func (s *source) Autoscaler(ctx context.Context) diagnose.Autoscaler { return s.g.autoscaler(ctx) }

@@ -287,54 +287,35 @@ func (s *Store) List(ctx context.Context, namespace, app string) ([]*Record, err
 
 // Latest returns the app's newest record, or nil, nil when it has none.
 func (s *Store) Latest(ctx context.Context, namespace, app string) (*Record, error) {
-	secs, err := s.list(ctx, namespace, app)
-	if err != nil || len(secs) == 0 {
-		return nil, err
-	}
-	newest := &secs[0]
-	for i := range secs {
-		if revisionOf(&secs[i]) > revisionOf(newest) {
-			newest = &secs[i]
-		}
-	}
-	return s.decodeFresh(ctx, newest)
+	return s.newest(ctx, namespace, app, func(*corev1.Secret) bool { return true })
 }
 
 // LastSucceeded returns the app's newest succeeded record other than except (an ID), or nil, nil. Only that
 // record is read: a large release's records are large.
 func (s *Store) LastSucceeded(ctx context.Context, namespace, app, except string) (*Record, error) {
-	secs, err := s.list(ctx, namespace, app)
-	if err != nil {
-		return nil, err
-	}
-	var newest *corev1.Secret
-	for i := range secs {
-		if Outcome(secs[i].Labels[LabelOutcome]) != Succeeded || secs[i].Name == SecretName(except) {
-			continue
-		}
-		if newest == nil || revisionOf(&secs[i]) > revisionOf(newest) {
-			newest = &secs[i]
-		}
-	}
-	if newest == nil {
-		return nil, nil
-	}
-	return s.decodeFresh(ctx, newest)
+	return s.newest(ctx, namespace, app, func(sec *corev1.Secret) bool {
+		return Outcome(sec.Labels[LabelOutcome]) == Succeeded && sec.Name != SecretName(except)
+	})
 }
 
 // Unfinished returns the app's newest record whose outcome is applying, tracking or rolling_back, or
 // nil, nil. Found while holding the app's lock, such a record belongs to a run that was killed.
 func (s *Store) Unfinished(ctx context.Context, namespace, app string) (*Record, error) {
+	return s.newest(ctx, namespace, app, func(sec *corev1.Secret) bool {
+		return Outcome(sec.Labels[LabelOutcome]).Unfinished()
+	})
+}
+
+// newest reads the app's record of the highest revision among those whose Secret (its labels) matches, or
+// returns nil, nil; only that record is decoded.
+func (s *Store) newest(ctx context.Context, namespace, app string, match func(*corev1.Secret) bool) (*Record, error) {
 	secs, err := s.list(ctx, namespace, app)
 	if err != nil {
 		return nil, err
 	}
 	var newest *corev1.Secret
 	for i := range secs {
-		if !Outcome(secs[i].Labels[LabelOutcome]).Unfinished() {
-			continue
-		}
-		if newest == nil || revisionOf(&secs[i]) > revisionOf(newest) {
+		if match(&secs[i]) && (newest == nil || revisionOf(&secs[i]) > revisionOf(newest)) {
 			newest = &secs[i]
 		}
 	}

@@ -150,3 +150,47 @@ func TestPreflightRefusesUnrecoverableDeploy(t *testing.T) {
 		t.Errorf("a release whose rollback needs no delete: exit %d, want 0\n%s", ok.code, ok.stderr)
 	}
 }
+
+// TestPreflightAsksByNameForNamedRoles: the preflight asks once per verb, kind and namespace; a role that
+// grants a kind only for the release's objects by name (resourceNames) is refused that question, and the
+// preflight then asks about each object, so the release is deployed. A role naming other objects is refused.
+func TestPreflightAsksByNameForNamedRoles(t *testing.T) {
+	t.Parallel()
+	ns := cluster.Namespace(t)
+	service := "apiVersion: v1\nkind: Service\nmetadata:\n  name: web-v2\nspec:\n  selector:\n    app: web\n  ports:\n  - port: 80\n---\n"
+	ctx := context.Background()
+	for _, tc := range []struct {
+		sa, named string
+		code      int
+	}{{"named", "web-v2", 0}, {"othername", "web-v3", 3}} {
+		var rules []rbacv1.PolicyRule
+		for _, r := range rbac.Rules(rbac.DefaultResources()) {
+			if i := slices.Index(r.Resources, "services"); i >= 0 && r.APIGroups[0] == "" {
+				r.Resources = slices.Delete(slices.Clone(r.Resources), i, i+1)
+			}
+			rules = append(rules, r)
+		}
+		// Creating cannot be limited by name (the request has none); everything else on Services is.
+		rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"create"}},
+			rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"services"}, ResourceNames: []string{tc.named},
+				Verbs: []string{"get", "patch", "update", "delete"}})
+		kc := serviceAccountKubeconfig(t, ns, tc.sa)
+		if _, err := cluster.Client().RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: tc.sa}, Rules: rules}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cluster.Client().RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: tc.sa},
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: tc.sa},
+			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: tc.sa, Namespace: ns}},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		r := rollguardEnv(t, []string{"KUBECONFIG=" + kc}, service+releaseV1(), "deploy", "-f", "-", "-n", ns, "--timeout", "2m", "--app", tc.sa)
+		if r.code != tc.code {
+			t.Fatalf("role naming Service %s: exit %d, want %d\n%s", tc.named, r.code, tc.code, r.stderr)
+		}
+		if tc.code == 3 && !strings.Contains(r.stderr, `"services"`) {
+			t.Errorf("refusal does not name the Service access:\n%s", r.stderr)
+		}
+	}
+}

@@ -60,13 +60,9 @@ func Connect(ctx context.Context, getter genericclioptions.RESTClientGetter) (*C
 	if err != nil {
 		return nil, classifyConfigError(err)
 	}
-	typed, err := kubernetes.NewForConfig(cfg)
+	typed, dyn, err := clientsFor(cfg)
 	if err != nil {
-		return nil, classifyConfigError(err)
-	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return nil, classifyConfigError(err)
+		return nil, err
 	}
 	c := &Client{Config: cfg, Typed: typed, Dynamic: dyn, Namespace: ns, Server: cfg.Host}
 	if err := c.Ping(ctx); err != nil {

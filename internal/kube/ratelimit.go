@@ -22,17 +22,26 @@ func (c *Client) WithRateLimit(qps float32, burst int, waited func(time.Duration
 		rl = observedLimiter{RateLimiter: rl, waited: waited}
 	}
 	cfg.RateLimiter = rl
-	typed, err := kubernetes.NewForConfig(cfg)
+	typed, dyn, err := clientsFor(cfg)
 	if err != nil {
-		return nil, classifyConfigError(err)
-	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return nil, classifyConfigError(err)
+		return nil, err
 	}
 	out := *c
 	out.Config, out.Typed, out.Dynamic = cfg, typed, dyn
 	return &out, nil
+}
+
+// clientsFor builds the typed and dynamic clients of a config.
+func clientsFor(cfg *rest.Config) (kubernetes.Interface, dynamic.Interface, error) {
+	typed, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, classifyConfigError(err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, classifyConfigError(err)
+	}
+	return typed, dyn, nil
 }
 
 // observedLimiter reports each wait of the limiter it wraps.

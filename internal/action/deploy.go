@@ -251,11 +251,15 @@ func (d *Deploy) lockOptions() lock.Options {
 // change and records it before anything changes. Fills Record, Inherited and Result.
 func (d *Deploy) record(ctx context.Context, s *State) error {
 	d.held = s.lock
-	inherited, err := d.converge(ctx, s.Client, s.Store, s.Namespace, s.App)
-	if err != nil {
-		return stoppedBeforeChange(ctx, err)
+	// Who deploys is asked of the cluster (a SelfSubjectReview) while the records and the previous state
+	// are read: one round trip less between the lock and the apply.
+	ci := manifest.DetectCI(s.getenv)
+	identity := make(chan string, 1)
+	go func() { identity <- release.Identity(ctx, s.Client, ci) }()
+	inherited, last, err := d.converge(ctx, s.Client, s.Store, s.Namespace, s.App)
+	if err == nil && last == nil {
+		last, err = s.Store.Latest(ctx, s.Namespace, s.App)
 	}
-	last, err := s.Store.Latest(ctx, s.Namespace, s.App)
 	if err != nil {
 		return stoppedBeforeChange(ctx, err)
 	}
@@ -263,9 +267,8 @@ func (d *Deploy) record(ctx context.Context, s *State) error {
 	if err != nil {
 		return stoppedBeforeChange(ctx, err)
 	}
-	ci := manifest.DetectCI(s.getenv)
 	rec := &release.Record{
-		App: s.App, Namespace: s.Namespace, Environment: d.Environment, DeployedBy: release.Identity(ctx, s.Client, ci), CI: ci,
+		App: s.App, Namespace: s.Namespace, Environment: d.Environment, DeployedBy: <-identity, CI: ci,
 		ChangeCause: s.Cause, Objects: states, Workloads: wstates, Outcome: release.Applying,
 		RestoresTo: release.RestorePoint(last),
 	}

@@ -87,10 +87,10 @@ func TestDeployFailureReasons(t *testing.T) {
 			evidence: "CreateContainerConfigError",
 		},
 		{
-			name:     "readiness",
-			v2:       app{image: "registry.example.com/web:2.0.0", scenario: "never-ready", readinessProbe: true},
-			reason:   "ReadinessFailed",
-			message:  "ready",
+			name:    "readiness",
+			v2:      app{image: "registry.example.com/web:2.0.0", scenario: "never-ready", readinessProbe: true},
+			reason:  "ReadinessFailed",
+			message: "ready",
 			// The probe's own Unhealthy event can come after the verdict on a loaded machine (kwok writes the
 			// start events first, as a kubelet does); the container state is always there.
 			evidence: "ready=false",

@@ -295,8 +295,8 @@ func TestPhaseHelmHooks(t *testing.T) {
 }
 
 // TestPhaseKilledAfterPreDeployConverges: a run killed after its pre-deploy Job completed (before anything
-// else was applied), or in its bake window, converges on the next run: the release is deployed and baked,
-// and the unchanged Job not run twice.
+// else was applied), while its verify Job runs, or in its bake window, converges on the next run: the
+// release is deployed, verified and baked, and the unchanged pre-deploy Job not run twice.
 func TestPhaseKilledAfterPreDeployConverges(t *testing.T) {
 	t.Parallel()
 	for _, point := range crashpoint.PhasePoints {
@@ -304,7 +304,8 @@ func TestPhaseKilledAfterPreDeployConverges(t *testing.T) {
 			t.Parallel()
 			ns := cluster.Namespace(t)
 			deployImage(t, ns, "1.0.0")
-			manifests := phaseJob{name: "migrate", phase: "pre-deploy"}.yaml() + "---\n" + app{image: "registry.example.com/web:2.0.0"}.yaml()
+			manifests := phaseJob{name: "migrate", phase: "pre-deploy"}.yaml() + "---\n" + app{image: "registry.example.com/web:2.0.0"}.yaml() +
+				"---\n" + phaseJob{name: "smoke", phase: "verify"}.yaml()
 			args := []string{"deploy", "-f", "-", "-n", ns, "--timeout", "2m", "--lock-ttl", "2s", "--bake", "3s"}
 			killed := rollguardEnv(t, []string{"KUBECONFIG=" + cluster.Kubeconfig, crashpoint.Env + "=" + point}, manifests, args...)
 			if killed.code != -1 || !strings.Contains(killed.stderr, crashpoint.Line(point)) {
@@ -325,6 +326,9 @@ func TestPhaseKilledAfterPreDeployConverges(t *testing.T) {
 				t.Errorf("the completed migration ran again (%s, then %s)", first, again)
 			}
 			recs := records(t, ns, "web")
+			if n := len(recs[0].Phases); n != 3 || recs[0].Phases[1].Name != "verify" || recs[0].Phases[1].Outcome != "succeeded" {
+				t.Errorf("re-run phases %+v, want pre-deploy, verify and bake", recs[0].Phases)
+			}
 			if recs[0].Outcome != "succeeded" || recs[1].Outcome != "failed" || !strings.Contains(recs[1].Message, "superseded by "+recs[0].ID) {
 				t.Errorf("records: %s %s; %s %s %q", recs[0].ID, recs[0].Outcome, recs[1].ID, recs[1].Outcome, recs[1].Message)
 			}

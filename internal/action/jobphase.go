@@ -221,6 +221,9 @@ func (d *Deploy) runPhase(ctx context.Context, s *State, name string, objs []*ma
 		}
 		d.logger().Info("applied", "phase", name, "object", o.String())
 	}
+	if name == PhaseVerify {
+		crashpoint.Hit("deploy:verifying")
+	}
 	ws, err := d.trackAt(ctx, s.Client, targets, started.Add(-2*time.Second), started, "")
 	for i := range ws {
 		ws[i].Phase = name

@@ -54,9 +54,10 @@ var CommandPoints = []string{
 // kill by anything else (its own timeout, for one).
 func Line(point string) string { return "rollguard: crash point " + point + " reached; killing myself" }
 
-// PhasePoints are passed only by a release with pre-deploy Jobs (rollguard.dev/phase: pre-deploy).
+// PhasePoints are passed only by a release with pre-deploy and verify Jobs (rollguard.dev/phase), in order.
 var PhasePoints = []string{
 	"deploy:pre-deployed", // the pre-deploy Jobs completed; no workload changed, record still says applying
+	"deploy:verifying",    // the rollout is healthy and the verify Jobs are created; record says tracking
 	"deploy:baking",       // with --bake: the release is healthy and the bake window open; record says tracking
 }
 

@@ -372,13 +372,15 @@ func TestPhaseBakeCrashLoopRollsBack(t *testing.T) {
 	}
 }
 
-// TestPhaseBakeHealthyPasses is its counter-scenario: a release that stays healthy through the window
-// succeeds, after the window.
+// TestPhaseBakeHealthyPasses is its counter-scenario: a release whose pods lose readiness for 3s inside the
+// window (shorter than --readiness-slack) and are ready again succeeds, after the window.
 func TestPhaseBakeHealthyPasses(t *testing.T) {
 	t.Parallel()
 	ns := cluster.Namespace(t)
 	deployImage(t, ns, "1.0.0")
-	r := rollguard(t, app{image: "registry.example.com/web:2.0.0"}.yaml(), "deploy", "-f", "-", "-n", ns, "-o", "json", "--timeout", "2m", "--bake", "5s")
+	v2 := app{image: "registry.example.com/web:2.0.0", scenario: sandbox.ScenarioReadyBlip,
+		annotations: map[string]string{sandbox.BlipAfterAnnotation: "5s"}}
+	r := rollguard(t, v2.yaml(), "deploy", "-f", "-", "-n", ns, "-o", "json", "--timeout", "2m", "--bake", "20s")
 	if r.code != 0 {
 		t.Fatalf("exit %d, want 0\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -386,8 +388,20 @@ func TestPhaseBakeHealthyPasses(t *testing.T) {
 	if len(rep.Phases) != 1 || rep.Phases[0].Name != "bake" || rep.Phases[0].Outcome != "succeeded" {
 		t.Fatalf("phases %+v, want the bake succeeded", rep.Phases)
 	}
-	if d := parseTime(t, rep.Phases[0].FinishedAt).Sub(parseTime(t, rep.Phases[0].StartedAt)); d < 5*time.Second {
-		t.Errorf("the bake took %s, less than its 5s window", d)
+	if d := parseTime(t, rep.Phases[0].FinishedAt).Sub(parseTime(t, rep.Phases[0].StartedAt)); d < 20*time.Second {
+		t.Errorf("the bake took %s, less than its 20s window", d)
+	}
+	// The blip really happened, inside the window: every pod went unready and came back.
+	pods, err := cluster.Client().CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: sandbox.ScenarioLabel + "=" + sandbox.ScenarioReadyBlip})
+	if err != nil || len(pods.Items) != 3 {
+		t.Fatalf("%d blip pods (%v), want 3", len(pods.Items), err)
+	}
+	for _, p := range pods.Items {
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady && (c.Status != corev1.ConditionTrue || c.Reason != "BlipRecovered") {
+				t.Errorf("pod %s: Ready=%s %s, want it back after its blip", p.Name, c.Status, c.Reason)
+			}
+		}
 	}
 	if rec := records(t, ns, "web")[0]; rec.Outcome != "succeeded" || len(rec.Phases) != 1 || rec.Phases[0].Name != "bake" {
 		t.Errorf("record %s: %s phases %+v", rec.ID, rec.Outcome, rec.Phases)

@@ -40,6 +40,9 @@ const (
 	// containers exit with code 1, the pods lose readiness and crash-loop (stages/bake.yaml): a release
 	// that only fails after it rolled out, for the bake window.
 	ScenarioCrashLater = "crash-later"
+	// ScenarioReadyBlip: pods start ready; BlipAfterAnnotation (default 5s) later they are unready for 3s,
+	// then ready for good (stages/bake.yaml): the bake window's counter-scenario.
+	ScenarioReadyBlip = "ready-blip"
 
 	// Healthy-but-bumpy releases (stages/bumpy.yaml): each looks like a failure for a while, then turns healthy.
 
@@ -64,6 +67,9 @@ const EvictBeforeAnnotation = "sandbox.rollguard.dev/evict-before"
 
 // CrashAfterAnnotation sets how long a ScenarioCrashLater pod runs ready before it crashes (a Go duration).
 const CrashAfterAnnotation = "sandbox.rollguard.dev/crash-after"
+
+// BlipAfterAnnotation sets how long a ScenarioReadyBlip pod is ready before its 3s blip (a Go duration).
+const BlipAfterAnnotation = "sandbox.rollguard.dev/blip-after"
 
 // ReadyAfterAnnotation sets how long a ScenarioSlowReady pod takes to become Ready (a Go duration, "5s").
 const ReadyAfterAnnotation = "sandbox.rollguard.dev/ready-after"

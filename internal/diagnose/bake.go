@@ -18,8 +18,10 @@ import (
 //     bake exists for;
 //   - a new pod that was ready when the window opened and has been unready for ReadinessSlack fails it as
 //     ReadinessFailed; a shorter blip (a slow dependency for a few seconds) does not;
-//   - everything else is judged by the ordinary rules (Diagnose), so a pod that replaced a lost one and
-//     cannot pull its image or start fails as it would during the rollout.
+//   - pods created since the window opened (replacements of lost ones) are judged by the ordinary rules
+//     (Diagnose), so one that cannot pull its image or start fails as it would during the rollout; the pods
+//     that were there when it opened are judged by the two rules above only, so a readiness blip is not
+//     failed by the rollout's readiness wait.
 //
 // When the window closes without a failure the workload is Healthy; until then it is Progressing.
 
@@ -27,6 +29,12 @@ import (
 func Bake(in Input, th Thresholds) Verdict {
 	ordinary := in
 	ordinary.Deadline = time.Time{} // the window's end is no timeout
+	ordinary.Pods = nil
+	for _, p := range in.Pods {
+		if !p.CreationTimestamp.Time.Before(in.Started) {
+			ordinary.Pods = append(ordinary.Pods, p)
+		}
+	}
 	if v := Diagnose(ordinary, th); v.Status == Failed {
 		return v
 	}

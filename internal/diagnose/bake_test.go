@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -37,10 +38,14 @@ func TestBake(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		change func(*corev1.Pod)
-		now    time.Duration // since the window opened
-		status Status
-		reason Reason
-		says   string
+		// unavailable: the Deployment counts the changed pod as unavailable, as its controller does.
+		unavailable bool
+		// knownStartup: the app starts in this long, so the rollout's readiness wait would be short.
+		knownStartup time.Duration
+		now          time.Duration // since the window opened
+		status       Status
+		reason       Reason
+		says         string
 	}{
 		{name: "healthy inside the window keeps baking", now: 30 * time.Second, status: Progressing, says: "baking for 1m0s"},
 		{name: "healthy to the end of the window is healthy", now: time.Minute, status: Healthy, says: "stayed healthy through the bake window (1m0s)"},
@@ -52,6 +57,14 @@ func TestBake(t *testing.T) {
 		{name: "a readiness blip within the slack keeps baking", change: unready(5 * time.Second), now: 8 * time.Second, status: Progressing,
 			says: "not failed yet"},
 		{name: "readiness back before the window closed is healthy", change: readyAt(corev1.ConditionTrue, 9*time.Second), now: time.Minute, status: Healthy},
+		{name: "a blip on a probed container is the bake's to judge, not the rollout's readiness wait",
+			change: func(p *corev1.Pod) {
+				unready(5 * time.Second)(p)
+				p.Spec.Containers[0].ReadinessProbe = &corev1.Probe{PeriodSeconds: 1, FailureThreshold: 1}
+				p.Status.ContainerStatuses[0].Ready = false
+				p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{Type: corev1.ContainersReady, Status: corev1.ConditionFalse, LastTransitionTime: at(5 * time.Second)})
+			},
+			unavailable: true, knownStartup: time.Second, now: 9 * time.Second, status: Progressing, says: "not failed yet"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := f.in
@@ -61,6 +74,12 @@ func TestBake(t *testing.T) {
 			}
 			if tc.change != nil {
 				tc.change(&in.Pods[len(in.Pods)-1]) // a pod of the new revision
+			}
+			in.KnownStartup = tc.knownStartup
+			if tc.unavailable {
+				d := in.Workload.(*appsv1.Deployment).DeepCopy()
+				d.Status.AvailableReplicas--
+				in.Workload = d
 			}
 			in.Started, in.Deadline, in.Now = opened, opened.Add(time.Minute), opened.Add(tc.now)
 			v := Bake(in, DefaultThresholds())

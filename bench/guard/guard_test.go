@@ -31,6 +31,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/rollguard/rollguard/bench/benchenv"
 	"github.com/rollguard/rollguard/sandbox"
 )
 
@@ -60,21 +61,13 @@ func run(m *testing.M) int {
 		namespaces, perNamespace, broken, unguarded, nodes = 5, 4, 5, 2, 2
 	}
 	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "rollguard-bench-guard-")
-	if err != nil {
+	var remove func()
+	var err error
+	if rollguard, kubectl, remove, err = benchenv.Tools(ctx, "rollguard-bench-guard-"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	rollguard = filepath.Join(dir, "rollguard")
-	if out, err := exec.Command("go", "build", "-o", rollguard, "../../cmd/rollguard").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building rollguard: %v\n%s", err, out)
-		return 1
-	}
-	if kubectl, err = sandbox.EnsureKubectl(ctx, sandbox.Options{Progress: os.Stderr}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
+	defer remove()
 	if cluster, err = sandbox.Start(ctx, sandbox.Options{Progress: os.Stderr, Nodes: nodes}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

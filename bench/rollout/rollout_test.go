@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -23,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rollguard/rollguard/bench/benchenv"
 	"github.com/rollguard/rollguard/sandbox"
 )
 
@@ -40,21 +40,13 @@ func run(m *testing.M) int {
 		return m.Run() // `go test ./...` without -bench: nothing here needs a cluster
 	}
 	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "rollguard-bench-")
-	if err != nil {
+	var remove func()
+	var err error
+	if rollguard, kubectl, remove, err = benchenv.Tools(ctx, "rollguard-bench-"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	rollguard = filepath.Join(dir, "rollguard")
-	if out, err := exec.Command("go", "build", "-o", rollguard, "../../cmd/rollguard").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building rollguard: %v\n%s", err, out)
-		return 1
-	}
-	if kubectl, err = sandbox.EnsureKubectl(ctx, sandbox.Options{Progress: os.Stderr}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
+	defer remove()
 	if cluster, err = sandbox.Start(ctx, sandbox.Options{Progress: os.Stderr}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

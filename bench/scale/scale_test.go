@@ -29,6 +29,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/rollguard/rollguard/bench/benchenv"
 	"github.com/rollguard/rollguard/sandbox"
 )
 
@@ -63,21 +64,13 @@ func run(m *testing.M) int {
 		total += n
 	}
 	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "rollguard-bench-scale-")
-	if err != nil {
+	var remove func()
+	var err error
+	if rollguard, kubectl, remove, err = benchenv.Tools(ctx, "rollguard-bench-scale-"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	rollguard = filepath.Join(dir, "rollguard")
-	if out, err := exec.Command("go", "build", "-o", rollguard, "../../cmd/rollguard").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building rollguard: %v\n%s", err, out)
-		return 1
-	}
-	if kubectl, err = sandbox.EnsureKubectl(ctx, sandbox.Options{Progress: os.Stderr}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
+	defer remove()
 	// Nodes with room: every variant's pods stay (four namespaces per size, with a surge), 110 pods a node.
 	nodes := total*replicas*5/100 + 2
 	if cluster, err = sandbox.Start(ctx, sandbox.Options{Progress: os.Stderr, Nodes: nodes}); err != nil {

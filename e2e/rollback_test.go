@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -339,7 +340,8 @@ func records(t *testing.T, ns, app string) []*release.Record {
 }
 
 // waitForOutcome waits until app's newest record has the outcome, and returns its ID.
-func waitForOutcome(t *testing.T, ns, app string, outcome release.Outcome) string {
+// waitForOutcome waits until the app's latest release has one of the outcomes and returns its ID.
+func waitForOutcome(t *testing.T, ns, app string, outcomes ...release.Outcome) string {
 	t.Helper()
 	s := store(t, ns)
 	var id string
@@ -349,10 +351,10 @@ func waitForOutcome(t *testing.T, ns, app string, outcome release.Outcome) strin
 			return false, nil
 		}
 		id = r.ID
-		return r.Outcome == outcome, nil
+		return slices.Contains(outcomes, r.Outcome), nil
 	})
 	if err != nil {
-		t.Fatalf("release of %s never reached %s: %v", app, outcome, err)
+		t.Fatalf("release of %s never reached %v: %v", app, outcomes, err)
 	}
 	return id
 }

@@ -187,6 +187,23 @@ func (l *Lock) Release(ctx context.Context) error {
 		defer cancel()
 	}
 	name := LeaseName(l.app)
+	// Unchanged since our last write means still ours: delete it on that condition, one round trip. A
+	// conflict (renewed by someone else's takeover, or by our own write racing the stop) falls back to
+	// reading it first.
+	select {
+	case <-l.lost:
+	default:
+		l.mu.Lock()
+		last := l.lease
+		l.mu.Unlock()
+		err := l.leases.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &last.UID, ResourceVersion: &last.ResourceVersion}})
+		if err == nil || apierrors.IsNotFound(err) {
+			return nil
+		}
+		if !apierrors.IsConflict(err) {
+			return kube.Classify(err, "releasing the lock of "+l.app, l.server)
+		}
+	}
 	for attempt := 0; attempt < 5; attempt++ {
 		cur, err := l.leases.Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {

@@ -132,15 +132,23 @@ func Acquire(ctx context.Context, c *kube.Client, namespace, app string, opts Op
 	var observedRV string
 	var observedAt time.Time
 	notified := ""
+	// A released lock is deleted, so the Lease is usually absent: try to create it before reading it, one
+	// round trip instead of two on every run's critical path.
+	tryCreate := true
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("waiting for the lock of %s: %w", app, err)
 		}
-		cur, err := l.leases.Get(ctx, name, metav1.GetOptions{})
+		var cur *coordv1.Lease
+		var err error = apierrors.NewNotFound(coordv1.Resource("leases"), name)
+		if !tryCreate {
+			cur, err = l.leases.Get(ctx, name, metav1.GetOptions{})
+		}
+		tryCreate = false
 		if apierrors.IsNotFound(err) {
 			created, err := l.leases.Create(ctx, l.newLease(name, secs), metav1.CreateOptions{FieldManager: kube.FieldManager})
 			if apierrors.IsAlreadyExists(err) {
-				continue // another run created it first: look again
+				continue // held, or another run created it first: look at it
 			}
 			if err != nil {
 				return nil, kube.Classify(err, "taking the lock of "+app, c.Server)

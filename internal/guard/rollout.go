@@ -51,7 +51,7 @@ func (g *Guard) start(ctx context.Context, k key, w client.Object, pol Policy, h
 	unlock := sync.OnceFunc(func() { _ = lk.Release(context.WithoutCancel(ctx)) })
 	defer unlock()
 
-	records, err := g.store.List(ctx, k.namespace, pol.App)
+	records, live, err := g.read(ctx, k, pol.App)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
@@ -59,7 +59,7 @@ func (g *Guard) start(ctx context.Context, k key, w client.Object, pol Policy, h
 	switch {
 	case prior == nil:
 	case prior.Outcome == release.RolledBack:
-		return reconcile.Result{}, g.holdKnownBad(ctx, k, w, pol, hash, revs, records, prior)
+		return reconcile.Result{}, g.holdKnownBad(ctx, k, w, pol, hash, revs, records, live, prior)
 	case prior.Outcome == release.PendingApproval, prior.Outcome == release.Failed, prior.Outcome == release.Rejected, prior.Outcome == release.RollbackFailed:
 		g.markHandled(k, hash)
 		return reconcile.Result{}, nil
@@ -73,23 +73,68 @@ func (g *Guard) start(ctx context.Context, k key, w client.Object, pol Policy, h
 		g.finishRollback(k, hash, prior, pol)
 		return reconcile.Result{}, nil
 	}
-	rec, err := g.record(ctx, k, w, pol, hash, revs, records, nil)
+	rec, err := g.record(ctx, k, w, pol, hash, revs, records, live, nil)
 	if err != nil {
 		return reconcile.Result{}, err
+	}
+	// The annotation and the lock's release are independent round trips: both at once, before following.
+	var annotated error
+	var wg sync.WaitGroup
+	wg.Go(func() { annotated = g.annotate(ctx, k, rec.ID) })
+	wg.Go(unlock)
+	wg.Wait()
+	if annotated != nil {
+		return reconcile.Result{}, annotated
 	}
 	crashpoint.Hit("guard:recorded")
 	g.log.Info("following a rollout", "workload", k.String(), "release", rec.ID, "by", rec.DeployedBy)
 	g.event(w, corev1.EventTypeNormal, "RolloutStarted", "rollguard guard follows the rollout of %s as release %s", strings.Join(rec.Workloads[0].Images, ","), rec.ID)
-	unlock()
 	g.follow(k, hash, rec, pol, seen)
 	return reconcile.Result{}, nil
+}
+
+// read returns the app's records and the workload read whole from the API (not the cache: the record
+// needs its managedFields to say who changed it), at once: they are independent round trips on the path
+// from seeing a rollout to following it.
+func (g *Guard) read(ctx context.Context, k key, app string) ([]*release.Record, *unstructured.Unstructured, error) {
+	res, err := g.kc.Resource(schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: k.kind}, k.namespace)
+	if err != nil {
+		return nil, nil, err
+	}
+	var records []*release.Record
+	var live *unstructured.Unstructured
+	var listErr, getErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { records, listErr = g.store.List(ctx, k.namespace, app) })
+	wg.Go(func() { live, getErr = res.Get(ctx, k.name, metav1.GetOptions{}) })
+	wg.Wait()
+	if listErr != nil {
+		return nil, nil, listErr
+	}
+	if getErr != nil {
+		return nil, nil, kube.Classify(getErr, "reading "+k.String(), g.kc.Server)
+	}
+	return records, live, nil
+}
+
+// annotate names the workload's record on the workload, so a restarted guard finds it.
+func (g *Guard) annotate(ctx context.Context, k key, id string) error {
+	res, err := g.kc.Resource(schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: k.kind}, k.namespace)
+	if err != nil {
+		return err
+	}
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, ReleaseAnnotation, id)
+	if _, err := res.Patch(ctx, k.name, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
+		return kube.Classify(err, "annotating "+k.String(), g.kc.Server)
+	}
+	return nil
 }
 
 // holdKnownBad is the loop protection: a template the guard (or a deploy) already rolled back was applied
 // again — Argo CD or Flux syncing git, a script re-running. Rolling it back again would fight them forever,
 // so the guard holds it for a person and says so.
-func (g *Guard) holdKnownBad(ctx context.Context, k key, w client.Object, pol Policy, hash string, revs []revision, records []*release.Record, prior *release.Record) error {
-	rec, err := g.record(ctx, k, w, pol, hash, revs, records, func(rec *release.Record) {
+func (g *Guard) holdKnownBad(ctx context.Context, k key, w client.Object, pol Policy, hash string, revs []revision, records []*release.Record, live *unstructured.Unstructured, prior *release.Record) error {
+	rec, err := g.record(ctx, k, w, pol, hash, revs, records, live, func(rec *release.Record) {
 		now := time.Now().UTC()
 		rec.Outcome, rec.Reason = release.PendingApproval, "KnownBadRevision"
 		rec.Message = fmt.Sprintf("%s applied a template that %s rolled back (%s); held instead of rolling back again", rec.DeployedBy, prior.ID, prior.Reason)
@@ -97,6 +142,9 @@ func (g *Guard) holdKnownBad(ctx context.Context, k key, w client.Object, pol Po
 		rec.Timings.FinishedAt = now
 	})
 	if err != nil {
+		return err
+	}
+	if err := g.annotate(ctx, k, rec.ID); err != nil {
 		return err
 	}
 	g.markHandled(k, hash)
@@ -109,21 +157,13 @@ func (g *Guard) holdKnownBad(ctx context.Context, k key, w client.Object, pol Po
 	return nil
 }
 
-// record writes the release record of a rollout: the workload as it is, with the template of the revision
-// to return to as its previous state (what a rollback, or `rollguard approve` later, restores).
+// record writes the release record of a rollout: the workload as it is (live), with the template of the
+// revision to return to as its previous state (what a rollback, or `rollguard approve` later, restores).
+// The caller then annotates the workload with the record's ID.
 //
 // The record is written once whole (fill sets what differs from a followed rollout), so nobody reads it
 // half-made.
-func (g *Guard) record(ctx context.Context, k key, w client.Object, pol Policy, hash string, revs []revision, records []*release.Record, fill func(*release.Record)) (*release.Record, error) {
-	res, err := g.kc.Resource(schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: k.kind}, k.namespace)
-	if err != nil {
-		return nil, err
-	}
-	// Read from the API, not the cache: the record needs the object whole (managedFields say who changed it).
-	live, err := res.Get(ctx, k.name, metav1.GetOptions{})
-	if err != nil {
-		return nil, kube.Classify(err, "reading "+k.String(), g.kc.Server)
-	}
+func (g *Guard) record(ctx context.Context, k key, w client.Object, pol Policy, hash string, revs []revision, records []*release.Record, live *unstructured.Unstructured, fill func(*release.Record)) (*release.Record, error) {
 	st := g.stateOf(k)
 	g.mu.Lock()
 	baseline := st.baseline
@@ -185,10 +225,6 @@ func (g *Guard) record(ctx context.Context, k key, w client.Object, pol Policy, 
 		if err := g.store.Update(ctx, rec); err != nil {
 			return nil, err
 		}
-	}
-	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, ReleaseAnnotation, rec.ID)
-	if _, err := res.Patch(ctx, k.name, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
-		return nil, kube.Classify(err, "annotating "+k.String(), g.kc.Server)
 	}
 	return rec, nil
 }

@@ -87,7 +87,9 @@ func TestDeployFailureReasons(t *testing.T) {
 			evidence: "CreateContainerConfigError",
 		},
 		{
-			name:    "readiness",
+			name: "readiness",
+			// v1's probe makes its start-up the history, so the wait is short (a probe-less v1 sets none).
+			v1:      app{readinessProbe: true},
 			v2:      app{image: "registry.example.com/web:2.0.0", scenario: "never-ready", readinessProbe: true},
 			reason:  "ReadinessFailed",
 			message: "ready",

@@ -85,10 +85,12 @@ type Thresholds struct {
 	CrashLoopRestarts int32
 	// ReadinessSlack is added to what the probes allow (initialDelaySeconds + periodSeconds ×
 	// failureThreshold of the readiness probe, plus the startup probe's) before a running, unready container
-	// fails, when the app has no history: a first deploy.
+	// fails, when the app has no history (a first deploy, old pods without a probe), and at least for a
+	// container that restarted or lost readiness, whose wait the first start's history does not bound.
 	ReadinessSlack time.Duration
-	// HistorySlack replaces ReadinessSlack when the previous revision's start-up time is known: the wait is
-	// then the larger of the probe budget and StartupMultiple × that time, plus HistorySlack.
+	// HistorySlack replaces ReadinessSlack when the previous revision's start-up time is known: the wait of
+	// a container's first start is then the larger of the probe budget and StartupMultiple × that time, plus
+	// HistorySlack.
 	HistorySlack time.Duration
 	// StartupMultiple is how many times its previous revision's start-up time a new pod may take.
 	StartupMultiple int

@@ -71,12 +71,12 @@ func TestDiagnose(t *testing.T) {
 		{name: "missing Secret key", dir: "config-missing-key", status: Failed, reason: ConfigError,
 			mentions: []string{`key "password" missing from Secret "db"`}},
 
-		// Readiness: probe 5s × 3 = 15s; the old pods became ready within a second, so the wait is 15s plus
-		// the 1s history slack; the fixture was read past that.
+		// Readiness: probe 5s × 3 = 15s; the old pods have no probe (no history), so the wait is 15s plus
+		// the 10s first-deploy slack; the fixture was read past that.
 		{name: "never ready fails past the probe budget", dir: "never-ready", status: Failed, reason: ReadinessFailed,
 			mentions: []string{"Warning Unhealthy: Readiness probe failed: HTTP probe failed with statuscode: 503", "HTTP GET :8080/healthz"}},
 		{name: "never ready within a larger slack", dir: "never-ready",
-			th: func(th *Thresholds) { th.HistorySlack = time.Minute }, status: Progressing, mentions: []string{"statuscode: 503", "previous revision became ready in 1s"}},
+			th: func(th *Thresholds) { th.ReadinessSlack = time.Minute }, status: Progressing, mentions: []string{"statuscode: 503", "(its probes allow 15s)"}},
 
 		{name: "a previous revision that started in seconds: the probes decide", dir: "slow-start-history", status: Progressing,
 			mentions: []string{"its previous revision became ready in"}},
@@ -133,7 +133,7 @@ func TestDiagnose(t *testing.T) {
 			mentions: []string{"testapp:1.5.0-missing", "not found"}},
 		{name: "real node: crash loop", dir: "real-crash-loop", status: Failed, reason: CrashLoop,
 			mentions: []string{"exited with code 1", "CrashLoopBackOff"}},
-		{name: "real node: never ready", dir: "real-never-ready", status: Failed, reason: ReadinessFailed,
+		{name: "real node: never ready", dir: "real-never-ready", after: 2 * time.Second, status: Failed, reason: ReadinessFailed,
 			mentions: []string{"Readiness probe failed: HTTP probe failed with statuscode: 503"}},
 		{name: "real node: missing ConfigMap key", dir: "real-config-missing-key", status: Failed, reason: ConfigError,
 			mentions: []string{"database-url", "web-config"}},

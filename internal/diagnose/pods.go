@@ -210,7 +210,7 @@ func (c containerCheck) crashFix(term *corev1.ContainerStateTerminated) string {
 }
 
 // readiness: a running container that is not ready fails once it has been unready longer than the app's
-// history or its probes allow (readinessWait). Without a readiness probe the kubelet marks a running
+// history or its probes allow (readinessWait; the history only for a first start). Without a readiness probe the kubelet marks a running
 // container ready by itself, so no readiness failure is possible.
 func (c containerCheck) readiness() (finding, bool) {
 	cs := c.status
@@ -220,14 +220,21 @@ func (c containerCheck) readiness() (finding, bool) {
 	if c.isPlainInit() {
 		return finding{}, false
 	}
-	wait, allows := readinessWait(c.spec, c.startup, c.th)
-	unready := cs.State.Running.StartedAt.Time
+	// A restarted container is timed from its own start (the new instance's probes start over).
+	unready, rerun := cs.State.Running.StartedAt.Time, ""
+	if cs.RestartCount > 0 {
+		rerun = fmt.Sprintf("restarted %d time", cs.RestartCount)
+		if cs.RestartCount != 1 {
+			rerun += "s"
+		}
+	}
 	for _, pc := range c.pod.Status.Conditions {
 		// A container that was ready and lost it is unready since that transition, not since it started.
 		if pc.Type == corev1.ContainersReady && pc.Status == corev1.ConditionFalse && pc.LastTransitionTime.After(unready) {
-			unready = pc.LastTransitionTime.Time
+			unready, rerun = pc.LastTransitionTime.Time, "was ready before"
 		}
 	}
+	wait, allows := readinessWait(c.spec, c.startup, rerun, c.th)
 	var probes []corev1.Event
 	for _, e := range eventsWithReason(c.events, "Unhealthy") {
 		if strings.HasPrefix(e.Message, "Readiness probe") || strings.HasPrefix(e.Message, "Startup probe") {

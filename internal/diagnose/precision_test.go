@@ -52,6 +52,32 @@ func TestPrecisionVariations(t *testing.T) {
 		{name: "a first deploy fails past the probes plus the first-deploy slack", dir: "never-ready",
 			mutate: dropOldPods, status: Failed, reason: ReadinessFailed, mentions: []string{"(its probes allow 15s)"}},
 
+		// After a restart the first start's history no longer sets the wait (CI once failed this healthy
+		// release: probe 1s × 2, previous revision ready in 1s, the restarted container ready 3s after its
+		// restart on a loaded machine). The restarted container gets its probes plus the first-deploy slack
+		// from its own start; one that never gets ready still fails then.
+		{name: "a restarted container is not timed by the previous revision's start-up", dir: "restart-once", after: 3 * time.Second,
+			mutate: together(probeOldPods, newPodsProbe(1, 2)), status: Progressing},
+		{name: "a restarted container that stays unready fails after its probes plus the first-deploy slack", dir: "restart-once", after: 12 * time.Second,
+			mutate: together(probeOldPods, newPodsProbe(1, 2)), status: Failed, reason: ReadinessFailed,
+			mentions: []string{"running for 12s but not ready (its probes allow 2s; its previous revision became ready in 1s, which does not bound a container that restarted 1 time)"}},
+		{name: "a restarted container without history: the first-deploy wait from its restart", dir: "restart-once", after: 11 * time.Second,
+			mutate: newPodsProbe(1, 2), status: Progressing},
+		{name: "a restarted container without history fails after the first-deploy wait from its restart", dir: "restart-once", after: 12 * time.Second,
+			mutate: newPodsProbe(1, 2), status: Failed, reason: ReadinessFailed, mentions: []string{"(its probes allow 2s since it restarted 1 time)"}},
+		// Readiness lost after it was there: a blip, not a start, so the start-up history does not time it.
+		{name: "readiness lost mid-rollout is not timed by the previous revision's start-up", dir: "never-ready",
+			mutate: together(knownStartup(time.Second), readinessLostAfter(6*time.Second)), status: Progressing,
+			mentions: []string{"which does not bound a container that was ready before"}},
+		{name: "readiness lost and never back fails after the probes plus the first-deploy slack", dir: "never-ready", after: 6 * time.Second,
+			mutate: together(knownStartup(time.Second), readinessLostAfter(6*time.Second)), status: Failed, reason: ReadinessFailed,
+			mentions: []string{"which does not bound a container that was ready before"}},
+		// Old pods without a probe were Ready as soon as they ran: no history, the first-deploy wait.
+		{name: "old pods without a probe set no history", dir: "never-ready", after: -2 * time.Second,
+			status: Progressing, mentions: []string{"(its probes allow 15s)"}},
+		{name: "old pods with a probe set the history", dir: "never-ready", after: -2 * time.Second,
+			mutate: probeOldPods, status: Failed, reason: ReadinessFailed, mentions: []string{"previous revision became ready in 1s"}},
+
 		// Quota with room for one surge pod: the rollout proceeds pod by pod, each ready pod freeing quota.
 		{name: "quota while a new pod becomes ready waits", dir: "quota-exceeded", mutate: surgePod(false), status: Progressing,
 			mentions: []string{"new pods are becoming ready"}},
@@ -80,7 +106,9 @@ func diagnoseVariation(t *testing.T, dir string, after time.Duration, mutate fun
 	f := loadFixture(t, filepath.Join("testdata", dir))
 	in := f.in
 	in.Now = f.captured.Add(after)
-	mutate(t, &in)
+	if mutate != nil {
+		mutate(t, &in)
+	}
 	v := Diagnose(in, DefaultThresholds())
 	if v.Status != status || v.Reason != reason {
 		t.Fatalf("got %s/%s, want %s/%s: %s", v.Status, v.Reason, status, reason, v.Message)
@@ -157,6 +185,51 @@ func surgePod(ready bool) func(*testing.T, *Input) {
 		}
 		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: status, LastTransitionTime: metav1.NewTime(in.Now.Add(-time.Minute))}}
 		in.Pods = append(in.Pods, p)
+	}
+}
+
+// probeOldPods gives the old revision's pods a readiness probe, so their Ready time is the app's history.
+func probeOldPods(t *testing.T, in *Input) {
+	r, err := newRollout(*in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	isNew := map[string]bool{}
+	for _, p := range r.newPods {
+		isNew[p.Name] = true
+	}
+	n := 0
+	for i := range in.Pods {
+		if !isNew[in.Pods[i].Name] {
+			in.Pods[i].Spec.Containers[0].ReadinessProbe = &corev1.Probe{PeriodSeconds: 1, FailureThreshold: 3}
+			n++
+		}
+	}
+	if n == 0 {
+		t.Fatal("fixture has no old pods")
+	}
+}
+
+// newPodsProbe sets the new pods' readiness probe to period s × failures.
+func newPodsProbe(period, failures int32) func(*testing.T, *Input) {
+	return func(t *testing.T, in *Input) {
+		onNewPods(t, in, func(p *corev1.Pod) {
+			p.Spec.Containers[0].ReadinessProbe = &corev1.Probe{PeriodSeconds: period, FailureThreshold: failures}
+		})
+	}
+}
+
+// readinessLostAfter makes the new pods' containers ready once and unready again d after they started.
+func readinessLostAfter(d time.Duration) func(*testing.T, *Input) {
+	return func(t *testing.T, in *Input) {
+		onNewPods(t, in, func(p *corev1.Pod) {
+			started := p.Status.ContainerStatuses[0].State.Running.StartedAt
+			for j := range p.Status.Conditions {
+				if c := &p.Status.Conditions[j]; c.Type == corev1.ContainersReady {
+					c.LastTransitionTime = metav1.NewTime(started.Add(d))
+				}
+			}
+		})
 	}
 }
 
@@ -275,11 +348,18 @@ func TestClassifyPull(t *testing.T) {
 	}
 }
 
-// A healthy rollout says how long its pods took to become ready, for the next release's readiness wait.
+// A healthy rollout says how long its pods took to become ready, for the next release's readiness wait;
+// pods without a probe were Ready as soon as they ran, which is no start-up time.
 func TestHealthyVerdictCarriesStartup(t *testing.T) {
 	f := loadFixture(t, filepath.Join("testdata", "deployment-healthy"))
 	in := f.in
 	in.Now = f.captured
+	if v := Diagnose(in, DefaultThresholds()); v.Status != Healthy || v.Startup != 0 {
+		t.Fatalf("without probes: got %s with start-up %s, want healthy with none", v.Status, v.Startup)
+	}
+	for i := range in.Pods {
+		in.Pods[i].Spec.Containers[0].ReadinessProbe = &corev1.Probe{PeriodSeconds: 1, FailureThreshold: 3}
+	}
 	v := Diagnose(in, DefaultThresholds())
 	if v.Status != Healthy || v.Startup < time.Second || v.Startup > time.Minute {
 		t.Fatalf("got %s with start-up %s, want healthy with a start-up of a second or more (rounded up)", v.Status, v.Startup)

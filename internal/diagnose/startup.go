@@ -57,8 +57,14 @@ func medianStartup(pods []corev1.Pod) time.Duration {
 }
 
 // startupOf is the time from the pod's containers starting to the pod's Ready transition. A container
-// restarted since has a later start than that transition; the pod's own start time stands in then.
+// restarted since has a later start than that transition; the pod's own start time stands in then. A pod
+// without a readiness or startup probe has no such time: the kubelet marks it Ready as soon as its
+// containers run, which says how fast the runtime starts them, not how long the app needs to serve (a
+// release that adds a probe to such an app must not be timed by it).
 func startupOf(p *corev1.Pod) (time.Duration, bool) {
+	if !probed(p) {
+		return 0, false
+	}
 	var ready time.Time
 	for _, c := range p.Status.Conditions {
 		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
@@ -83,19 +89,46 @@ func startupOf(p *corev1.Pod) (time.Duration, bool) {
 	return ready.Sub(start), true
 }
 
-// readinessWait is how long a running container may stay unready, and the words that explain it.
-func readinessWait(spec *corev1.Container, startup time.Duration, th Thresholds) (time.Duration, string) {
+// probed is true when a probe decides the pod's readiness (a readiness or startup probe on any container,
+// restartable init containers included).
+func probed(p *corev1.Pod) bool {
+	for _, list := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
+		for i := range list {
+			if list[i].ReadinessProbe != nil || list[i].StartupProbe != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// readinessWait is how long a running container may stay unready, and the words that explain it. The
+// history (startup) is how long a first start of the app took, so it sets the wait only for a container in
+// its first start; rerun says why this one is not ("restarted 1 time", "was ready before"), empty when it
+// is. Such a container is given at least what a first deploy gets (its probes from its own start plus
+// ReadinessSlack): a restart or a lost readiness is the bumpy path (a dependency that was late, a node
+// under load), on which the first start's time says nothing, and one that never gets ready still fails
+// then, or earlier as a CrashLoop if it keeps crashing.
+func readinessWait(spec *corev1.Container, startup time.Duration, rerun string, th Thresholds) (time.Duration, string) {
 	probes := probeBudget(spec.ReadinessProbe) + probeBudget(spec.StartupProbe)
+	first := probes + th.ReadinessSlack
 	if startup <= 0 {
-		return probes + th.ReadinessSlack, fmt.Sprintf("its probes allow %s", probes)
+		if rerun != "" {
+			return first, fmt.Sprintf("its probes allow %s since it %s", probes, rerun)
+		}
+		return first, fmt.Sprintf("its probes allow %s", probes)
 	}
 	multiple := th.StartupMultiple
 	if multiple < 1 {
 		multiple = 1
 	}
 	known := startup.Round(time.Second)
-	return max(probes, time.Duration(multiple)*startup) + th.HistorySlack,
-		fmt.Sprintf("its probes allow %s; its previous revision became ready in %s", probes, known)
+	history := max(probes, time.Duration(multiple)*startup) + th.HistorySlack
+	words := fmt.Sprintf("its probes allow %s; its previous revision became ready in %s", probes, known)
+	if rerun != "" {
+		return max(history, first), words + fmt.Sprintf(", which does not bound a container that %s", rerun)
+	}
+	return history, words
 }
 
 // gateFindings names the readiness gates holding pods whose containers are all ready. They never fail a

@@ -5,6 +5,7 @@ package benchenv
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -32,4 +33,41 @@ func Tools(ctx context.Context, prefix string) (rollguard, kubectl string, remov
 		return "", "", func() {}, err
 	}
 	return rollguard, kubectl, remove, nil
+}
+
+// Benchmarking reports whether the test binary was asked to run benchmarks: `go test ./...` without
+// -bench runs none, and then nothing needs a cluster.
+func Benchmarking() bool {
+	f := flag.Lookup("test.bench")
+	return f != nil && f.Value.String() != ""
+}
+
+// Env is what a benchmark runs against: the tools of Tools and a sandbox cluster.
+type Env struct {
+	Rollguard, Kubectl string
+	Cluster            *sandbox.Cluster
+	remove             func()
+}
+
+// Start builds the tools (see Tools) and starts a sandbox with opts; Stop undoes both.
+func Start(ctx context.Context, prefix string, opts sandbox.Options) (*Env, error) {
+	rollguard, kubectl, remove, err := Tools(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Progress == nil {
+		opts.Progress = os.Stderr
+	}
+	c, err := sandbox.Start(ctx, opts)
+	if err != nil {
+		remove()
+		return nil, err
+	}
+	return &Env{Rollguard: rollguard, Kubectl: kubectl, Cluster: c, remove: remove}, nil
+}
+
+// Stop stops the cluster and removes the tools.
+func (e *Env) Stop() {
+	_ = e.Cluster.Stop()
+	e.remove()
 }

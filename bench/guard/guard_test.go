@@ -53,26 +53,20 @@ func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
 	flag.Parse()
-	if flag.Lookup("test.bench").Value.String() == "" {
-		return m.Run() // `go test ./...` without -bench: nothing here needs a cluster
+	if !benchenv.Benchmarking() {
+		return m.Run()
 	}
 	nodes := 40 // 3,000 pods and a surge: 40 nodes of 110 pods
 	if os.Getenv("GUARD_BENCH_SCALE") == "small" {
 		namespaces, perNamespace, broken, unguarded, nodes = 5, 4, 5, 2, 2
 	}
-	ctx := context.Background()
-	var remove func()
-	var err error
-	if rollguard, kubectl, remove, err = benchenv.Tools(ctx, "rollguard-bench-guard-"); err != nil {
+	env, err := benchenv.Start(context.Background(), "rollguard-bench-guard-", sandbox.Options{Nodes: nodes})
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer remove()
-	if cluster, err = sandbox.Start(ctx, sandbox.Options{Progress: os.Stderr, Nodes: nodes}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer cluster.Stop()
+	defer env.Stop()
+	rollguard, kubectl, cluster = env.Rollguard, env.Kubectl, env.Cluster
 	return m.Run()
 }
 

@@ -36,22 +36,16 @@ func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
 	flag.Parse()
-	if flag.Lookup("test.bench").Value.String() == "" {
-		return m.Run() // `go test ./...` without -bench: nothing here needs a cluster
+	if !benchenv.Benchmarking() {
+		return m.Run()
 	}
-	ctx := context.Background()
-	var remove func()
-	var err error
-	if rollguard, kubectl, remove, err = benchenv.Tools(ctx, "rollguard-bench-"); err != nil {
+	env, err := benchenv.Start(context.Background(), "rollguard-bench-", sandbox.Options{})
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer remove()
-	if cluster, err = sandbox.Start(ctx, sandbox.Options{Progress: os.Stderr}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer cluster.Stop()
+	defer env.Stop()
+	rollguard, kubectl, cluster = env.Rollguard, env.Kubectl, env.Cluster
 	defer stopRealNode()
 	return m.Run()
 }

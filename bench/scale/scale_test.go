@@ -46,8 +46,8 @@ func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
 	flag.Parse()
-	if flag.Lookup("test.bench").Value.String() == "" {
-		return m.Run() // `go test ./...` without -bench: nothing here needs a cluster
+	if !benchenv.Benchmarking() {
+		return m.Run()
 	}
 	spec := os.Getenv("SCALE_BENCH_SIZES")
 	if spec == "" {
@@ -63,21 +63,15 @@ func run(m *testing.M) int {
 		sizes = append(sizes, n)
 		total += n
 	}
-	ctx := context.Background()
-	var remove func()
-	var err error
-	if rollguard, kubectl, remove, err = benchenv.Tools(ctx, "rollguard-bench-scale-"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer remove()
 	// Nodes with room: every variant's pods stay (four namespaces per size, with a surge), 110 pods a node.
 	nodes := total*replicas*5/100 + 2
-	if cluster, err = sandbox.Start(ctx, sandbox.Options{Progress: os.Stderr, Nodes: nodes}); err != nil {
+	env, err := benchenv.Start(context.Background(), "rollguard-bench-scale-", sandbox.Options{Nodes: nodes})
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer cluster.Stop()
+	defer env.Stop()
+	rollguard, kubectl, cluster = env.Rollguard, env.Kubectl, env.Cluster
 	fmt.Fprintf(os.Stderr, "sandbox: %d kwok nodes for sizes %v\n", nodes, sizes)
 	return m.Run()
 }

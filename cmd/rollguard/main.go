@@ -23,8 +23,10 @@ func main() {
 	if name := pluginName(os.Args[0]); name != "" {
 		asPlugin(root, name)
 	}
+	stopProfile := startProfile()
 	err := root.ExecuteContext(ctx)
 	stop()
+	stopProfile()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)
 	}

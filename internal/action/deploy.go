@@ -93,7 +93,7 @@ func (d *Deploy) Phases() []Phase {
 
 // Run runs the deploy's phases and reports.
 func (d *Deploy) Run(ctx context.Context) (*report.Result, error) {
-	return runPhases(ctx, &State{}, d.Phases())
+	return runPhases(ctx, &State{log: d.logger()}, d.Phases())
 }
 
 // validatePhase dry-runs every object and validates the app name and on-failure policy. Fills App and

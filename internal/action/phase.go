@@ -3,6 +3,7 @@ package action
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -73,6 +74,7 @@ type State struct {
 	phases   phased   // the release's pre-deploy and verify objects (jobphase.go)
 	warnings []string // shown once the release proceeds (probes.go)
 	cancel   context.CancelCauseFunc
+	log      *slog.Logger // phase timings (runPhases); nil logs none
 	getenv   func(string) string
 	previous []string // containers of --image NAME=previous, resolved once connected
 	// knownStartup is what the tracker learns from an earlier release's start-up times (deploy fills it).
@@ -100,7 +102,13 @@ func runPhases(ctx context.Context, s *State, phases []Phase) (*report.Result, e
 		}
 	}()
 	for _, p := range phases {
-		if err := p.Run(ctx, s); err != nil {
+		began := time.Now()
+		err := p.Run(ctx, s)
+		if s.log != nil {
+			// How long each step took, at --log-level debug: where a slow deploy spends its time.
+			s.log.Debug("phase", "name", p.Name, "took", time.Since(began).Round(time.Millisecond), "failed", err != nil)
+		}
+		if err != nil {
 			return s.Result, err
 		}
 		if s.Done {

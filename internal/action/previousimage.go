@@ -55,7 +55,7 @@ func (r *RollbackImage) Phases() []Phase {
 
 // Run finds the previous image, records the release, sets the image and follows the rollout.
 func (r *RollbackImage) Run(ctx context.Context) (*report.Result, error) {
-	return runPhases(ctx, &State{}, r.Phases())
+	return runPhases(ctx, &State{log: r.logger()}, r.Phases())
 }
 
 // check validates the options before any network call.

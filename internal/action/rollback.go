@@ -45,7 +45,7 @@ func (r *Rollback) Phases() []Phase {
 
 // Run rolls the release back and tracks the restored workloads.
 func (r *Rollback) Run(ctx context.Context) (*report.Result, error) {
-	return runPhases(ctx, &State{}, r.Phases())
+	return runPhases(ctx, &State{log: r.logger()}, r.Phases())
 }
 
 // check validates the options before any network call.

@@ -51,7 +51,7 @@ func (u *Undo) Phases() []Phase {
 
 // Run performs the undo.
 func (u *Undo) Run(ctx context.Context) (*report.Result, error) {
-	return runPhases(ctx, &State{}, u.Phases())
+	return runPhases(ctx, &State{log: u.logger()}, u.Phases())
 }
 
 // check validates the options before any network call.

@@ -38,8 +38,9 @@ func TestForEach(t *testing.T) {
 		t.Errorf("ForEach: err %v, %d calls at once, want nil and 3", err, most)
 	}
 
-	// Index 7 fails after index 12 did: 7 is reported, and calls not yet started are not made.
-	failed12 := make(chan struct{})
+	// Index 7 fails after index 12 did: 7 is reported, and calls not yet started are not made. 12 fails
+	// only once 7 is running: a call that has not started when another fails is rightly never made.
+	started7, failed12 := make(chan struct{}), make(chan struct{})
 	calls := 0
 	err = (&Client{Concurrency: 20}).ForEach(context.Background(), 100, func(ctx context.Context, i int) error {
 		mu.Lock()
@@ -47,9 +48,11 @@ func TestForEach(t *testing.T) {
 		mu.Unlock()
 		switch i {
 		case 12:
+			<-started7
 			close(failed12)
 			return errors.New("12 failed")
 		case 7:
+			close(started7)
 			<-failed12
 			return fmt.Errorf("7 failed")
 		}

@@ -33,6 +33,7 @@ import (
 	"github.com/rollguard/rollguard/internal/kube"
 	"github.com/rollguard/rollguard/internal/notify"
 	"github.com/rollguard/rollguard/internal/release"
+	"github.com/rollguard/rollguard/internal/track"
 )
 
 // Options configure the guard.
@@ -165,7 +166,7 @@ func Run(ctx context.Context, opts Options) error {
 		RetryPeriod:                   &retry,
 		Cache: cache.Options{
 			// One watch per kind for the whole cluster, holding only what the diagnosis reads.
-			DefaultTransform:             trim,
+			DefaultTransform:             track.Trim,
 			DefaultUnsafeDisableDeepCopy: ptr(true),
 		},
 	})

@@ -1,5 +1,5 @@
 // Package track follows the rollout of a release's workloads through watches and asks the diagnosis core,
-// after every change, whether each one is healthy, still progressing or failed. It returns as soon as the
+// after every change, whether the workload it belongs to is healthy, still progressing or failed. It returns as soon as the
 // answer is final: all healthy, or any failed (a failing release should be rolled back now, not when the
 // slowest workload finishes).
 package track
@@ -11,8 +11,6 @@ import (
 	"iter"
 	"log/slog"
 	"sort"
-	"strings"
-	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -81,8 +79,9 @@ type Options struct {
 	// Bake judges the targets by diagnose.Bake instead of Diagnose: they were healthy at Started and must
 	// stay so until Deadline, when they are healthy.
 	Bake bool
-	// Tick is how often time-based rules (grace windows, deadline) are re-evaluated from the caches.
-	// It reads only local caches, never the API. Default 250ms.
+	// Tick is how often time-based rules (grace windows, deadline) are re-evaluated from the caches for
+	// the workloads whose objects did not change (a release of more than 250 workloads: about every
+	// millisecond per workload, recheckEvery). It reads only local caches, never the API. Default 250ms.
 	Tick time.Duration
 	Log  *slog.Logger
 	// Source, when set, supplies the input of the built-in kinds from caches the caller keeps already,
@@ -117,17 +116,11 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	changed := make(chan struct{}, 1)
-	notify := func() {
-		select {
-		case changed <- struct{}{}:
-		default:
-		}
-	}
+	ch := newChanges(targets)
 	caches := map[string]*nsCache{}
 	for _, t := range targets {
 		if opts.Source == nil && caches[t.Namespace] == nil {
-			nc, err := startNamespace(ctx, c, t.Namespace, notify)
+			nc, err := startNamespace(ctx, c, t.Namespace, ch)
 			if err != nil {
 				return nil, err
 			}
@@ -135,7 +128,7 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 		}
 	}
 
-	custom, customKeys, err := startCustom(ctx, c, targets, notify)
+	custom, customKeys, err := startCustom(ctx, c, targets, ch.wake)
 	if err != nil {
 		return nil, err
 	}
@@ -153,18 +146,31 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 	for i, t := range targets {
 		statuses[i] = Status{Target: t, Verdict: diagnose.Verdict{Status: diagnose.Progressing}}
 	}
+	// A target is judged when its objects changed (changes), when it is first in the caches at the
+	// generation its write gave it (ready), and, while its verdict can still change with time alone
+	// (grace windows, the deadline, a bake), every Tick (less often for a large release: recheckEvery).
+	// Custom resources and a caller's Source are not traced to targets: they are judged on every pass.
+	ready := make([]bool, len(targets))
+	judged := make([]time.Time, len(targets))
+	recheck := recheckEvery(opts.Tick, len(targets))
 	ticker := time.NewTicker(opts.Tick)
 	defer ticker.Stop()
+	ticked := true
 	for {
 		now := time.Now()
-		anyChange, allHealthy, anyFailed := false, true, false
+		dirty := ch.take()
+		anyChange := false
 		fetched := logs.get() // one snapshot per pass, refreshed only when new lines arrive
 		for i, t := range targets {
+			always := t.custom() || opts.Source != nil
+			timed := ticked && (opts.Bake || statuses[i].Verdict.Status != diagnose.Healthy) && now.Sub(judged[i]) >= recheck
+			if ready[i] && !always && !dirty[i] && !timed {
+				continue
+			}
 			var generation int64
 			if opts.Applied != nil {
 				var applied bool
 				if generation, applied = opts.Applied(t); !applied {
-					allHealthy = false
 					continue
 				}
 			}
@@ -179,12 +185,17 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 					opts.Log.Debug("reading the caller's caches", "workload", t.String(), "error", err)
 				}
 			default:
-				in = caches[t.Namespace].input(t)
+				nc := caches[t.Namespace]
+				w := nc.workload(t)
+				if behind(w, generation) {
+					continue
+				}
+				in = nc.input(w)
 			}
 			if behind(in.Workload, generation) {
-				allHealthy = false
 				continue
 			}
+			ready[i], judged[i] = true, now
 			in.Now, in.Started, in.Deadline = now, opts.Started, opts.Deadline
 			in.Logs = fetched
 			if startups[i] == 0 {
@@ -212,22 +223,32 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 				statuses[i] = st
 				opts.Log.Debug("verdict", "workload", t.String(), "status", v.Status, "reason", v.Reason, "progress", v.Progress)
 			}
-			allHealthy = allHealthy && v.Status == diagnose.Healthy
-			anyFailed = anyFailed || v.Status == diagnose.Failed
 		}
 		if anyChange && opts.OnUpdate != nil {
 			opts.OnUpdate(append([]Status(nil), statuses...))
 		}
-		if allHealthy || anyFailed {
+		if allHealthy, anyFailed := outcome(statuses, ready); allHealthy || anyFailed {
 			return statuses, nil
 		}
+		ticked = false
 		select {
 		case <-ctx.Done():
 			return statuses, ctx.Err()
-		case <-changed:
+		case <-ch.signal:
 		case <-ticker.C:
+			ticked = true
 		}
 	}
+}
+
+// outcome says whether every target is judged healthy, and whether any has failed.
+func outcome(statuses []Status, ready []bool) (allHealthy, anyFailed bool) {
+	allHealthy = true
+	for i, st := range statuses {
+		allHealthy = allHealthy && ready[i] && st.Verdict.Status == diagnose.Healthy
+		anyFailed = anyFailed || st.Verdict.Status == diagnose.Failed
+	}
+	return allHealthy, anyFailed
 }
 
 // nsCache holds the informers of one namespace.
@@ -235,7 +256,7 @@ type nsCache struct {
 	deployments, statefulSets, daemonSets, jobs, replicaSets, pods, events cache.SharedIndexInformer
 }
 
-func startNamespace(ctx context.Context, c *kube.Client, ns string, notify func()) (*nsCache, error) {
+func startNamespace(ctx context.Context, c *kube.Client, ns string, ch *changes) (*nsCache, error) {
 	f := informers.NewSharedInformerFactoryWithOptions(c.Typed, 0, informers.WithNamespace(ns))
 	nc := &nsCache{
 		deployments:  f.Apps().V1().Deployments().Informer(),
@@ -249,13 +270,12 @@ func startNamespace(ctx context.Context, c *kube.Client, ns string, notify func(
 	if err := nc.addIndexers(); err != nil {
 		return nil, fmt.Errorf("watching namespace %s: %w", ns, err)
 	}
-	h := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { notify() },
-		UpdateFunc: func(any, any) { notify() },
-		DeleteFunc: func(any) { notify() },
-	}
+	h := ch.handler(nc)
 	for _, inf := range []cache.SharedIndexInformer{nc.deployments, nc.statefulSets, nc.daemonSets, nc.jobs, nc.replicaSets, nc.pods, nc.events} {
 		if _, err := inf.AddEventHandler(h); err != nil {
+			return nil, fmt.Errorf("watching namespace %s: %w", ns, err)
+		}
+		if err := inf.SetTransform(Trim); err != nil {
 			return nil, fmt.Errorf("watching namespace %s: %w", ns, err)
 		}
 		// A watch refused for lack of permission would otherwise retry silently forever.
@@ -276,8 +296,8 @@ func startNamespace(ctx context.Context, c *kube.Client, ns string, notify func(
 	return nc, nil
 }
 
-// input gathers, from the caches, everything the diagnosis needs about one workload.
-func (nc *nsCache) input(t Target) diagnose.Input {
+// workload is the target's object in the caches, nil when they do not hold it.
+func (nc *nsCache) workload(t Target) runtime.Object {
 	var w runtime.Object
 	key := t.Namespace + "/" + t.Name
 	switch t.Kind {
@@ -298,6 +318,11 @@ func (nc *nsCache) input(t Target) diagnose.Input {
 			w = o
 		}
 	}
+	return w
+}
+
+// input gathers, from the caches, everything the diagnosis needs about one workload (nil: nothing).
+func (nc *nsCache) input(w runtime.Object) diagnose.Input {
 	if w == nil {
 		return diagnose.Input{}
 	}
@@ -366,83 +391,4 @@ func eventTime(e corev1.Event) time.Time {
 		return e.EventTime.Time
 	}
 	return e.CreationTimestamp.Time
-}
-
-// logCache fetches the previous log of crashed containers once each; where the API cannot serve logs
-// (no kubelet reachable, no permission) the crash is still reported, only without its last lines.
-type logCache struct {
-	c       *kube.Client
-	mu      sync.Mutex
-	logs    map[string]string
-	fetched map[string]bool
-}
-
-func newLogCache(c *kube.Client) *logCache {
-	return &logCache{c: c, logs: map[string]string{}, fetched: map[string]bool{}}
-}
-
-func (l *logCache) get() map[string]string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := make(map[string]string, len(l.logs))
-	for k, v := range l.logs {
-		out[k] = v
-	}
-	return out
-}
-
-// wantsLogs reports the verdicts whose evidence carries the failed containers' last log lines.
-func wantsLogs(r diagnose.Reason) bool {
-	return r == diagnose.CrashLoop || r == diagnose.JobFailed || r == diagnose.VerificationFailed
-}
-
-// want fetches logs of crashed containers (restarted ones: their previous run; a Job's failed ones: their
-// own) not fetched before; it reports whether it found any new lines. The fetches run at once (at most 8):
-// each is a round trip through the API server to a kubelet, and the verdict waits for them, so one after
-// another they would add a round trip per crashed pod.
-func (l *logCache) want(ctx context.Context, pods []corev1.Pod) bool {
-	type crashed struct {
-		key, namespace, pod, container string
-		read                           func(ctx context.Context, namespace, pod, container string, lines int64) string
-	}
-	var todo []crashed
-	l.mu.Lock()
-	for _, p := range pods {
-		for _, cs := range p.Status.ContainerStatuses {
-			read := l.c.PreviousLog
-			if cs.LastTerminationState.Terminated == nil {
-				if t := cs.State.Terminated; t == nil || t.ExitCode == 0 {
-					continue
-				}
-				read = l.c.FinishedLog
-			}
-			key := p.Name + "/" + cs.Name
-			if l.fetched[key] {
-				continue
-			}
-			l.fetched[key] = true
-			todo = append(todo, crashed{key, p.Namespace, p.Name, cs.Name, read})
-		}
-	}
-	l.mu.Unlock()
-	found := false
-	var wg sync.WaitGroup
-	slots := make(chan struct{}, 8)
-	for _, c := range todo {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			slots <- struct{}{}
-			defer func() { <-slots }()
-			text := c.read(ctx, c.namespace, c.pod, c.container, 20)
-			if strings.TrimSpace(text) != "" {
-				l.mu.Lock()
-				l.logs[c.key] = text
-				found = true
-				l.mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	return found
 }

@@ -96,12 +96,11 @@ func (d *Deploy) Run(ctx context.Context) (*report.Result, error) {
 	return runPhases(ctx, &State{log: d.logger()}, d.Phases())
 }
 
-// validatePhase dry-runs every object and validates the app name and on-failure policy. Fills App and
-// OnFailure.
+// validatePhase starts the dry-run of every object (settled by preflight: checks.go) and validates the app
+// name and on-failure policy. Fills App and OnFailure.
 func (d *Deploy) validatePhase(ctx context.Context, s *State) error {
-	if err := d.validate(ctx, s.Client, s.Objects, s.CRDs); err != nil {
-		return err
-	}
+	c, objs, crds := s.Client, s.Objects, s.CRDs
+	s.inBackground(ctx, func(ctx context.Context) error { return d.validate(ctx, c, objs, crds) })
 	s.App = d.App
 	if s.App == "" {
 		s.App = defaultApp(s.Objects)
@@ -114,18 +113,21 @@ func (d *Deploy) validatePhase(ctx context.Context, s *State) error {
 	return err
 }
 
-// podPreflightPhase dry-run creates one pod per workload template, so pods the cluster would refuse are
-// bad input (exit 3) before anything changes (podpreflight.go).
+// podPreflightPhase starts the dry-run create of one pod per workload template (settled by preflight), so
+// pods the cluster would refuse are bad input (exit 3) before anything changes (podpreflight.go).
 func (d *Deploy) podPreflightPhase(ctx context.Context, s *State) error {
 	if d.SkipPodPreflight {
 		return nil
 	}
-	return podPreflight(ctx, s.Client, s.Objects, d.logger())
+	c, objs, log := s.Client, s.Objects, d.logger()
+	s.inBackground(ctx, func(ctx context.Context) error { return podPreflight(ctx, c, objs, log) })
+	return nil
 }
 
-// preflightPhase refuses a release this identity could not finish or roll back.
+// preflightPhase refuses a release this identity could not finish or roll back, then waits for the dry-runs
+// validate and pod-preflight started: the last check before the first change.
 func (d *Deploy) preflightPhase(ctx context.Context, s *State) error {
-	if err := d.preflight(ctx, s.Client, s.Namespace, s.Objects, s.OnFailure); err != nil {
+	if err := s.settle(d.preflight(ctx, s.Client, s.Namespace, s.Objects, s.OnFailure)); err != nil {
 		return err
 	}
 	crashpoint.Hit("deploy:validated")

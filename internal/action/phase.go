@@ -74,7 +74,8 @@ type State struct {
 	phases   phased   // the release's pre-deploy and verify objects (jobphase.go)
 	warnings []string // shown once the release proceeds (probes.go)
 	cancel   context.CancelCauseFunc
-	log      *slog.Logger // phase timings (runPhases); nil logs none
+	log      *slog.Logger   // phase timings (runPhases); nil logs none
+	pending  []func() error // checks running in the background until settled (checks.go)
 	getenv   func(string) string
 	previous []string // containers of --image NAME=previous, resolved once connected
 	// knownStartup is what the tracker learns from an earlier release's start-up times (deploy fills it).
@@ -109,7 +110,7 @@ func runPhases(ctx context.Context, s *State, phases []Phase) (*report.Result, e
 			s.log.Debug("phase", "name", p.Name, "took", time.Since(began).Round(time.Millisecond), "failed", err != nil)
 		}
 		if err != nil {
-			return s.Result, err
+			return s.Result, s.settle(err)
 		}
 		if s.Done {
 			break

@@ -3,7 +3,8 @@
 // applied, tracked until all healthy) beside a bare `kubectl apply --server-side` and beside apply +
 // `kubectl rollout status -f`; then a variant with one workload broken, whose rollback rollguard does on its
 // own, beside `kubectl rollout undo -f` of every workload. It reports the ratios to the bare apply, how long
-// after the broken workload's pods show the image-pull failure rollguard reports it, and rollguard's peak RSS.
+// after the broken workload's pods show the image-pull failure rollguard reports it, and rollguard's peak RSS;
+// for the deploy also when its last object was applied (from process start) and the CPU time it used.
 //
 //	SCALE_BENCH_SIZES=50,200,1000 go test -run '^$' -bench . -benchtime 1x -timeout 90m ./bench/scale/
 //
@@ -117,7 +118,8 @@ type row struct {
 	bare, applyStatus, rollguard time.Duration
 	undo, undoStatus, rollback   time.Duration
 	signalToReport               time.Duration
-	rssDeploy, rssRollback       int64 // KiB
+	rgApplied, rgCPU             time.Duration // rollguard deploy: process start to every object applied; its CPU time
+	rssDeploy, rssRollback       int64         // KiB
 	load, brokenReason           string
 }
 
@@ -130,13 +132,13 @@ func BenchmarkScale(b *testing.B) {
 		}
 	}
 	fmt.Fprintf(os.Stderr, "\nlarge releases: N Deployments x %d replicas; times in seconds; ratios to the bare apply of the same size\n", replicas)
-	fmt.Fprintln(os.Stderr, "| N | kubectl apply --server-side (bare) | apply + rollout status | rollguard deploy e2e | ratio | broken reported after its pods' signal | rollguard rollback (restored + healthy) | ratio | kubectl rollout undo -f | undo + rollout status | rollguard RSS deploy / rollback | load before |")
-	fmt.Fprintln(os.Stderr, "|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(os.Stderr, "| N | kubectl apply --server-side (bare) | apply + rollout status | rollguard deploy e2e | ratio | broken reported after its pods' signal | rollguard rollback (restored + healthy) | ratio | kubectl rollout undo -f | undo + rollout status | rollguard RSS deploy / rollback | rollguard deploy: applied after / CPU | load before |")
+	fmt.Fprintln(os.Stderr, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
-		fmt.Fprintf(os.Stderr, "| %d | %.1f | %.1f | %.1f | %.2f | %.1f s (%s) | %.1f | %.2f | %.1f | %.1f | %d / %d MB | %s |\n",
+		fmt.Fprintf(os.Stderr, "| %d | %.1f | %.1f | %.1f | %.2f | %.1f s (%s) | %.1f | %.2f | %.1f | %.1f | %d / %d MB | %.1f / %.1f s | %s |\n",
 			r.n, r.bare.Seconds(), r.applyStatus.Seconds(), r.rollguard.Seconds(), ratio(r.rollguard, r.bare),
 			r.signalToReport.Seconds(), r.brokenReason, r.rollback.Seconds(), ratio(r.rollback, r.bare),
-			r.undo.Seconds(), r.undoStatus.Seconds(), r.rssDeploy>>10, r.rssRollback>>10, r.load)
+			r.undo.Seconds(), r.undoStatus.Seconds(), r.rssDeploy>>10, r.rssRollback>>10, r.rgApplied.Seconds(), r.rgCPU.Seconds(), r.load)
 	}
 }
 
@@ -166,7 +168,12 @@ func measure(b *testing.B, n int) row {
 	// rollguard: validated, recorded, applied and tracked until every workload is healthy.
 	nsR := cluster.Namespace(b)
 	dep := timed(b, rollguard, "deploy", "-f", v1File, "-n", nsR, "--app", "scale", "--timeout", "15m", "-o", "json")
-	r.rollguard, r.rssDeploy = dep.took, dep.rss
+	r.rollguard, r.rssDeploy, r.rgCPU = dep.took, dep.rss, dep.cpu
+	var applied struct{ AppliedAt time.Time }
+	if err := json.Unmarshal(dep.stdout, &applied); err != nil {
+		b.Fatalf("rollguard's report: %v\n%s", err, dep.stdout)
+	}
+	r.rgApplied = applied.AppliedAt.Sub(dep.start)
 
 	// Baseline 3: kubectl's rollback of the broken variant, every workload undone.
 	nsK := cluster.Namespace(b)
@@ -247,8 +254,9 @@ func watchSignal(b *testing.B, ns, app string) <-chan time.Time {
 }
 
 type result struct {
-	took           time.Duration
-	rss            int64 // KiB
+	start          time.Time
+	took, cpu      time.Duration // wall clock; user + system CPU
+	rss            int64         // KiB
 	stdout, stderr []byte
 }
 
@@ -283,7 +291,8 @@ func runWant(b *testing.B, want int, bin string, args ...string) result {
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		rss = ru.Maxrss
 	}
-	return result{took: took, rss: rss, stdout: stdout.Bytes(), stderr: stderr.Bytes()}
+	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	return result{start: start, took: took, cpu: cpu, rss: rss, stdout: stdout.Bytes(), stderr: stderr.Bytes()}
 }
 
 func loadavg() string {

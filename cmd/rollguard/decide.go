@@ -91,7 +91,7 @@ or 2 if the rollback is unhealthy).`
 	addThresholdFlags(f, &d.Thresholds)
 	if !approve {
 		// reject rolls nothing back: the rollback's flags would only mislead in its help.
-		for _, name := range []string{"timeout", "output", "junit", "summary-markdown", "image-pull-grace", "crash-loop-restarts", "readiness-slack", "unschedulable-grace", "quota-grace"} {
+		for _, name := range []string{"timeout", "output", "junit", "summary-markdown", "image-pull-grace", "crash-loop-restarts", "readiness-slack", "unschedulable-grace", "quota-grace", "refusal-grace", "config-grace"} {
 			_ = f.MarkHidden(name)
 		}
 	}

@@ -198,5 +198,7 @@ func addThresholdFlags(fs *pflag.FlagSet, th *diagnose.Thresholds) {
 	fs.DurationVar(&th.UnschedulableGrace, "unschedulable-grace", th.UnschedulableGrace, "how long new pods may stay unschedulable on a cluster that cannot grow (no cluster-autoscaler, no Karpenter)")
 	fs.DurationVar(&th.ScaleUpGrace, "scale-up-grace", th.ScaleUpGrace, "how long new pods may stay unschedulable where the cluster may grow (or old pods still terminate) before the autoscaler speaks")
 	fs.DurationVar(&th.ScaleUpWait, "scale-up-wait", th.ScaleUpWait, "cap on the wait once the autoscaler said it is adding nodes (TriggeredScaleUp); NotTriggerScaleUp fails at once")
-	fs.DurationVar(&th.QuotaGrace, "quota-grace", th.QuotaGrace, "how long exceeded quota is tolerated while old pods terminate, and pod creation errors that may pass on a retry")
+	fs.DurationVar(&th.QuotaGrace, "quota-grace", th.QuotaGrace, "how long exceeded quota is tolerated while old pods terminate, pod creation errors that may pass on a retry, and a missing ConfigMap or Secret that exists now (or could not be looked up)")
+	fs.DurationVar(&th.RefusalGrace, "refusal-grace", th.RefusalGrace, "how long pod creation refused for exceeded quota, a LimitRange's max/min or a missing ServiceAccount may last (someone may be fixing it) before the release fails")
+	fs.DurationVar(&th.ConfigGrace, "config-grace", th.ConfigGrace, "how long a container may wait for a ConfigMap, Secret or key that is still missing (an operator may create it moments after the apply)")
 }

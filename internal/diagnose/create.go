@@ -31,11 +31,14 @@ var (
 	statefulPod    = regexp.MustCompile(`^Create Pod (\S+) in StatefulSet`)
 )
 
-// createFindings: every refusal gets a named reason. LimitRange, permission, admission and validation
-// refusals are deterministic and fail at once. "exceeded quota" also fails at once, unless pods of the
-// workload are terminating (a rolling update frees their quota within seconds). Errors that may pass on a
-// retry (an unreachable webhook, a new namespace's default ServiceAccount, anything unreadable) must persist
-// for th.QuotaGrace. Nothing counts once the creator has all its pods.
+// createFindings: every refusal gets a named reason. Refusals of the pod itself (Pod Security, a webhook's
+// or policy's denial, a pod invalid after defaulting) are deterministic and fail at once. Refusals that
+// name a namespace object someone may be fixing right now (exceeded quota, a LimitRange's maximum or
+// minimum, a missing ServiceAccount: clearable) must last th.RefusalGrace; the ReplicaSet controller's next
+// retry creates the pods once it is fixed. "exceeded quota" waits th.QuotaGrace while pods of the workload
+// are terminating (a rolling update frees their quota within seconds). Errors that may pass on a retry by
+// themselves (an unreachable webhook, a new namespace's default ServiceAccount, anything unreadable) must
+// persist for th.QuotaGrace. Nothing counts once the creator has all its pods.
 func createFindings(r *rollout, ev events, now time.Time, th Thresholds) []finding {
 	if !r.creating || r.creatorName == "" {
 		return nil
@@ -44,10 +47,12 @@ func createFindings(r *rollout, ev events, now time.Time, th Thresholds) []findi
 	byReason := map[Reason]*finding{}
 	var order []Reason
 	lasts := map[Reason]bool{}
+	atOnce := map[Reason]bool{} // a lasting refusal of the pod itself is among them
 	add := func(msg string, since time.Time, e Evidence) {
 		reason, what, fix, lasting := classifyCreate(msg, r.namespace)
 		f := byReason[reason]
 		lasts[reason] = lasts[reason] || lasting
+		atOnce[reason] = atOnce[reason] || lasting && !clearable(msg)
 		if f == nil {
 			f = &finding{reason: reason, since: since, object: creator, fix: fix,
 				message: fmt.Sprintf("%s %s cannot create pods: %s", r.creatorKind, r.creatorName, what)}
@@ -74,8 +79,14 @@ func createFindings(r *rollout, ev events, now time.Time, th Thresholds) []findi
 	var out []finding
 	for _, reason := range order {
 		f := byReason[reason]
-		wait := !lasts[reason] || reason == QuotaExceeded && r.terminating
-		f.confirmed = !wait || now.Sub(f.since) >= th.QuotaGrace
+		var grace time.Duration
+		switch {
+		case !lasts[reason] || reason == QuotaExceeded && r.terminating:
+			grace = th.QuotaGrace
+		case !atOnce[reason]:
+			grace = th.RefusalGrace
+		}
+		f.confirmed = now.Sub(f.since) >= grace
 		if reason == QuotaExceeded && !r.terminating && r.advancing(now) {
 			// A new pod on its way to ready lets the controller remove an old one, which frees the quota
 			// the next pod needs: a rollout with room for one surge pod proceeds that way.
@@ -151,6 +162,12 @@ func classifyCreate(msg, ns string) (reason Reason, what, fix string, lasting bo
 		return PermissionDenied, "forbidden: " + rest, PermissionDenied.Fix() + ": " + rest, true
 	}
 	return PodRejected, strings.TrimPrefix(msg, "Error creating: "), PodRejected.Fix(), false
+}
+
+// clearable is true for a refusal that names a namespace object someone may be fixing right now (the
+// quota, a LimitRange's maximum or minimum, a ServiceAccount) rather than the pod itself.
+func clearable(msg string) bool {
+	return quotaExceeded.MatchString(msg) || quotaFailed.MatchString(msg) || limitRange.MatchString(msg) || missingSA.MatchString(msg)
 }
 
 // settle is how long after a new pod became ready the controller is given to remove an old pod.

@@ -15,7 +15,8 @@ import (
 
 // Where each failure reason is decided:
 //
-//	pods.go      ImagePullFailed, CrashLoop, ConfigError, ReadinessFailed   (container states of new pods)
+//	pods.go      ImagePullFailed, CrashLoop, ReadinessFailed                (container states of new pods)
+//	config.go    ConfigError, and whether a missing ConfigMap/Secret may still come
 //	pull.go      image missing (fails at once) vs registry unreachable (waits ImagePullGrace)
 //	startup.go   how long the previous revision took to become ready, and readiness gates
 //	create.go    QuotaExceeded, LimitRangeViolation, PermissionDenied,      (FailedCreate on the pod creator)
@@ -54,6 +55,10 @@ type Input struct {
 	KnownStartup time.Duration
 	// Autoscaler says whether the cluster can add nodes for an unschedulable pod.
 	Autoscaler Autoscaler
+	// Config says, for each ConfigMap or Secret (or key of one) the kubelet reported missing
+	// (MissingConfig), whether it exists now, keyed by ConfigRef.String(). A ref not in the map was not
+	// looked up (no permission, a caller that does not look): the diagnosis then waits as if it may appear.
+	Config map[string]bool
 	// Verification marks a Job the release runs to verify itself once every workload is healthy (its verify
 	// phase): its failure is VerificationFailed, not JobFailed.
 	Verification bool
@@ -108,6 +113,19 @@ type Thresholds struct {
 	// Creation errors that name no known cause (PodRejected from an unreadable message, an unreachable
 	// webhook, a namespace's default ServiceAccount not created yet) wait as long.
 	QuotaGrace time.Duration
+	// RefusalGrace is how long a pod-creation refusal that names a namespace object someone may be fixing
+	// right now (exceeded quota, a LimitRange's maximum or minimum, a missing ServiceAccount) must last
+	// before it fails. The ReplicaSet controller retries a refused pod with back-off (about 0.6, 1.3, 2.6,
+	// 5 and 10 s after the first refusal), so a fix made within about 5 s creates the pods within it.
+	// Refusals of the pod itself (Pod Security, a webhook's or policy's denial, a pod invalid after
+	// defaulting) fail at once; the pod preflight refuses all of them before a deploy applies anything.
+	RefusalGrace time.Duration
+	// ConfigGrace is how long a container may wait for a ConfigMap, Secret or key that is still missing
+	// (Input.Config says so) before ConfigError fails: an operator (External Secrets, Sealed Secrets) or a
+	// sibling step may create it moments after the apply. Once it exists the kubelet creates the container
+	// at its next retry (it retries every 10 to 15 s), so one that exists now, or that nobody could look
+	// up, is waited for QuotaGrace.
+	ConfigGrace time.Duration
 	// ConditionGrace is how long a custom resource may report Ready=False with a failing reason (its
 	// controller may retry) before that fails the release; Stalled fails at once.
 	ConditionGrace time.Duration
@@ -127,6 +145,8 @@ func DefaultThresholds() Thresholds {
 		ScaleUpGrace:       30 * time.Second,
 		ScaleUpWait:        5 * time.Minute,
 		QuotaGrace:         30 * time.Second,
+		RefusalGrace:       10 * time.Second,
+		ConfigGrace:        3 * time.Second,
 		ConditionGrace:     30 * time.Second,
 		LogLines:           5,
 	}

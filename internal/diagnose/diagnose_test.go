@@ -65,10 +65,11 @@ func TestDiagnose(t *testing.T) {
 			mentions: []string{"restarted 1 time"}},
 		{name: "an evicted new pod is replaced, not judged", dir: "evicted", status: Progressing, mentions: []string{"1 of 3 replicas updated"}},
 
-		// Config.
-		{name: "missing ConfigMap", dir: "config-error", status: Failed, reason: ConfigError,
+		// Config: a missing ConfigMap, Secret or key nobody looked up may be on its way (waits 30s);
+		// TestPrecisionVariations has the rows where the caller looked.
+		{name: "missing ConfigMap", dir: "config-error", after: 30 * time.Second, status: Failed, reason: ConfigError,
 			mentions: []string{`ConfigMap "app-config" not found`, `create ConfigMap "app-config" in namespace`}},
-		{name: "missing Secret key", dir: "config-missing-key", status: Failed, reason: ConfigError,
+		{name: "missing Secret key", dir: "config-missing-key", after: 30 * time.Second, status: Failed, reason: ConfigError,
 			mentions: []string{`key "password" missing from Secret "db"`}},
 
 		// Readiness: probe 5s × 3 = 15s; the old pods have no probe (no history), so the wait is 15s plus
@@ -83,16 +84,21 @@ func TestDiagnose(t *testing.T) {
 		{name: "a previous revision that started in seconds: fails 1s past the probes", dir: "slow-start-history", after: 16 * time.Second,
 			status: Failed, reason: ReadinessFailed, mentions: []string{"its probes allow 15s"}},
 
-		// Creation refused by admission.
-		{name: "quota", dir: "quota-exceeded", status: Failed, reason: QuotaExceeded,
+		// Creation refused by admission. Quota, a LimitRange's maximum and a missing ServiceAccount name an
+		// object someone may be fixing: they fail once they lasted the refusal grace (10s).
+		{name: "quota within the refusal grace", dir: "quota-exceeded", status: Progressing,
+			mentions: []string{`exceeded ResourceQuota "pods-max"`}},
+		{name: "limit range within the refusal grace", dir: "limitrange-violation", status: Progressing},
+		{name: "missing service account within the refusal grace", dir: "serviceaccount-missing", status: Progressing},
+		{name: "quota", dir: "quota-exceeded", after: 10 * time.Second, status: Failed, reason: QuotaExceeded,
 			mentions: []string{`exceeded ResourceQuota "pods-max"`, "limited: pods=3", "Warning FailedCreate: Error creating: pods", "condition ReplicaFailure=True FailedCreate"}},
-		{name: "limit range", dir: "limitrange-violation", status: Failed, reason: LimitRangeViolation,
+		{name: "limit range", dir: "limitrange-violation", after: 10 * time.Second, status: Failed, reason: LimitRangeViolation,
 			mentions: []string{"maximum cpu usage per Container is 500m, but limit is 1"}},
 		{name: "a LimitRange default limit below the request", dir: "limitrange-default-invalid", status: Failed, reason: LimitRangeViolation,
 			mentions: []string{"default cpu limit 100m is below the request 200m", "set resources.limits.cpu explicitly"}},
 		{name: "an admission policy denies the pods", dir: "admission-policy", status: Failed, reason: AdmissionDenied,
 			mentions: []string{`ValidatingAdmissionPolicy "deny-`, "images :1.5.0 are blocked by the release policy"}},
-		{name: "missing service account", dir: "serviceaccount-missing", status: Failed, reason: PermissionDenied,
+		{name: "missing service account", dir: "serviceaccount-missing", after: 10 * time.Second, status: Failed, reason: PermissionDenied,
 			mentions: []string{`ServiceAccount "deployer" not found`, `create ServiceAccount "deployer" in namespace`}},
 		{name: "pod security", dir: "pod-security", status: Failed, reason: PermissionDenied,
 			mentions: []string{`violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true)`}},
@@ -121,7 +127,7 @@ func TestDiagnose(t *testing.T) {
 		{name: "statefulset healthy", dir: "statefulset-healthy", status: Healthy},
 		{name: "statefulset crash loop on the updated ordinal", dir: "statefulset-crash-loop", status: Failed, reason: CrashLoop,
 			mentions: []string{"pod web-2", "StatefulSet"}},
-		{name: "statefulset quota", dir: "statefulset-quota", status: Failed, reason: QuotaExceeded,
+		{name: "statefulset quota", dir: "statefulset-quota", after: 10 * time.Second, status: Failed, reason: QuotaExceeded,
 			mentions: []string{"StatefulSet web cannot create pods", `exceeded ResourceQuota "compute"`, "limited: requests.cpu="}},
 		{name: "daemonset healthy", dir: "daemonset-healthy", status: Healthy},
 		{name: "daemonset image pull", dir: "daemonset-image-pull", status: Failed, reason: ImagePullFailed,
@@ -135,7 +141,7 @@ func TestDiagnose(t *testing.T) {
 			mentions: []string{"exited with code 1", "CrashLoopBackOff"}},
 		{name: "real node: never ready", dir: "real-never-ready", after: 2 * time.Second, status: Failed, reason: ReadinessFailed,
 			mentions: []string{"Readiness probe failed: HTTP probe failed with statuscode: 503"}},
-		{name: "real node: missing ConfigMap key", dir: "real-config-missing-key", status: Failed, reason: ConfigError,
+		{name: "real node: missing ConfigMap key", dir: "real-config-missing-key", after: 30 * time.Second, status: Failed, reason: ConfigError,
 			mentions: []string{"database-url", "web-config"}},
 		{name: "real node: OOMKilled", dir: "real-crash-oomkilled", status: Failed, reason: CrashLoop,
 			mentions: []string{"OOMKilled", "48Mi"}},

@@ -12,8 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// Container-state reasons, read from the new revision's pods: ImagePullFailed, CrashLoop, ConfigError,
-// ReadinessFailed.
+// Container-state reasons, read from the new revision's pods: ImagePullFailed, CrashLoop, ConfigError
+// (config.go), ReadinessFailed.
 
 // podFindings inspects every container (init containers included) of every new pod.
 func podFindings(r *rollout, ev events, in Input, th Thresholds) []finding {
@@ -27,7 +27,7 @@ func podFindings(r *rollout, ev events, in Input, th Thresholds) []finding {
 		specs := containerSpecs(p)
 		statuses := append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...)
 		for _, cs := range statuses {
-			c := containerCheck{pod: p, spec: specs[cs.Name], status: cs, events: containerEvents(ev, p, cs.Name), now: in.Now, th: th, startup: startup}
+			c := containerCheck{pod: p, spec: specs[cs.Name], status: cs, events: containerEvents(ev, p, cs.Name), now: in.Now, th: th, startup: startup, config: in.Config}
 			if w := cs.State.Waiting; w != nil {
 				switch w.Reason {
 				case "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull":
@@ -63,6 +63,8 @@ type containerCheck struct {
 	th     Thresholds
 	// startup is how long the previous revision took to become ready; zero when unknown.
 	startup time.Duration
+	// config is Input.Config: whether what the kubelet reported missing exists now.
+	config map[string]bool
 }
 
 func (c containerCheck) object() string { return objectKey("Pod", c.pod.Name) }
@@ -292,42 +294,7 @@ func describeProbe(p *corev1.Probe) string {
 var (
 	grpcPrefix = regexp.MustCompile(`rpc error: code = \w+ desc = `)
 	failedPull = regexp.MustCompile(`^Failed to pull image "[^"]*": (.*)$`)
-	missingRef = regexp.MustCompile(`(?i)\b(configmap|secret)s? "([^"]+)" not found`)
-	missingKey = regexp.MustCompile(`couldn't find key (\S+) in (ConfigMap|Secret) ([^/\s]+)/(\S+)`)
 )
-
-// configError: CreateContainerConfigError and CreateContainerError are deterministic (the same pod template
-// fails the same way on every retry), so they fail at once. The kubelet's message names what is missing.
-func (c containerCheck) configError() finding {
-	w := c.status.State.Waiting
-	failed := eventsWithReason(c.events, "Failed")
-	since := earliest(failed, c.pod.CreationTimestamp.Time)
-	what, fix := clip(w.Message), fmt.Sprintf("fix container %s's spec: %s", c.status.Name, clip(w.Message))
-	if m := missingKey.FindStringSubmatch(w.Message); m != nil {
-		what = fmt.Sprintf("key %q missing from %s %q", m[1], m[2], m[4])
-		fix = fmt.Sprintf("add key %q to %s %q in namespace %s, or fix the key reference in the pod template", m[1], m[2], m[4], m[3])
-	} else if m := missingRef.FindStringSubmatch(w.Message); m != nil {
-		kind := "ConfigMap"
-		if strings.EqualFold(m[1], "secret") {
-			kind = "Secret"
-		}
-		what = fmt.Sprintf("%s %q not found", kind, m[2])
-		fix = fmt.Sprintf("create %s %q in namespace %s before deploying, or fix the reference (or mark it optional) in the pod template",
-			kind, m[2], c.pod.Namespace)
-	}
-	if w.Message == "" {
-		what = w.Reason
-	}
-	return finding{
-		reason:    ConfigError,
-		confirmed: true,
-		since:     since,
-		object:    c.object(),
-		message:   fmt.Sprintf("pod %s: container %s cannot be created: %s", c.pod.Name, c.status.Name, what),
-		fix:       fix,
-		evidence:  append([]Evidence{c.stateEvidence()}, eventEvidence(failed)...),
-	}
-}
 
 // stateEvidence renders the container's state, e.g. `container web: waiting ImagePullBackOff: <message>`.
 func (c containerCheck) stateEvidence() Evidence {

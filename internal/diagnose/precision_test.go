@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,10 +79,23 @@ func TestPrecisionVariations(t *testing.T) {
 		{name: "old pods with a probe set the history", dir: "never-ready", after: -2 * time.Second,
 			mutate: probeOldPods, status: Failed, reason: ReadinessFailed, mentions: []string{"previous revision became ready in 1s"}},
 
+		// A missing ConfigMap, Secret or key: still missing fails after the short config grace (3s); one
+		// that exists now waits for the kubelet's retry.
+		{name: "a ConfigMap still missing fails after the config grace", dir: "config-error", after: 3 * time.Second,
+			mutate: configFact("ConfigMap/app-config", false), status: Failed, reason: ConfigError, mentions: []string{`ConfigMap "app-config" not found`}},
+		{name: "a ConfigMap that exists now waits for the kubelet's retry", dir: "config-error", after: 20 * time.Second,
+			mutate: configFact("ConfigMap/app-config", true), status: Progressing, mentions: []string{"it exists now"}},
+		{name: "a ConfigMap that exists now but is never picked up fails after the quota grace", dir: "config-error", after: 30 * time.Second,
+			mutate: configFact("ConfigMap/app-config", true), status: Failed, reason: ConfigError},
+		{name: "a Secret key still missing fails after the config grace", dir: "config-missing-key", after: 3 * time.Second,
+			mutate: configFact("Secret/db#password", false), status: Failed, reason: ConfigError, mentions: []string{`key "password" missing from Secret "db"`}},
+		{name: "a real node's missing key added since waits", dir: "real-config-missing-key", after: 10 * time.Second,
+			mutate: configFact("ConfigMap/web-config#database-url", true), status: Progressing},
+
 		// Quota with room for one surge pod: the rollout proceeds pod by pod, each ready pod freeing quota.
 		{name: "quota while a new pod becomes ready waits", dir: "quota-exceeded", mutate: surgePod(false), status: Progressing,
 			mentions: []string{"new pods are becoming ready"}},
-		{name: "quota with every new pod ready and nothing terminating fails", dir: "quota-exceeded", after: 5 * time.Second,
+		{name: "quota with every new pod ready and nothing terminating fails", dir: "quota-exceeded", after: 10 * time.Second,
 			mutate: surgePod(true), status: Failed, reason: QuotaExceeded},
 
 		// Evictions and preemptions do not fail a release by themselves.
@@ -185,6 +199,21 @@ func surgePod(ready bool) func(*testing.T, *Input) {
 		}
 		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: status, LastTransitionTime: metav1.NewTime(in.Now.Add(-time.Minute))}}
 		in.Pods = append(in.Pods, p)
+	}
+}
+
+// configFact says whether the ConfigMap, Secret or key ref (ConfigRef.String()) exists now, and checks the
+// fixture's kubelet reports it missing.
+func configFact(ref string, present bool) func(*testing.T, *Input) {
+	return func(t *testing.T, in *Input) {
+		var missing []string
+		for _, r := range MissingConfig(*in) {
+			missing = append(missing, r.String())
+		}
+		if !slices.Contains(missing, ref) {
+			t.Fatalf("the fixture's kubelet reports %v missing, not %s", missing, ref)
+		}
+		in.Config = map[string]bool{ref: present}
 	}
 }
 

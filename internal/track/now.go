@@ -57,6 +57,7 @@ func Now(ctx context.Context, c *kube.Client, live *unstructured.Unstructured, s
 	}
 	in := Collect(w, pointers(rss), pointers(pods.Items), pointers(events.Items))
 	in.Now, in.Started = time.Now(), started
+	in.Config = newConfigLookup(c).facts(ctx, ns, in, in.Now)
 	return diagnose.Diagnose(in, th), nil
 }
 

@@ -142,6 +142,7 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 	// The previous revision's start-up time is read from its pods while they exist; during the rollout they
 	// go away (Recreate deletes them first), so each target keeps the first time it saw.
 	startups := make([]time.Duration, len(targets))
+	configs := newConfigLookup(c)
 	statuses := make([]Status, len(targets))
 	for i, t := range targets {
 		statuses[i] = Status{Target: t, Verdict: diagnose.Verdict{Status: diagnose.Progressing}}
@@ -203,6 +204,7 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 			}
 			in.KnownStartup, in.Autoscaler = max(startups[i], opts.KnownStartup[t.String()]), autoscaler
 			in.Verification = t.Verify
+			in.Config = configs.facts(ctx, t.Namespace, in, now)
 			judge := diagnose.Diagnose
 			if opts.Bake {
 				judge = diagnose.Bake

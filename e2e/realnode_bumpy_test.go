@@ -10,6 +10,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/yaml"
@@ -128,7 +129,35 @@ func TestRealNodeRestartOnce(t *testing.T) {
 	}
 }
 
-// waitPullError waits until a pod of ns reports a pull error whose message contains msg.
+// TestRealNodeLateConfig: ConfigError's counter-scenario. The release reads a ConfigMap key that a sibling
+// step adds a moment after the apply (an operator, a later pipeline step): the real kubelet fails the
+// container (CreateContainerConfigError) and creates it at its next retry, 10 to 15 s later. rollguard sees
+// the key is there now and waits for that retry instead of rolling back. TestRealNodeFailures' "missing
+// ConfigMap key", which nobody adds, still fails.
+func TestRealNodeLateConfig(t *testing.T) {
+	rc := realNode(t)
+	t.Parallel()
+	ns := rc.Namespace(t)
+	realV1(t, rc, ns)
+	img := pushApp(t, rc, "v2")
+	key := &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "web-config"}, Key: "database-url"}
+	wait := startRollguardEnv(t, []string{"KUBECONFIG=" + rc.Kubeconfig}, realApp{image: img, probe: 3, envFrom: key}.yaml(t),
+		"deploy", "-f", "-", "-n", ns, "-o", "json", "--timeout", "3m")
+	waitPullError(t, rc, ns, "couldn't find key database-url")
+	ctx := context.Background()
+	cms := rc.Client().CoreV1().ConfigMaps(ns)
+	cm, err := cms.Get(ctx, "web-config", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm.Data["database-url"] = "postgres://db:5432/web"
+	if _, err := cms.Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wantHealthyNoRollback(t, rc, ns, wait(), img)
+}
+
+// waitPullError waits until a container of ns waits with a message containing msg (a pull or config error).
 func waitPullError(t *testing.T, rc *sandbox.Cluster, ns, msg string) {
 	t.Helper()
 	var seen string

@@ -29,14 +29,7 @@ func TestCreationErrorThatStops(t *testing.T) {
 	t.Run("the injector works again", func(t *testing.T) {
 		t.Parallel()
 		ns := namespaceWithV1(t)
-		repair := brokenInjector(t, ns)
-		wait := startRollguard(t, v2.yaml(), "deploy", "-f", "-", "-n", ns, "-o", "json", "--timeout", "2m")
-		waitFailedCreate(t, ns, "Internal error occurred")
-		repair()
-		r := wait()
-		if rep := parseReport(t, r); r.code != 0 || rep.Outcome != "succeeded" {
-			t.Fatalf("exit %d, outcome %q; want 0 and succeeded (the creation error stopped)\n%s\n%s", r.code, rep.Outcome, r.stdout, r.stderr)
-		}
+		deployThroughRefusal(t, ns, v2, "Internal error occurred", brokenInjector(t, ns))
 	})
 	t.Run("the injector stays broken", func(t *testing.T) {
 		t.Parallel()

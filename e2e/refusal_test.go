@@ -40,21 +40,28 @@ func TestRefusalsThatClearStayHealthy(t *testing.T) {
 			if r := rollguard(t, tc.v1.yaml(), "deploy", "-f", "-", "-n", ns, "--timeout", "2m"); r.code != 0 {
 				t.Fatalf("v1: exit %d, want 0\n%s\n%s", r.code, r.stdout, r.stderr)
 			}
-			wait := startRollguard(t, tc.v2.yaml(), "deploy", "-f", "-", "-n", ns, "-o", "json", "--timeout", "2m", "--pod-preflight=false")
-			waitFailedCreate(t, ns, tc.refused)
-			tc.fix(t, ns)
-			r := wait()
-			if rep := parseReport(t, r); r.code != 0 || rep.Outcome != "succeeded" {
-				t.Fatalf("exit %d, outcome %q; want 0 and succeeded (the refusal was fixed)\n%s\n%s", r.code, rep.Outcome, r.stdout, r.stderr)
-			}
-			d, err := cluster.Client().AppsV1().Deployments(ns).Get(context.Background(), "web", metav1.GetOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if img := d.Spec.Template.Spec.Containers[0].Image; img != v2 {
-				t.Fatalf("deployment runs %s, want the new release %s (rolled back?)", img, v2)
-			}
+			deployThroughRefusal(t, ns, tc.v2, tc.refused, func() { tc.fix(t, ns) }, "--pod-preflight=false")
 		})
+	}
+}
+
+// deployThroughRefusal deploys v2 to ns, where a healthy v1 runs, waits until its new pods are refused (a
+// FailedCreate naming refused), runs fix, and checks the release is reported healthy and not rolled back.
+func deployThroughRefusal(t *testing.T, ns string, v2 app, refused string, fix func(), flags ...string) {
+	t.Helper()
+	wait := startRollguard(t, v2.yaml(), append([]string{"deploy", "-f", "-", "-n", ns, "-o", "json", "--timeout", "2m"}, flags...)...)
+	waitFailedCreate(t, ns, refused)
+	fix()
+	r := wait()
+	if rep := parseReport(t, r); r.code != 0 || rep.Outcome != "succeeded" {
+		t.Fatalf("exit %d, outcome %q; want 0 and succeeded (the refusal stopped)\n%s\n%s", r.code, rep.Outcome, r.stdout, r.stderr)
+	}
+	d, err := cluster.Client().AppsV1().Deployments(ns).Get(context.Background(), "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img := d.Spec.Template.Spec.Containers[0].Image; img != v2.image {
+		t.Fatalf("deployment runs %s, want the new release %s (rolled back?)", img, v2.image)
 	}
 }
 

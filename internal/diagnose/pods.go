@@ -18,7 +18,7 @@ import (
 // podFindings inspects every container (init containers included) of every new pod.
 func podFindings(r *rollout, ev events, in Input, th Thresholds) []finding {
 	var out []finding
-	startup := max(in.KnownStartup, r.previousStartup())
+	startup := appHistory(r, in)
 	for i := range r.newPods {
 		p := &r.newPods[i]
 		if disrupted(p) {
@@ -61,8 +61,8 @@ type containerCheck struct {
 	events []corev1.Event
 	now    time.Time
 	th     Thresholds
-	// startup is how long the previous revision took to become ready; zero when unknown.
-	startup time.Duration
+	// startup is how long the app took to become ready (startup.go); zero when unknown.
+	startup history
 	// config is Input.Config: whether what the kubelet reported missing exists now.
 	config map[string]bool
 }

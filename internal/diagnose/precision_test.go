@@ -73,6 +73,15 @@ func TestPrecisionVariations(t *testing.T) {
 		{name: "readiness lost and never back fails after the probes plus the first-deploy slack", dir: "never-ready", after: 6 * time.Second,
 			mutate: together(knownStartup(time.Second), readinessLostAfter(6*time.Second)), status: Failed, reason: ReadinessFailed,
 			mentions: []string{"which does not bound a container that was ready before"}},
+		// A new pod is not failed for being slower than its ready siblings were: on a loaded node the
+		// kubelet reports a crash and restart seconds late (CI: the real node's restart-once, history 2s,
+		// the second new pod still shown running unready at 5s while its sibling had taken 6s).
+		{name: "a new pod slower than the previous revision but not than its ready siblings waits", dir: "never-ready",
+			mutate: together(knownStartup(time.Second), readySibling(15*time.Second)), status: Progressing},
+		{name: "a new pod never ready among ready siblings fails past twice their time", dir: "never-ready", after: 8 * time.Second,
+			mutate: together(knownStartup(time.Second), readySibling(15*time.Second)), status: Failed, reason: ReadinessFailed,
+			mentions: []string{"its ready new pods took 16s"}},
+
 		// Old pods without a probe were Ready as soon as they ran: no history, the first-deploy wait.
 		{name: "old pods without a probe set no history", dir: "never-ready", after: -2 * time.Second,
 			status: Progressing, mentions: []string{"(its probes allow 15s)"}},
@@ -198,6 +207,31 @@ func surgePod(ready bool) func(*testing.T, *Input) {
 			status = corev1.ConditionTrue
 		}
 		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: status, LastTransitionTime: metav1.NewTime(in.Now.Add(-time.Minute))}}
+		in.Pods = append(in.Pods, p)
+	}
+}
+
+// readySibling adds to the new revision a copy of its first pod that started with it, restarted once and
+// became ready took after its first start.
+func readySibling(took time.Duration) func(*testing.T, *Input) {
+	return func(t *testing.T, in *Input) {
+		r, err := newRollout(*in)
+		if err != nil || len(r.newPods) == 0 {
+			t.Fatalf("fixture has no new pods (%v)", err)
+		}
+		p := *r.newPods[0].DeepCopy()
+		p.Name, p.UID = p.Name+"-sibling", "sibling"
+		cs := &p.Status.ContainerStatuses[0]
+		first := cs.State.Running.StartedAt
+		ready := metav1.NewTime(first.Add(took))
+		cs.RestartCount, cs.Ready = 1, true
+		cs.LastTerminationState = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, StartedAt: first, FinishedAt: metav1.NewTime(first.Add(time.Second))}}
+		cs.State.Running.StartedAt = metav1.NewTime(first.Add(time.Second))
+		for j := range p.Status.Conditions {
+			if c := &p.Status.Conditions[j]; c.Type == corev1.PodReady || c.Type == corev1.ContainersReady {
+				c.Status, c.LastTransitionTime = corev1.ConditionTrue, ready
+			}
+		}
 		in.Pods = append(in.Pods, p)
 	}
 }

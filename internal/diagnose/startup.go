@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/kubectl/pkg/util/podutils"
 )
 
@@ -43,9 +44,15 @@ func (r *rollout) previousStartup() time.Duration {
 // medianStartup is the upper median of the pods' start-to-Ready times plus the second timestamps may have
 // cut off; zero when none is ready.
 func medianStartup(pods []corev1.Pod) time.Duration {
+	return median(pods, startupOf)
+}
+
+// median is the upper median of measure over the pods it measures, plus the second timestamps may have cut
+// off; zero when it measures none.
+func median(pods []corev1.Pod, measure func(*corev1.Pod) (time.Duration, bool)) time.Duration {
 	var samples []time.Duration
 	for i := range pods {
-		if d, ok := startupOf(&pods[i]); ok {
+		if d, ok := measure(&pods[i]); ok {
 			samples = append(samples, d)
 		}
 	}
@@ -54,6 +61,46 @@ func medianStartup(pods []corev1.Pod) time.Duration {
 	}
 	slices.Sort(samples)
 	return samples[len(samples)/2] + time.Second
+}
+
+// newRevisionStartup is how long the new revision's pods that are ready already took, from their first
+// container start (a restart before Ready included) to Ready: fresher history than the previous
+// revision's, taken on the cluster as loaded as it is now. A new pod is not failed for being slower than
+// its ready siblings were (times the multiple): on a loaded node the kubelet reports a crash, a restart or
+// readiness seconds late, and the siblings show this revision does get ready here. A revision none of whose
+// pods gets ready is not waited on any longer.
+func (r *rollout) newRevisionStartup() time.Duration {
+	return median(r.newPods, func(p *corev1.Pod) (time.Duration, bool) {
+		ready := conditionOf(p, corev1.PodReady)
+		if !probed(p) || disrupted(p) || ready == nil || ready.Status != corev1.ConditionTrue {
+			return 0, false
+		}
+		var first time.Time
+		if p.Status.StartTime != nil {
+			first = p.Status.StartTime.Time
+		}
+		for _, cs := range p.Status.ContainerStatuses {
+			for _, t := range []*metav1.Time{startedAt(cs.LastTerminationState), startedAt(cs.State)} {
+				if t != nil && !t.After(ready.LastTransitionTime.Time) && (first.IsZero() || t.Time.Before(first)) {
+					first = t.Time
+				}
+			}
+		}
+		if first.IsZero() || first.After(ready.LastTransitionTime.Time) {
+			return 0, false
+		}
+		return ready.LastTransitionTime.Sub(first), true
+	})
+}
+
+func startedAt(s corev1.ContainerState) *metav1.Time {
+	switch {
+	case s.Running != nil:
+		return &s.Running.StartedAt
+	case s.Terminated != nil:
+		return &s.Terminated.StartedAt
+	}
+	return nil
 }
 
 // startupOf is the time from the pod's containers starting to the pod's Ready transition. A container
@@ -89,6 +136,22 @@ func startupOf(p *corev1.Pod) (time.Duration, bool) {
 	return ready.Sub(start), true
 }
 
+// history is how long the app took to become ready, and whose pods say so.
+type history struct {
+	took  time.Duration
+	whose string // "its previous revision became ready in", "its ready new pods took"
+}
+
+// appHistory is the larger of what the previous revision (in.KnownStartup, the old pods) and the new
+// revision's ready pods took; zero when neither is known.
+func appHistory(r *rollout, in Input) history {
+	h := history{max(in.KnownStartup, r.previousStartup()), "its previous revision became ready in"}
+	if n := r.newRevisionStartup(); n > h.took {
+		h = history{n, "its ready new pods took"}
+	}
+	return h
+}
+
 // probed is true when a probe decides the pod's readiness (a readiness or startup probe on any container,
 // restartable init containers included).
 func probed(p *corev1.Pod) bool {
@@ -109,10 +172,10 @@ func probed(p *corev1.Pod) bool {
 // ReadinessSlack): a restart or a lost readiness is the bumpy path (a dependency that was late, a node
 // under load), on which the first start's time says nothing, and one that never gets ready still fails
 // then, or earlier as a CrashLoop if it keeps crashing.
-func readinessWait(spec *corev1.Container, startup time.Duration, rerun string, th Thresholds) (time.Duration, string) {
+func readinessWait(spec *corev1.Container, startup history, rerun string, th Thresholds) (time.Duration, string) {
 	probes := probeBudget(spec.ReadinessProbe) + probeBudget(spec.StartupProbe)
 	first := probes + th.ReadinessSlack
-	if startup <= 0 {
+	if startup.took <= 0 {
 		if rerun != "" {
 			return first, fmt.Sprintf("its probes allow %s since it %s", probes, rerun)
 		}
@@ -122,9 +185,9 @@ func readinessWait(spec *corev1.Container, startup time.Duration, rerun string, 
 	if multiple < 1 {
 		multiple = 1
 	}
-	known := startup.Round(time.Second)
-	history := max(probes, time.Duration(multiple)*startup) + th.HistorySlack
-	words := fmt.Sprintf("its probes allow %s; its previous revision became ready in %s", probes, known)
+	known := startup.took.Round(time.Second)
+	history := max(probes, time.Duration(multiple)*startup.took) + th.HistorySlack
+	words := fmt.Sprintf("its probes allow %s; %s %s", probes, startup.whose, known)
 	if rerun != "" {
 		return max(history, first), words + fmt.Sprintf(", which does not bound a container that %s", rerun)
 	}

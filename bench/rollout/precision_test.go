@@ -73,38 +73,38 @@ spec:
 // rollguard's time beside kubectl's, so the price of not failing them is visible.
 func BenchmarkPrecision(b *testing.B) {
 	for i := 0; i < b.N; i++ {
-		var rows []timing
-		falseFailures := 0
-		results := make(chan timing, len(bumpies))
-		for _, bp := range bumpies {
-			go func() {
-				nsR, nsK := cluster.Namespace(b), cluster.Namespace(b)
-				for _, ns := range []string{nsR, nsK} {
-					args := append([]string{"deploy", "-f", "-", "-n", ns, "--timeout", "3m"}, bp.v1Flags...)
-					must(b, runCmd(b, bp.manifest("registry.example.com/web:1.0.0"), rollguard, args...))
-				}
-				t := timing{name: bp.name}
-				start := time.Now()
-				out := runCmd(b, bp.manifest("registry.example.com/web:2.0.0"), rollguard, "deploy", "-f", "-", "-n", nsR, "--timeout", "3m", "-o", "json")
-				t.rollguard = time.Since(start)
-				t.verdict = outcomeOf(out)
-				start = time.Now()
-				must(b, runCmd(b, bp.manifest("registry.example.com/web:2.0.0"), kubectl, "apply", "-f", "-", "-n", nsK))
-				must(b, runCmd(b, "", kubectl, "rollout", "status", "deployment/web", "-n", nsK, "--timeout=3m"))
-				t.kubectl = time.Since(start)
-				results <- t
-			}()
-		}
-		for range bumpies {
-			t := <-results
-			if t.verdict != "succeeded" {
-				falseFailures++
-				b.Errorf("%s: rollguard said %s, want succeeded (healthy)", t.name, t.verdict)
+		rows := runAll(bumpies, func(bp bumpy) timing {
+			nsR, nsK := cluster.Namespace(b), cluster.Namespace(b)
+			for _, ns := range []string{nsR, nsK} {
+				args := append([]string{"deploy", "-f", "-", "-n", ns, "--timeout", "3m"}, bp.v1Flags...)
+				must(b, runCmd(b, bp.manifest("registry.example.com/web:1.0.0"), rollguard, args...))
 			}
-			rows = append(rows, t)
-		}
-		report(b, "healthy-but-bumpy releases (apply → healthy reported)", "rollguard deploy", "kubectl apply + rollout status", sortTimings(rows))
-		fmt.Fprintf(os.Stderr, "false failures: %d of %d\n", falseFailures, len(rows))
-		b.ReportMetric(float64(falseFailures), "false-failures")
+			t := timing{name: bp.name}
+			start := time.Now()
+			out := runCmd(b, bp.manifest("registry.example.com/web:2.0.0"), rollguard, "deploy", "-f", "-", "-n", nsR, "--timeout", "3m", "-o", "json")
+			t.rollguard = time.Since(start)
+			t.verdict = outcomeOf(out)
+			start = time.Now()
+			must(b, runCmd(b, bp.manifest("registry.example.com/web:2.0.0"), kubectl, "apply", "-f", "-", "-n", nsK))
+			must(b, runCmd(b, "", kubectl, "rollout", "status", "deployment/web", "-n", nsK, "--timeout=3m"))
+			t.kubectl = time.Since(start)
+			return t
+		})
+		reportBumpy(b, "", rows)
 	}
+}
+
+// reportBumpy prints the table of healthy-but-bumpy releases (prefix names where they ran, "" the
+// sandbox) and counts the false failures: each of them must be reported healthy.
+func reportBumpy(b *testing.B, prefix string, rows []timing) {
+	falseFailures := 0
+	for _, t := range rows {
+		if t.verdict != "succeeded" {
+			falseFailures++
+			b.Errorf("%s: rollguard said %s, want succeeded (healthy)", t.name, t.verdict)
+		}
+	}
+	report(b, prefix+"healthy-but-bumpy releases (apply → healthy reported)", "rollguard deploy", "kubectl apply + rollout status", sortTimings(rows))
+	fmt.Fprintf(os.Stderr, "%sfalse failures: %d of %d\n", prefix, falseFailures, len(rows))
+	b.ReportMetric(float64(falseFailures), "false-failures")
 }

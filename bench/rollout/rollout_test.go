@@ -165,14 +165,19 @@ func BenchmarkBrokenToHealthyRollback(b *testing.B) {
 }
 
 func parallel(b *testing.B, fn func(scenario) timing) []timing {
+	return runAll(scenarios, fn)
+}
+
+// runAll runs fn on every item at once and returns the timings sorted by name.
+func runAll[T any](items []T, fn func(T) timing) []timing {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	var out []timing
-	for _, sc := range scenarios {
+	for _, it := range items {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			t := fn(sc)
+			t := fn(it)
 			mu.Lock()
 			out = append(out, t)
 			mu.Unlock()

@@ -224,9 +224,15 @@ func (c containerCheck) readiness() (finding, bool) {
 	}
 	// A restarted container is timed from its own start (the new instance's probes start over).
 	unready, rerun := cs.State.Running.StartedAt.Time, ""
-	if cs.RestartCount > 0 {
-		rerun = fmt.Sprintf("restarted %d time", cs.RestartCount)
-		if cs.RestartCount != 1 {
+	// A loaded kubelet may write the pod's status seconds after the events of a restart: more "Started"
+	// events than starts in the status mean it restarted already.
+	restarts := cs.RestartCount
+	for _, e := range eventsWithReason(c.events, "Started") {
+		restarts = max(restarts, occurrences(e)-1)
+	}
+	if restarts > 0 {
+		rerun = fmt.Sprintf("restarted %d time", restarts)
+		if restarts != 1 {
 			rerun += "s"
 		}
 	}

@@ -66,6 +66,13 @@ func TestPrecisionVariations(t *testing.T) {
 			mutate: newPodsProbe(1, 2), status: Progressing},
 		{name: "a restarted container without history fails after the first-deploy wait from its restart", dir: "restart-once", after: 12 * time.Second,
 			mutate: newPodsProbe(1, 2), status: Failed, reason: ReadinessFailed, mentions: []string{"(its probes allow 2s since it restarted 1 time)"}},
+		// The kubelet's events may tell of a restart before the pod's status does (a loaded node).
+		{name: "a restart seen in the events before the status is not timed by the start-up history", dir: "never-ready", after: -8 * time.Second,
+			mutate: together(knownStartup(time.Second), startedEvents(2)), status: Progressing},
+		{name: "a restart seen in the events: a never-ready container still fails after the first-deploy wait", dir: "never-ready",
+			mutate: together(knownStartup(time.Second), startedEvents(2)), status: Failed, reason: ReadinessFailed,
+			mentions: []string{"does not bound a container that restarted 1 time"}},
+
 		// Readiness lost after it was there: a blip, not a start, so the start-up history does not time it.
 		{name: "readiness lost mid-rollout is not timed by the previous revision's start-up", dir: "never-ready",
 			mutate: together(knownStartup(time.Second), readinessLostAfter(6*time.Second)), status: Progressing,
@@ -208,6 +215,21 @@ func surgePod(ready bool) func(*testing.T, *Input) {
 		}
 		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: status, LastTransitionTime: metav1.NewTime(in.Now.Add(-time.Minute))}}
 		in.Pods = append(in.Pods, p)
+	}
+}
+
+// startedEvents adds the kubelet's "Started container web" event, seen n times, to the new pods.
+func startedEvents(n int32) func(*testing.T, *Input) {
+	return func(t *testing.T, in *Input) {
+		onNewPods(t, in, func(p *corev1.Pod) {
+			at := p.Status.ContainerStatuses[0].State.Running.StartedAt
+			in.Events = append(in.Events, corev1.Event{
+				ObjectMeta:     metav1.ObjectMeta{Name: p.Name + ".started", Namespace: p.Namespace},
+				InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: p.Name, Namespace: p.Namespace, UID: p.UID, FieldPath: "spec.containers{web}"},
+				Reason:         "Started", Message: "Started container web", Type: corev1.EventTypeNormal,
+				FirstTimestamp: at, LastTimestamp: metav1.NewTime(in.Now), Count: n,
+			})
+		})
 	}
 }
 

@@ -139,7 +139,7 @@ func TestDiagnose(t *testing.T) {
 			mentions: []string{"testapp:1.5.0-missing", "not found"}},
 		{name: "real node: crash loop", dir: "real-crash-loop", status: Failed, reason: CrashLoop,
 			mentions: []string{"exited with code 1", "CrashLoopBackOff"}},
-		{name: "real node: never ready", dir: "real-never-ready", after: 2 * time.Second, status: Failed, reason: ReadinessFailed,
+		{name: "real node: never ready", dir: "real-never-ready", after: 3 * time.Second, status: Failed, reason: ReadinessFailed,
 			mentions: []string{"Readiness probe failed: HTTP probe failed with statuscode: 503"}},
 		{name: "real node: missing ConfigMap key", dir: "real-config-missing-key", after: 30 * time.Second, status: Failed, reason: ConfigError,
 			mentions: []string{"database-url", "web-config"}},

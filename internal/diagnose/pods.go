@@ -257,7 +257,7 @@ func (c containerCheck) readiness() (finding, bool) {
 	}
 	return finding{
 		reason:    ReadinessFailed,
-		confirmed: c.now.Sub(unready) >= wait,
+		confirmed: c.now.Sub(unready)-cutOff(unready) >= wait,
 		since:     since,
 		object:    c.object(),
 		message:   msg,
@@ -265,6 +265,17 @@ func (c containerCheck) readiness() (finding, bool) {
 			describeProbe(c.spec.ReadinessProbe), cs.Name),
 		evidence: append([]Evidence{c.stateEvidence()}, eventEvidence(probes)...),
 	}, true
+}
+
+// cutOff is how much later than recorded a time may really have been: the API keeps whole seconds, so a
+// container recorded as started at 10:00:05 may have started at 10:00:05.9. A wait is counted from the
+// latest it can have begun, so the rounding never fails a healthy container early (it eats most of a
+// one-second slack otherwise).
+func cutOff(t time.Time) time.Duration {
+	if t.Nanosecond() == 0 {
+		return time.Second
+	}
+	return 0
 }
 
 // probeBudget is how long a probe may fail before it counts, with the API defaults for unset fields

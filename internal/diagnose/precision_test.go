@@ -45,6 +45,8 @@ func TestPrecisionVariations(t *testing.T) {
 		// Readiness from the app's own history (never-ready: probe 5s × 3, read 27s+ after the start).
 		{name: "an app known to start slowly is given its time", dir: "never-ready",
 			mutate: knownStartup(20 * time.Second), status: Progressing, mentions: []string{"previous revision became ready in 20s"}},
+		{name: "the wait counts from the latest the recorded whole-second start can have been", dir: "never-ready", after: -9500 * time.Millisecond,
+			mutate: knownStartup(time.Second), status: Progressing},
 		{name: "an app known to start fast fails soon after its probe budget", dir: "never-ready",
 			mutate: knownStartup(time.Second), status: Failed, reason: ReadinessFailed, mentions: []string{"probes allow 15s"}},
 
@@ -59,12 +61,12 @@ func TestPrecisionVariations(t *testing.T) {
 		// from its own start; one that never gets ready still fails then.
 		{name: "a restarted container is not timed by the previous revision's start-up", dir: "restart-once", after: 3 * time.Second,
 			mutate: together(probeOldPods, newPodsProbe(1, 2)), status: Progressing},
-		{name: "a restarted container that stays unready fails after its probes plus the first-deploy slack", dir: "restart-once", after: 12 * time.Second,
+		{name: "a restarted container that stays unready fails after its probes plus the first-deploy slack", dir: "restart-once", after: 13 * time.Second,
 			mutate: together(probeOldPods, newPodsProbe(1, 2)), status: Failed, reason: ReadinessFailed,
-			mentions: []string{"running for 12s but not ready (its probes allow 2s; its previous revision became ready in 1s, which does not bound a container that restarted 1 time)"}},
+			mentions: []string{"running for 13s but not ready (its probes allow 2s; its previous revision became ready in 1s, which does not bound a container that restarted 1 time)"}},
 		{name: "a restarted container without history: the first-deploy wait from its restart", dir: "restart-once", after: 11 * time.Second,
 			mutate: newPodsProbe(1, 2), status: Progressing},
-		{name: "a restarted container without history fails after the first-deploy wait from its restart", dir: "restart-once", after: 12 * time.Second,
+		{name: "a restarted container without history fails after the first-deploy wait from its restart", dir: "restart-once", after: 13 * time.Second,
 			mutate: newPodsProbe(1, 2), status: Failed, reason: ReadinessFailed, mentions: []string{"(its probes allow 2s since it restarted 1 time)"}},
 		// The kubelet's events may tell of a restart before the pod's status does (a loaded node).
 		{name: "a restart seen in the events before the status is not timed by the start-up history", dir: "never-ready", after: -8 * time.Second,

@@ -133,7 +133,10 @@ func TestRealNodeRestartOnce(t *testing.T) {
 // step adds a moment after the apply (an operator, a later pipeline step): the real kubelet fails the
 // container (CreateContainerConfigError) and creates it at its next retry, 10 to 15 s later. rollguard sees
 // the key is there now and waits for that retry instead of rolling back. TestRealNodeFailures' "missing
-// ConfigMap key", which nobody adds, still fails.
+// ConfigMap key", which nobody adds, still fails. The test adds the key once it sees the pod's status say
+// it is missing, which a loaded kubelet writes seconds late: --config-grace gives it that time (the default,
+// 3 s from the kubelet's first failure, is for a step that runs with the apply; TestPrecisionVariations
+// has both sides of it).
 func TestRealNodeLateConfig(t *testing.T) {
 	rc := realNode(t)
 	t.Parallel()
@@ -142,7 +145,7 @@ func TestRealNodeLateConfig(t *testing.T) {
 	img := pushApp(t, rc, "v2")
 	key := &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "web-config"}, Key: "database-url"}
 	wait := startRollguardEnv(t, []string{"KUBECONFIG=" + rc.Kubeconfig}, realApp{image: img, probe: 3, envFrom: key}.yaml(t),
-		"deploy", "-f", "-", "-n", ns, "-o", "json", "--timeout", "3m")
+		"deploy", "-f", "-", "-n", ns, "-o", "json", "--timeout", "3m", "--config-grace", "10s")
 	waitPullError(t, rc, ns, "couldn't find key database-url")
 	ctx := context.Background()
 	cms := rc.Client().CoreV1().ConfigMaps(ns)

@@ -105,7 +105,7 @@ func (c containerCheck) configError() finding {
 	}
 	return finding{
 		reason:    ConfigError,
-		confirmed: c.now.Sub(since) >= grace,
+		confirmed: c.now.Sub(since)-cutOff(since) >= grace,
 		since:     since,
 		object:    c.object(),
 		message:   fmt.Sprintf("pod %s: container %s cannot be created: %s", c.pod.Name, c.status.Name, what),

@@ -67,9 +67,9 @@ func TestDiagnose(t *testing.T) {
 
 		// Config: a missing ConfigMap, Secret or key nobody looked up may be on its way (waits 30s);
 		// TestPrecisionVariations has the rows where the caller looked.
-		{name: "missing ConfigMap", dir: "config-error", after: 30 * time.Second, status: Failed, reason: ConfigError,
+		{name: "missing ConfigMap", dir: "config-error", after: 31 * time.Second, status: Failed, reason: ConfigError,
 			mentions: []string{`ConfigMap "app-config" not found`, `create ConfigMap "app-config" in namespace`}},
-		{name: "missing Secret key", dir: "config-missing-key", after: 30 * time.Second, status: Failed, reason: ConfigError,
+		{name: "missing Secret key", dir: "config-missing-key", after: 31 * time.Second, status: Failed, reason: ConfigError,
 			mentions: []string{`key "password" missing from Secret "db"`}},
 
 		// Readiness: probe 5s × 3 = 15s; the old pods have no probe (no history), so the wait is 15s plus
@@ -141,7 +141,7 @@ func TestDiagnose(t *testing.T) {
 			mentions: []string{"exited with code 1", "CrashLoopBackOff"}},
 		{name: "real node: never ready", dir: "real-never-ready", after: 3 * time.Second, status: Failed, reason: ReadinessFailed,
 			mentions: []string{"Readiness probe failed: HTTP probe failed with statuscode: 503"}},
-		{name: "real node: missing ConfigMap key", dir: "real-config-missing-key", after: 30 * time.Second, status: Failed, reason: ConfigError,
+		{name: "real node: missing ConfigMap key", dir: "real-config-missing-key", after: 31 * time.Second, status: Failed, reason: ConfigError,
 			mentions: []string{"database-url", "web-config"}},
 		{name: "real node: OOMKilled", dir: "real-crash-oomkilled", status: Failed, reason: CrashLoop,
 			mentions: []string{"OOMKilled", "48Mi"}},

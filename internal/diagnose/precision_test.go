@@ -99,13 +99,15 @@ func TestPrecisionVariations(t *testing.T) {
 
 		// A missing ConfigMap, Secret or key: still missing fails after the short config grace (3s); one
 		// that exists now waits for the kubelet's retry.
-		{name: "a ConfigMap still missing fails after the config grace", dir: "config-error", after: 3 * time.Second,
+		{name: "a ConfigMap still missing within the config grace waits", dir: "config-error", after: 2 * time.Second,
+			mutate: configFact("ConfigMap/app-config", false), status: Progressing},
+		{name: "a ConfigMap still missing fails after the config grace", dir: "config-error", after: 4 * time.Second,
 			mutate: configFact("ConfigMap/app-config", false), status: Failed, reason: ConfigError, mentions: []string{`ConfigMap "app-config" not found`}},
 		{name: "a ConfigMap that exists now waits for the kubelet's retry", dir: "config-error", after: 20 * time.Second,
 			mutate: configFact("ConfigMap/app-config", true), status: Progressing, mentions: []string{"it exists now"}},
-		{name: "a ConfigMap that exists now but is never picked up fails after the quota grace", dir: "config-error", after: 30 * time.Second,
+		{name: "a ConfigMap that exists now but is never picked up fails after the quota grace", dir: "config-error", after: 31 * time.Second,
 			mutate: configFact("ConfigMap/app-config", true), status: Failed, reason: ConfigError},
-		{name: "a Secret key still missing fails after the config grace", dir: "config-missing-key", after: 3 * time.Second,
+		{name: "a Secret key still missing fails after the config grace", dir: "config-missing-key", after: 4 * time.Second,
 			mutate: configFact("Secret/db#password", false), status: Failed, reason: ConfigError, mentions: []string{`key "password" missing from Secret "db"`}},
 		{name: "a real node's missing key added since waits", dir: "real-config-missing-key", after: 10 * time.Second,
 			mutate: configFact("ConfigMap/web-config#database-url", true), status: Progressing},

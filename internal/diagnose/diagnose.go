@@ -182,6 +182,12 @@ func Diagnose(in Input, th Thresholds) Verdict {
 	if r.complete {
 		v.Status, v.Message = Healthy, "rollout complete"
 		v.Startup = medianStartup(r.newPods) // what the next release's readiness wait learns from
+		if v.Startup == 0 && readyNotSeen(r.newPods) {
+			// The workload's status counts its pods ready before the caller's cache of pods (another watch)
+			// shows one: judge again in a moment, or the start-up time the next release (and a rollback to
+			// this one) learns from is lost.
+			v.Status, v.Message = Progressing, "rollout complete; waiting to see its pods ready"
+		}
 		return v
 	}
 	ev := indexEvents(in.Events, in.Started)

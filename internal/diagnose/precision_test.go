@@ -437,6 +437,25 @@ func TestClassifyPull(t *testing.T) {
 	}
 }
 
+// A rollout its workload's status calls complete while the pods seen are not ready yet (the pods' watch
+// behind the workload's) is judged again, so its start-up time is not lost to the next release.
+func TestCompleteBeforeItsPodsAreSeenReady(t *testing.T) {
+	f := loadFixture(t, filepath.Join("testdata", "deployment-healthy"))
+	in := f.in
+	in.Now = f.captured
+	for i := range in.Pods {
+		in.Pods[i].Spec.Containers[0].ReadinessProbe = &corev1.Probe{PeriodSeconds: 1, FailureThreshold: 3}
+		for j := range in.Pods[i].Status.Conditions {
+			if c := &in.Pods[i].Status.Conditions[j]; c.Type == corev1.PodReady {
+				c.Status = corev1.ConditionFalse
+			}
+		}
+	}
+	if v := Diagnose(in, DefaultThresholds()); v.Status != Progressing || !strings.Contains(v.Message, "waiting to see its pods ready") {
+		t.Fatalf("got %s (%s), want progressing until the pods are seen ready", v.Status, v.Message)
+	}
+}
+
 // A healthy rollout says how long its pods took to become ready, for the next release's readiness wait;
 // pods without a probe were Ready as soon as they ran, which is no start-up time.
 func TestHealthyVerdictCarriesStartup(t *testing.T) {

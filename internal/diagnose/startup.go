@@ -152,6 +152,22 @@ func appHistory(r *rollout, in Input) history {
 	return h
 }
 
+// readyNotSeen is true when the pods have a probe and none of the running ones is seen Ready.
+func readyNotSeen(pods []corev1.Pod) bool {
+	live := false
+	for i := range pods {
+		p := &pods[i]
+		if !probed(p) || disrupted(p) || p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		if conditionTrue(p, corev1.PodReady) {
+			return false
+		}
+		live = true
+	}
+	return live
+}
+
 // probed is true when a probe decides the pod's readiness (a readiness or startup probe on any container,
 // restartable init containers included).
 func probed(p *corev1.Pod) bool {

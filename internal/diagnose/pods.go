@@ -236,10 +236,16 @@ func (c containerCheck) readiness() (finding, bool) {
 			rerun += "s"
 		}
 	}
+	started := unready
 	for _, pc := range c.pod.Status.Conditions {
 		// A container that was ready and lost it is unready since that transition, not since it started.
+		// Only a transition later than its probe allows evidences that (to lose readiness it first had to
+		// pass, then fail failureThreshold times); an earlier one is the kubelet's first status write.
 		if pc.Type == corev1.ContainersReady && pc.Status == corev1.ConditionFalse && pc.LastTransitionTime.After(unready) {
-			unready, rerun = pc.LastTransitionTime.Time, "was ready before"
+			unready = pc.LastTransitionTime.Time
+			if unready.After(started.Add(probeBudget(c.spec.ReadinessProbe))) {
+				rerun = "was ready before"
+			}
 		}
 	}
 	wait, allows := readinessWait(c.spec, c.startup, rerun, c.th)

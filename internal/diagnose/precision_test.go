@@ -76,11 +76,11 @@ func TestPrecisionVariations(t *testing.T) {
 			mentions: []string{"does not bound a container that restarted 1 time"}},
 
 		// Readiness lost after it was there: a blip, not a start, so the start-up history does not time it.
-		{name: "readiness lost mid-rollout is not timed by the previous revision's start-up", dir: "never-ready",
-			mutate: together(knownStartup(time.Second), readinessLostAfter(6*time.Second)), status: Progressing,
+		{name: "readiness lost mid-rollout is not timed by the previous revision's start-up", dir: "never-ready", after: 8 * time.Second,
+			mutate: together(knownStartup(time.Second), readinessLostAfter(16*time.Second)), status: Progressing,
 			mentions: []string{"which does not bound a container that was ready before"}},
-		{name: "readiness lost and never back fails after the probes plus the first-deploy slack", dir: "never-ready", after: 6 * time.Second,
-			mutate: together(knownStartup(time.Second), readinessLostAfter(6*time.Second)), status: Failed, reason: ReadinessFailed,
+		{name: "readiness lost and never back fails after the probes plus the first-deploy slack", dir: "never-ready", after: 16 * time.Second,
+			mutate: together(knownStartup(time.Second), readinessLostAfter(16*time.Second)), status: Failed, reason: ReadinessFailed,
 			mentions: []string{"which does not bound a container that was ready before"}},
 		// A new pod is not failed for being slower than its ready siblings were: on a loaded node the
 		// kubelet reports a crash and restart seconds late (CI: the real node's restart-once, history 2s,
@@ -90,6 +90,12 @@ func TestPrecisionVariations(t *testing.T) {
 		{name: "a new pod never ready among ready siblings fails past twice their time", dir: "never-ready", after: 8 * time.Second,
 			mutate: together(knownStartup(time.Second), readySibling(15*time.Second)), status: Failed, reason: ReadinessFailed,
 			mentions: []string{"its ready new pods took 16s"}},
+
+		// A ContainersReady=False written a moment after the start is the kubelet's first status write, not
+		// readiness lost: the history still times it.
+		{name: "a not-ready condition written just after the start is no lost readiness", dir: "never-ready",
+			mutate: together(knownStartup(time.Second), readinessLostAfter(2*time.Second)), status: Failed, reason: ReadinessFailed,
+			mentions: []string{"(its probes allow 15s; its previous revision became ready in 1s)"}},
 
 		// Old pods without a probe were Ready as soon as they ran: no history, the first-deploy wait.
 		{name: "old pods without a probe set no history", dir: "never-ready", after: -2 * time.Second,

@@ -82,7 +82,7 @@ func bakeFindings(r *rollout, in Input, th Thresholds) []finding {
 		if disrupted(p) {
 			continue
 		}
-		for _, cs := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
+		for _, cs := range containerStatuses(p) {
 			term := cs.LastTerminationState.Terminated
 			if cs.State.Terminated != nil {
 				term = cs.State.Terminated

@@ -35,18 +35,15 @@ func (r ConfigRef) String() string {
 	return r.Kind + "/" + r.Name + "#" + r.Key
 }
 
-// MissingConfig lists what the kubelet reports missing for the new pods' containers, for the caller to look
-// up (Input.Config).
+// MissingConfig lists what the kubelet reports missing for the pods' containers, for the caller to look up
+// (Input.Config). It reads every pod of the workload rather than finding the new revision's (newRollout, the
+// costliest step of a judgement, which Diagnose makes anyway): only the new pods' answers are used, and an
+// old pod missing one too costs at most a lookup.
 func MissingConfig(in Input) []ConfigRef {
-	r, err := newRollout(in)
-	if err != nil {
-		return nil
-	}
 	var out []ConfigRef
 	seen := map[ConfigRef]bool{}
-	for i := range r.newPods {
-		p := &r.newPods[i]
-		for _, cs := range append(append(p.Status.InitContainerStatuses[:0:0], p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
+	for i := range in.Pods {
+		for _, cs := range containerStatuses(&in.Pods[i]) {
 			if w := cs.State.Waiting; w != nil {
 				if ref, ok := missingConfig(w.Message); ok && !seen[ref] {
 					seen[ref] = true

@@ -15,6 +15,11 @@ import (
 // Container-state reasons, read from the new revision's pods: ImagePullFailed, CrashLoop, ConfigError
 // (config.go), ReadinessFailed.
 
+// containerStatuses are the statuses of all of a pod's containers, init containers first.
+func containerStatuses(p *corev1.Pod) []corev1.ContainerStatus {
+	return append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...)
+}
+
 // podFindings inspects every container (init containers included) of every new pod.
 func podFindings(r *rollout, ev events, in Input, th Thresholds) []finding {
 	var out []finding
@@ -25,8 +30,7 @@ func podFindings(r *rollout, ev events, in Input, th Thresholds) []finding {
 			continue // evicted or preempted: its replacement is judged instead
 		}
 		specs := containerSpecs(p)
-		statuses := append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...)
-		for _, cs := range statuses {
+		for _, cs := range containerStatuses(p) {
 			c := containerCheck{pod: p, spec: specs[cs.Name], status: cs, events: containerEvents(ev, p, cs.Name), now: in.Now, th: th, startup: startup, config: in.Config}
 			if w := cs.State.Waiting; w != nil {
 				switch w.Reason {

@@ -15,25 +15,22 @@ import (
 // kubelet's retry once it is there. A Secret's values are read only to see its keys and never kept. An
 // error (no permission) leaves the answer unknown to the caller.
 func (c *Client) ConfigPresent(ctx context.Context, ns string, ref diagnose.ConfigRef) (bool, error) {
-	var keys []string
+	var has func(key string) bool
 	var err error
 	switch ref.Kind {
 	case "ConfigMap":
 		cm, e := c.Typed.CoreV1().ConfigMaps(ns).Get(ctx, ref.Name, metav1.GetOptions{})
 		if err = e; err == nil {
-			for k := range cm.Data {
-				keys = append(keys, k)
-			}
-			for k := range cm.BinaryData {
-				keys = append(keys, k)
+			has = func(k string) bool {
+				_, text := cm.Data[k]
+				_, binary := cm.BinaryData[k]
+				return text || binary
 			}
 		}
 	case "Secret":
 		s, e := c.Typed.CoreV1().Secrets(ns).Get(ctx, ref.Name, metav1.GetOptions{})
 		if err = e; err == nil {
-			for k := range s.Data {
-				keys = append(keys, k)
-			}
+			has = func(k string) bool { _, ok := s.Data[k]; return ok }
 		}
 	default:
 		return false, fmt.Errorf("looking up %s: not a ConfigMap or Secret", ref)
@@ -46,10 +43,5 @@ func (c *Client) ConfigPresent(ctx context.Context, ns string, ref diagnose.Conf
 	case ref.Key == "":
 		return true, nil
 	}
-	for _, k := range keys {
-		if k == ref.Key {
-			return true, nil
-		}
-	}
-	return false, nil
+	return has(ref.Key), nil
 }

@@ -10,16 +10,17 @@ import (
 
 // configLookup answers diagnose.Input.Config: whether the ConfigMaps, Secrets and keys the kubelet reports
 // missing exist now. Only containers waiting on one cause a lookup, and each answer is kept for
-// configRecheck, so a tick reads the API at most once a second per missing object. A lookup that fails
-// leaves the object unknown, which the diagnosis waits on longer.
+// configRecheck, so a tick reads the API at most once a second per missing object. A lookup that fails (no
+// permission: the guard may not read ConfigMaps) leaves the object unknown, which the diagnosis waits on
+// longer; that answer is kept too, or every pass would ask again.
 type configLookup struct {
 	c       *kube.Client
 	answers map[string]configAnswer
 }
 
 type configAnswer struct {
-	present bool
-	at      time.Time
+	present, known bool
+	at             time.Time
 }
 
 const configRecheck = time.Second
@@ -39,13 +40,12 @@ func (l *configLookup) facts(ctx context.Context, ns string, in diagnose.Input, 
 		a, ok := l.answers[key]
 		if !ok || now.Sub(a.at) >= configRecheck {
 			present, err := l.c.ConfigPresent(ctx, ns, ref)
-			if err != nil {
-				continue
-			}
-			a = configAnswer{present: present, at: now}
+			a = configAnswer{present: present, known: err == nil, at: now}
 			l.answers[key] = a
 		}
-		out[ref.String()] = a.present
+		if a.known {
+			out[ref.String()] = a.present
+		}
 	}
 	return out
 }

@@ -134,20 +134,21 @@ func Acquire(ctx context.Context, c *kube.Client, namespace, app string, opts Op
 	notified := ""
 	// A released lock is deleted, so the Lease is usually absent: try to create it before reading it, one
 	// round trip instead of two on every run's critical path.
-	tryCreate := true
+	absent := true
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("waiting for the lock of %s: %w", app, err)
 		}
 		var cur *coordv1.Lease
-		var err error = apierrors.NewNotFound(coordv1.Resource("leases"), name)
-		if !tryCreate {
+		var err error
+		if !absent {
 			cur, err = l.leases.Get(ctx, name, metav1.GetOptions{})
+			absent = apierrors.IsNotFound(err)
 		}
-		tryCreate = false
-		if apierrors.IsNotFound(err) {
+		if absent {
 			created, err := l.leases.Create(ctx, l.newLease(name, secs), metav1.CreateOptions{FieldManager: kube.FieldManager})
 			if apierrors.IsAlreadyExists(err) {
+				absent = false
 				continue // held, or another run created it first: look at it
 			}
 			if err != nil {

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -97,7 +98,7 @@ func (g *Guard) start(ctx context.Context, k key, w client.Object, pol Policy, h
 // needs its managedFields to say who changed it), at once: they are independent round trips on the path
 // from seeing a rollout to following it.
 func (g *Guard) read(ctx context.Context, k key, app string) ([]*release.Record, *unstructured.Unstructured, error) {
-	res, err := g.kc.Resource(schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: k.kind}, k.namespace)
+	res, err := g.resource(k)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -117,9 +118,14 @@ func (g *Guard) read(ctx context.Context, k key, app string) ([]*release.Record,
 	return records, live, nil
 }
 
+// resource is the API of the workload's kind (apps/v1) in its namespace.
+func (g *Guard) resource(k key) (dynamic.ResourceInterface, error) {
+	return g.kc.Resource(schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: k.kind}, k.namespace)
+}
+
 // annotate names the workload's record on the workload, so a restarted guard finds it.
 func (g *Guard) annotate(ctx context.Context, k key, id string) error {
-	res, err := g.kc.Resource(schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: k.kind}, k.namespace)
+	res, err := g.resource(k)
 	if err != nil {
 		return err
 	}

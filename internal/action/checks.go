@@ -2,7 +2,6 @@ package action
 
 import (
 	"context"
-	"sync"
 )
 
 // The checks before the first change are independent round trips: the server-side dry-run of every object
@@ -16,7 +15,7 @@ import (
 func (s *State) inBackground(ctx context.Context, check func(context.Context) error) {
 	done := make(chan error, 1)
 	go func() { done <- check(ctx) }()
-	s.pending = append(s.pending, sync.OnceValue(func() error { return <-done }))
+	s.pending = append(s.pending, done)
 }
 
 // settle waits for the checks started in the background and returns the first of their errors, in the
@@ -24,8 +23,8 @@ func (s *State) inBackground(ctx context.Context, check func(context.Context) er
 func (s *State) settle(err error) error {
 	pending := s.pending
 	s.pending = nil
-	for _, wait := range pending {
-		if e := wait(); e != nil {
+	for _, done := range pending {
+		if e := <-done; e != nil {
 			return e
 		}
 	}

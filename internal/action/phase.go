@@ -75,7 +75,7 @@ type State struct {
 	warnings []string // shown once the release proceeds (probes.go)
 	cancel   context.CancelCauseFunc
 	log      *slog.Logger   // phase timings (runPhases); nil logs none
-	pending  []func() error // checks running in the background until settled (checks.go)
+	pending  []<-chan error // checks running in the background until settled (checks.go)
 	getenv   func(string) string
 	previous []string // containers of --image NAME=previous, resolved once connected
 	// knownStartup is what the tracker learns from an earlier release's start-up times (deploy fills it).

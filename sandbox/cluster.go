@@ -81,6 +81,8 @@ type Cluster struct {
 	nodeBins    RealNodeBinaries
 	registryBin string
 	pauseImage  string
+	// programs serialises buildProgram: parallel tests push the same test app at once.
+	programs sync.Mutex
 
 	mu      sync.Mutex
 	ports   map[string]int

@@ -62,8 +62,11 @@ func (c *Cluster) pushProgram(ctx context.Context, program, tag string) (string,
 	return ref, nil
 }
 
-// buildProgram builds an embedded program as a static Linux binary, once per cluster.
+// buildProgram builds an embedded program as a static Linux binary, once per cluster: callers in parallel
+// wait for the first build instead of writing the same temporary file at once.
 func (c *Cluster) buildProgram(ctx context.Context, program string) (string, error) {
+	c.programs.Lock()
+	defer c.programs.Unlock()
 	out := filepath.Join(c.Dir, "images", program)
 	if _, err := os.Stat(out); err == nil {
 		return out, nil

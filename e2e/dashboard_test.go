@@ -303,7 +303,10 @@ func TestDashboardRefusesWithoutRBAC(t *testing.T) {
 	if !strings.Contains(text, "system:serviceaccount:"+ns+":viewer") {
 		t.Errorf("the page does not say who the caller is: %q", text)
 	}
-	submit(t, b, "press Approve", chromedp.Click(byID("approve-"+id)))
+	// Through the keyboard, as TestDashboardApprove: a click resolves the button to a DOM node id first,
+	// which a live update arriving in between invalidates ("Could not find node with given id").
+	page(t, b, "focus Approve", chromedp.Evaluate(fmt.Sprintf(`document.querySelector(%q).focus()`, byID("approve-"+id)), nil))
+	submit(t, b, "press Approve", chromedp.KeyEvent(kb.Enter))
 	page(t, b, "approve is refused", waitFor(".notice.refused"), textOf(".notice.refused", &text))
 	if !strings.Contains(text, "Refused: your Kubernetes identity may not approve "+id) || !strings.Contains(text, "forbidden") {
 		t.Errorf("refusal is not clear: %q", text)

@@ -52,10 +52,25 @@ func newReplicaSet(d *appsv1.Deployment, all []appsv1.ReplicaSet) *appsv1.Replic
 }
 
 func sameTemplate(a, b *corev1.PodTemplateSpec) bool {
-	a, b = a.DeepCopy(), b.DeepCopy()
-	delete(a.Labels, appsv1.DefaultDeploymentUniqueLabelKey)
-	delete(b.Labels, appsv1.DefaultDeploymentUniqueLabelKey)
-	return apiequality.Semantic.DeepEqual(a, b)
+	// Shallow copies with their own label maps: deep-copying both templates for every comparison was most of
+	// what tracking 1,000 workloads allocated. Nothing here writes through the shared pointers.
+	ac, bc := *a, *b
+	ac.Labels, bc.Labels = withoutHash(a.Labels), withoutHash(b.Labels)
+	return apiequality.Semantic.DeepEqual(&ac, &bc)
+}
+
+// withoutHash is labels without pod-template-hash, which the controller adds to a ReplicaSet's template.
+func withoutHash(labels map[string]string) map[string]string {
+	if _, ok := labels[appsv1.DefaultDeploymentUniqueLabelKey]; !ok {
+		return labels
+	}
+	out := make(map[string]string, len(labels)-1)
+	for k, v := range labels {
+		if k != appsv1.DefaultDeploymentUniqueLabelKey {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // podsOfReplicaSet returns the ReplicaSet's pods: by controller reference when UIDs are known, else by the

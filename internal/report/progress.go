@@ -27,14 +27,23 @@ type Progress struct {
 	now   func() time.Time
 	width func() int // terminal columns, 0 when unknown
 
-	last  map[string]string // non-TTY: the line last printed per workload
-	lines []string          // TTY: the block currently on screen, bottom-most output
+	last  map[workloadKey]string // non-TTY: the line last printed per workload
+	lines []string               // TTY: the block currently on screen, bottom-most output
 	done  bool
+
+	// The labels of the workloads last shown: a release's list stays the same through a run, and naming
+	// 1,000 workloads again on every update cost more than the update itself.
+	labelled []workloadKey
+	labels   []string
 }
+
+type workloadKey struct{ namespace, kind, name string }
+
+func keyOf(w Workload) workloadKey { return workloadKey{w.Namespace, w.Kind, w.Name} }
 
 // NewProgress writes progress to out. tty selects in-place redrawing (see IsTerminal); now stamps CI lines.
 func NewProgress(out io.Writer, tty bool, now func() time.Time) *Progress {
-	p := &Progress{out: out, tty: tty, now: now, last: map[string]string{}, width: func() int { return 0 }}
+	p := &Progress{out: out, tty: tty, now: now, last: map[workloadKey]string{}, width: func() int { return 0 }}
 	if f, ok := out.(*os.File); ok && tty {
 		// Lines longer than the terminal wrap, and the cursor-up count would then miss the extra rows.
 		p.width = func() int {
@@ -79,7 +88,7 @@ func (p *Progress) Update(ws []Workload) {
 	if p.done {
 		return
 	}
-	labels := progressLabels(ws)
+	labels := p.labelsOf(ws)
 	if p.tty {
 		lines := make([]string, len(ws))
 		for i, w := range ws {
@@ -91,7 +100,7 @@ func (p *Progress) Update(ws []Workload) {
 	var b strings.Builder
 	stamp := p.now().UTC().Format(time.RFC3339)
 	for i, w := range ws {
-		key := w.Namespace + "/" + w.Kind + "/" + w.Name
+		key := keyOf(w)
 		line := progressLine(labels[i], w)
 		if p.last[key] == line {
 			continue
@@ -173,6 +182,22 @@ func progressLine(label string, w Workload) string {
 	default:
 		return label + ": " + string(w.Status)
 	}
+}
+
+// labelsOf is progressLabels(ws), computed again only when the list of workloads changed.
+func (p *Progress) labelsOf(ws []Workload) []string {
+	same := len(ws) == len(p.labelled)
+	for i := 0; same && i < len(ws); i++ {
+		same = keyOf(ws[i]) == p.labelled[i]
+	}
+	if !same {
+		p.labelled = make([]workloadKey, len(ws))
+		for i, w := range ws {
+			p.labelled[i] = keyOf(w)
+		}
+		p.labels = progressLabels(ws)
+	}
+	return p.labels
 }
 
 // progressLabels names each workload as briefly as is unambiguous within ws: "web", else "Deployment/web",

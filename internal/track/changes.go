@@ -18,22 +18,23 @@ import (
 // Deployment, a Pod to its ReplicaSet's Deployment (or its StatefulSet, DaemonSet, Job), an Event to the
 // object it is about.
 type changes struct {
-	targets map[string]int // targetKey → index in Track's targets
-	signal  chan struct{}  // has a value when something changed since the last take
+	targets map[targetKey]int // index in Track's targets
+	signal  chan struct{}     // has a value when something changed since the last take
 
 	mu    sync.Mutex
 	dirty map[int]bool
 }
 
 func newChanges(targets []Target) *changes {
-	ch := &changes{targets: make(map[string]int, len(targets)), signal: make(chan struct{}, 1), dirty: map[int]bool{}}
+	ch := &changes{targets: make(map[targetKey]int, len(targets)), signal: make(chan struct{}, 1), dirty: map[int]bool{}}
 	for i, t := range targets {
-		ch.targets[targetKey(t.Kind, t.Namespace, t.Name)] = i
+		ch.targets[targetKey{t.Kind, t.Namespace, t.Name}] = i
 	}
 	return ch
 }
 
-func targetKey(kind, namespace, name string) string { return kind + "/" + namespace + "/" + name }
+// targetKey names a target without building a string: every watch event looks one up.
+type targetKey struct{ kind, namespace, name string }
 
 // mark records that target i changed.
 func (ch *changes) mark(i int) {
@@ -137,7 +138,7 @@ func (ch *changes) controlledBy(namespace string, ref *metav1.OwnerReference) (i
 }
 
 func (ch *changes) target(kind, namespace, name string) (int, bool) {
-	i, ok := ch.targets[targetKey(kind, namespace, name)]
+	i, ok := ch.targets[targetKey{kind, namespace, name}]
 	return i, ok
 }
 
@@ -148,4 +149,13 @@ func (ch *changes) target(kind, namespace, name string) (int, bool) {
 // server and controllers that share the machine. The watch-driven judgements (changes) are not delayed.
 func recheckEvery(tick time.Duration, targets int) time.Duration {
 	return max(tick, time.Duration(targets)*time.Millisecond)
+}
+
+// settleFor is how long a pass waits, after the previous one began, before it judges new changes: the
+// watch events of a large release come in bursts (a ReplicaSet, its two pods and their events within
+// milliseconds), and judging the workload once per burst instead of once per event saves most of the
+// judgements of 1,000 workloads starting up. About 0.1 ms per target: nothing for a small release, 100 ms
+// for 1,000 workloads, well inside the seconds in which a failure is to be reported.
+func settleFor(targets int) time.Duration {
+	return time.Duration(targets) * 100 * time.Microsecond
 }

@@ -142,6 +142,7 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 	// The previous revision's start-up time is read from its pods while they exist; during the rollout they
 	// go away (Recreate deletes them first), so each target keeps the first time it saw.
 	startups := make([]time.Duration, len(targets))
+	startupRead := make([]bool, len(targets))
 	configs := newConfigLookup(c)
 	statuses := make([]Status, len(targets))
 	for i, t := range targets {
@@ -153,11 +154,18 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 	// Custom resources and a caller's Source are not traced to targets: they are judged on every pass.
 	ready := make([]bool, len(targets))
 	judged := make([]time.Time, len(targets))
-	recheck := recheckEvery(opts.Tick, len(targets))
+	recheck, settle := recheckEvery(opts.Tick, len(targets)), settleFor(len(targets))
 	ticker := time.NewTicker(opts.Tick)
 	defer ticker.Stop()
+	settled := time.NewTimer(settle)
+	defer settled.Stop()
 	ticked := true
+	var passes, judgements int
+	defer func() {
+		opts.Log.Debug("tracking ended", "passes", passes, "judgements", judgements, "workloads", len(targets))
+	}()
 	for {
+		passes++
 		now := time.Now()
 		dirty := ch.take()
 		anyChange := false
@@ -197,10 +205,13 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 				continue
 			}
 			ready[i], judged[i] = true, now
+			judgements++
 			in.Now, in.Started, in.Deadline = now, opts.Started, opts.Deadline
 			in.Logs = fetched
-			if startups[i] == 0 {
-				startups[i] = diagnose.PreviousStartup(in)
+			// Read at the first judgement, when the caches hold the previous revision's pods as the change
+			// found them; a first release has none, and looking again on every judgement would find none.
+			if !startupRead[i] {
+				startups[i], startupRead[i] = diagnose.PreviousStartup(in), true
 			}
 			in.KnownStartup, in.Autoscaler = max(startups[i], opts.KnownStartup[t.String()]), autoscaler
 			in.Verification = t.Verify
@@ -237,6 +248,14 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 		case <-ctx.Done():
 			return statuses, ctx.Err()
 		case <-ch.signal:
+			if wait := settle - time.Since(now); wait > 0 {
+				settled.Reset(wait)
+				select {
+				case <-ctx.Done():
+					return statuses, ctx.Err()
+				case <-settled.C:
+				}
+			}
 		case <-ticker.C:
 			ticked = true
 		}

@@ -188,6 +188,24 @@ func wantFailure(t *testing.T, r result, code int, reason, message, evidence str
 	return rep
 }
 
+// crashed stands for wantCrash's two acceptable verdicts in a table of reasons.
+const crashed = "CrashLoop or its late report"
+
+// wantCrash checks a report names a container that crashed at start with line. The kubelet reports the
+// crash as CrashLoop, unless the container runtime is slow to handle the exit: containerd keeps a
+// container "running" until its shim is cleaned up, which a starved machine (load 20+ on 2 cores) has
+// dragged out to 10 s, past the readiness wait. Then the verdict is ReadinessFailed, and the crash's own
+// line must reach the report as the container's output, so either way the user reads why it failed.
+func wantCrash(t *testing.T, r result, code int, line string) {
+	t.Helper()
+	if rep := parseReport(t, r); len(rep.Workloads) == 1 && rep.Workloads[0].Reason == "ReadinessFailed" {
+		t.Logf("the runtime reported the exit late: %s", rep.Workloads[0].Message)
+		wantFailure(t, r, code, "ReadinessFailed", "last output line: \""+line, "container web output: "+line)
+		return
+	}
+	wantFailure(t, r, code, "CrashLoop", "code 1", line)
+}
+
 // TestRealNodeFailures deploys a healthy v1, then a broken v2, on the real node; rollguard must name the
 // kubelet's own failure with its reason and evidence.
 func TestRealNodeFailures(t *testing.T) {
@@ -203,7 +221,7 @@ func TestRealNodeFailures(t *testing.T) {
 			"ImagePullFailed", "never-pushed", "not found"},
 		{"crash loop", func(img string) realApp {
 			return realApp{image: img, probe: 3, env: map[string]string{"CRASH_AT_START": crashLine}}
-		}, "CrashLoop", "code 1", crashLine},
+		}, crashed, "", crashLine},
 		{"never ready", func(img string) realApp {
 			return realApp{image: img, probe: 2, env: map[string]string{"NEVER_READY": "1"}}
 		},
@@ -222,6 +240,10 @@ func TestRealNodeFailures(t *testing.T) {
 			realV1(t, rc, ns)
 			v2 := tc.v2(pushApp(t, rc, "v2"))
 			r := realDeploy(t, rc, ns, v2.yaml(t), "--on-failure", "none")
+			if tc.reason == crashed {
+				wantCrash(t, r, 2, tc.evidence)
+				return
+			}
 			wantFailure(t, r, 2, tc.reason, tc.message, tc.evidence)
 		})
 	}
@@ -234,25 +256,21 @@ func TestRealNodeHeal(t *testing.T) {
 	t.Parallel()
 	ns := rc.Namespace(t)
 	v1 := realV1(t, rc, ns)
-	v2 := realApp{image: pushApp(t, rc, "v2"), probe: 3, env: map[string]string{"CRASH_AT_START": "fatal: missing setting DATABASE_URL"}}
+	crashLine := "fatal: missing setting DATABASE_URL"
+	v2 := realApp{image: pushApp(t, rc, "v2"), probe: 3, env: map[string]string{"CRASH_AT_START": crashLine}}
 	r := realDeploy(t, rc, ns, v2.yaml(t))
-	if r.code != 1 {
-		t.Fatalf("exit %d, want 1 (failed, rolled back healthy)\n%s\n%s", r.code, r.stdout, r.stderr)
-	}
+	wantCrash(t, r, 1, crashLine)
 	var rep struct {
 		Outcome  string `json:"outcome"`
 		Rollback struct {
 			Outcome string `json:"outcome"`
 		} `json:"rollback"`
-		Workloads []struct {
-			Reason string `json:"reason"`
-		} `json:"workloads"`
 	}
 	if err := jsonUnmarshal(r.stdout, &rep); err != nil {
 		t.Fatal(err)
 	}
-	if rep.Outcome != "rolled_back" || rep.Rollback.Outcome != "succeeded" || len(rep.Workloads) != 1 || rep.Workloads[0].Reason != "CrashLoop" {
-		t.Fatalf("outcome %q, rollback %q, workloads %+v; want rolled_back after CrashLoop, rollback succeeded\n%s", rep.Outcome, rep.Rollback.Outcome, rep.Workloads, r.stdout)
+	if rep.Outcome != "rolled_back" || rep.Rollback.Outcome != "succeeded" {
+		t.Fatalf("outcome %q, rollback %q; want rolled_back, rollback succeeded\n%s", rep.Outcome, rep.Rollback.Outcome, r.stdout)
 	}
 	ctx := context.Background()
 	pods, err := rc.Client().CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})

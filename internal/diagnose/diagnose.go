@@ -47,7 +47,8 @@ type Input struct {
 	Pods []corev1.Pod
 	// Events are those whose involvedObject is the workload, its ReplicaSets or its pods.
 	Events []corev1.Event
-	// Logs maps "pod/container" to the last lines of the previous (crashed) container, when the API gave them.
+	// Logs maps "pod/container" to the last lines of the previous (crashed) container, and OutputKey to
+	// what a running container has written so far, when the API gave them.
 	Logs map[string]string
 	// KnownStartup is how long the previous healthy revision's pods took from start to Ready, as the caller
 	// remembers it (pods gone since, a release record); zero when unknown. The larger of it and what the

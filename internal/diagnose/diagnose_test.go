@@ -21,6 +21,7 @@ func TestDiagnose(t *testing.T) {
 		timedOut bool              // Deadline = Now: the rollout ran out of time
 		th       func(*Thresholds) // tweaks DefaultThresholds
 		log      string            // previous log of every pod's "web" container
+		output   string            // what every pod's running "web" container wrote so far
 		status   Status
 		reason   Reason
 		mentions []string // must appear in the message, evidence or fix
@@ -141,6 +142,10 @@ func TestDiagnose(t *testing.T) {
 			mentions: []string{"exited with code 1", "CrashLoopBackOff"}},
 		{name: "real node: never ready", dir: "real-never-ready", after: 3 * time.Second, status: Failed, reason: ReadinessFailed,
 			mentions: []string{"Readiness probe failed: HTTP probe failed with statuscode: 503"}},
+		// A crash the runtime has not reported yet looks like this; the app's last words tell the user.
+		{name: "real node: never ready, with its output", dir: "real-never-ready", after: 3 * time.Second, output: "testapp 2.0\nfatal: missing setting DATABASE_URL\n",
+			status: Failed, reason: ReadinessFailed,
+			mentions: []string{`last output line: "fatal: missing setting DATABASE_URL"`, "container web output: testapp 2.0", "its last output lines are in the evidence"}},
 		{name: "real node: missing ConfigMap key", dir: "real-config-missing-key", after: 31 * time.Second, status: Failed, reason: ConfigError,
 			mentions: []string{"database-url", "web-config"}},
 		{name: "real node: OOMKilled", dir: "real-crash-oomkilled", status: Failed, reason: CrashLoop,
@@ -158,6 +163,12 @@ func TestDiagnose(t *testing.T) {
 				in.Logs = map[string]string{}
 				for _, p := range in.Pods {
 					in.Logs[p.Name+"/web"] = tc.log
+				}
+			}
+			if tc.output != "" {
+				in.Logs = map[string]string{}
+				for _, p := range in.Pods {
+					in.Logs[OutputKey(p.Name, "web")] = tc.output
 				}
 			}
 			th := DefaultThresholds()

@@ -48,7 +48,7 @@ func podFindings(r *rollout, ev events, in Input, th Thresholds) []finding {
 					continue
 				}
 			}
-			if f, ok := c.readiness(); ok {
+			if f, ok := c.readiness(in.Logs); ok {
 				out = append(out, f)
 			}
 		}
@@ -218,7 +218,7 @@ func (c containerCheck) crashFix(term *corev1.ContainerStateTerminated) string {
 // readiness: a running container that is not ready fails once it has been unready longer than the app's
 // history or its probes allow (readinessWait; the history only for a first start). Without a readiness probe the kubelet marks a running
 // container ready by itself, so no readiness failure is possible.
-func (c containerCheck) readiness() (finding, bool) {
+func (c containerCheck) readiness(logs map[string]string) (finding, bool) {
 	cs := c.status
 	if cs.State.Running == nil || cs.Ready || c.spec == nil || c.spec.ReadinessProbe == nil {
 		return finding{}, false
@@ -265,16 +265,34 @@ func (c containerCheck) readiness() (finding, bool) {
 	if len(probes) > 0 {
 		msg += ": " + clip(probes[len(probes)-1].Message)
 	}
+	ev := append([]Evidence{c.stateEvidence()}, eventEvidence(probes)...)
+	// The output tells a slow or stuck app from one that already died: a container runtime that is slow to
+	// handle an exit (containerd waits for the shim's cleanup) keeps a crashed container "running" for
+	// seconds, and then its own last words are the only trace of the crash.
+	check := "check the app serves it"
+	if lines := tail(logs[OutputKey(c.pod.Name, cs.Name)], c.th.LogLines); len(lines) > 0 {
+		msg += fmt.Sprintf("; last output line: %q", lines[len(lines)-1])
+		check = "check the app serves it (its last output lines are in the evidence)"
+		for _, l := range lines {
+			ev = append(ev, Evidence{Object: c.object(), Text: fmt.Sprintf("container %s output: %s", cs.Name, l)})
+		}
+	}
 	return finding{
 		reason:    ReadinessFailed,
 		confirmed: c.now.Sub(unready)-cutOff(unready) >= wait,
 		since:     since,
 		object:    c.object(),
 		message:   msg,
-		fix: fmt.Sprintf("the readiness probe (%s) of container %s keeps failing: check the app serves it, or raise initialDelaySeconds/failureThreshold if it needs longer to start",
-			describeProbe(c.spec.ReadinessProbe), cs.Name),
-		evidence: append([]Evidence{c.stateEvidence()}, eventEvidence(probes)...),
+		fix: fmt.Sprintf("the readiness probe (%s) of container %s keeps failing: %s, or raise initialDelaySeconds/failureThreshold if it needs longer to start",
+			describeProbe(c.spec.ReadinessProbe), cs.Name, check),
+		evidence: ev,
 	}, true
+}
+
+// OutputKey is the Input.Logs key of what a running container has written so far (its current run, where
+// the plain "pod/container" key holds its previous, crashed one).
+func OutputKey(pod, container string) string {
+	return pod + "/" + container + " (running)"
 }
 
 // cutOff is how much later than recorded a time may really have been: the API keeps whole seconds, so a

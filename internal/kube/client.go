@@ -145,9 +145,9 @@ func (c *Client) PreviousLog(ctx context.Context, namespace, pod, container stri
 	return c.log(ctx, namespace, pod, container, lines, true)
 }
 
-// FinishedLog is PreviousLog for a container that ran to its end and was not restarted (a Job's pod,
-// restartPolicy Never): its own last lines.
-func (c *Client) FinishedLog(ctx context.Context, namespace, pod, container string, lines int64) string {
+// CurrentLog is PreviousLog for a container's current run: what a running container has written so far,
+// or the last lines of one that ran to its end and was not restarted (a Job's pod, restartPolicy Never).
+func (c *Client) CurrentLog(ctx context.Context, namespace, pod, container string, lines int64) string {
 	return c.log(ctx, namespace, pod, container, lines, false)
 }
 

@@ -11,8 +11,9 @@ import (
 	"github.com/rollguard/rollguard/internal/kube"
 )
 
-// logCache fetches the previous log of crashed containers once each; where the API cannot serve logs
-// (no kubelet reachable, no permission) the crash is still reported, only without its last lines.
+// logCache fetches the previous log of crashed containers, and the output so far of containers that
+// never became ready, once each; where the API cannot serve logs (no kubelet reachable, no permission)
+// the failure is still reported, only without those lines.
 type logCache struct {
 	c       *kube.Client
 	mu      sync.Mutex
@@ -36,35 +37,44 @@ func (l *logCache) get() map[string]string {
 
 // wantsLogs reports the verdicts whose evidence carries the failed containers' last log lines.
 func wantsLogs(r diagnose.Reason) bool {
-	return r == diagnose.CrashLoop || r == diagnose.JobFailed || r == diagnose.VerificationFailed
+	return r == diagnose.CrashLoop || r == diagnose.JobFailed || r == diagnose.VerificationFailed || r == diagnose.ReadinessFailed
 }
 
+// maxOutputs bounds how many unready containers' output one verdict fetches: a few show whether the app
+// is stuck or dead; every replica's would only slow the verdict.
+const maxOutputs = 3
+
 // want fetches logs of crashed containers (restarted ones: their previous run; a Job's failed ones: their
-// own) not fetched before; it reports whether it found any new lines. The fetches run at once (at most 8):
-// each is a round trip through the API server to a kubelet, and the verdict waits for them, so one after
-// another they would add a round trip per crashed pod.
+// own) and the output of running, unready ones, each not fetched before; it reports whether it found any
+// new lines. The fetches run at once (at most 8): each is a round trip through the API server to a
+// kubelet, and the verdict waits for them, so one after another they would add a round trip per pod.
 func (l *logCache) want(ctx context.Context, pods []corev1.Pod) bool {
-	type crashed struct {
+	type fetch struct {
 		key, namespace, pod, container string
 		read                           func(ctx context.Context, namespace, pod, container string, lines int64) string
 	}
-	var todo []crashed
+	var todo []fetch
 	l.mu.Lock()
-	for _, p := range pods {
-		for _, cs := range p.Status.ContainerStatuses {
-			read := l.c.PreviousLog
-			if cs.LastTerminationState.Terminated == nil {
-				if t := cs.State.Terminated; t == nil || t.ExitCode == 0 {
-					continue
-				}
-				read = l.c.FinishedLog
-			}
-			key := p.Name + "/" + cs.Name
-			if l.fetched[key] {
-				continue
-			}
+	outputs := 0
+	add := func(key string, p *corev1.Pod, container string, read func(ctx context.Context, namespace, pod, container string, lines int64) string) {
+		if !l.fetched[key] {
 			l.fetched[key] = true
-			todo = append(todo, crashed{key, p.Namespace, p.Name, cs.Name, read})
+			todo = append(todo, fetch{key, p.Namespace, p.Name, container, read})
+		}
+	}
+	for i := range pods {
+		p := &pods[i]
+		for _, cs := range p.Status.ContainerStatuses {
+			switch {
+			case cs.LastTerminationState.Terminated != nil:
+				add(p.Name+"/"+cs.Name, p, cs.Name, l.c.PreviousLog)
+			case cs.State.Terminated != nil && cs.State.Terminated.ExitCode != 0:
+				add(p.Name+"/"+cs.Name, p, cs.Name, l.c.CurrentLog)
+			}
+			if cs.State.Running != nil && !cs.Ready && outputs < maxOutputs {
+				outputs++
+				add(diagnose.OutputKey(p.Name, cs.Name), p, cs.Name, l.c.CurrentLog)
+			}
 		}
 	}
 	l.mu.Unlock()

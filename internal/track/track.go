@@ -160,9 +160,9 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 	settled := time.NewTimer(settle)
 	defer settled.Stop()
 	ticked := true
-	var passes, judgements int
+	var passes, judgements, onTime int
 	defer func() {
-		opts.Log.Debug("tracking ended", "passes", passes, "judgements", judgements, "workloads", len(targets))
+		opts.Log.Debug("tracking ended", "passes", passes, "judgements", judgements, "as time passed", onTime, "workloads", len(targets))
 	}()
 	for {
 		passes++
@@ -203,6 +203,9 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 			}
 			if behind(in.Workload, generation) {
 				continue
+			}
+			if ready[i] && !always && !dirty[i] {
+				onTime++
 			}
 			ready[i], judged[i] = true, now
 			judgements++

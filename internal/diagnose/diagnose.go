@@ -293,6 +293,7 @@ func decide(v Verdict, r *rollout, found []finding, now, deadline time.Time) Ver
 		v.Status, v.Message = Progressing, r.waiting
 		if len(pending) > 0 {
 			v.Message += "; not failed yet: " + pending[0].message
+			v.Unconfirmed = pending[0].reason
 		}
 		v.Evidence = collect(pending)
 	}

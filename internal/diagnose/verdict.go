@@ -65,6 +65,11 @@ type Verdict struct {
 	// Startup is, for a healthy rollout, how long its pods took from start to Ready (startup.go); release
 	// records keep it so the next release's readiness wait knows it even when the old pods are gone.
 	Startup time.Duration `json:"-"`
+	// Unconfirmed is, for a Progressing verdict, the reason a rule suspects but has not confirmed: a signal
+	// still inside its grace window or budget. Every rule that fails a rollout as time passes is such a
+	// finding first, so a caller that judges again when the objects change need re-judge on time alone
+	// only the verdicts that carry one (and any at the deadline).
+	Unconfirmed Reason `json:"-"`
 }
 
 // Line renders the verdict on one line for logs, e.g.

@@ -143,10 +143,11 @@ func (ch *changes) target(kind, namespace, name string) (int, bool) {
 }
 
 // recheckEvery is how often a target whose objects did not change is judged again for the rules that turn
-// on time alone: every tick, but for a large release no more often than about a millisecond per target.
-// A judgement costs about 50 µs (gathering the input from the caches, comparing the templates of the
-// ReplicaSets); 1,000 workloads judged four times a second would take a fifth of a core from the API
-// server and controllers that share the machine. The watch-driven judgements (changes) are not delayed.
+// on time alone, when that many targets are being timed (a rule's grace window running, a bake, the
+// deadline passed): every tick, but no more often than about a millisecond per timed target. A judgement
+// costs about 50 µs (gathering the input from the caches, comparing the templates of the ReplicaSets);
+// 1,000 workloads judged four times a second would take a fifth of a core from the API server and
+// controllers that share the machine. The watch-driven judgements (changes) are not delayed.
 func recheckEvery(tick time.Duration, targets int) time.Duration {
 	return max(tick, time.Duration(targets)*time.Millisecond)
 }

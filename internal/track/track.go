@@ -8,18 +8,13 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"iter"
 	"log/slog"
-	"sort"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 
@@ -149,12 +144,14 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 		statuses[i] = Status{Target: t, Verdict: diagnose.Verdict{Status: diagnose.Progressing}}
 	}
 	// A target is judged when its objects changed (changes), when it is first in the caches at the
-	// generation its write gave it (ready), and, while its verdict can still change with time alone
-	// (grace windows, the deadline, a bake), every Tick (less often for a large release: recheckEvery).
+	// generation its write gave it (ready), and, while its verdict can still change with time alone, every
+	// Tick (less often when many are timed: recheckEvery): during a bake, once the deadline has passed, and
+	// while a rule times a finding of it (timing, from Verdict.Unconfirmed: a grace window, a probe budget).
 	// Custom resources and a caller's Source are not traced to targets: they are judged on every pass.
 	ready := make([]bool, len(targets))
 	judged := make([]time.Time, len(targets))
-	recheck, settle := recheckEvery(opts.Tick, len(targets)), settleFor(len(targets))
+	timing, nTiming := make([]bool, len(targets)), 0
+	settle := settleFor(len(targets))
 	ticker := time.NewTicker(opts.Tick)
 	defer ticker.Stop()
 	settled := time.NewTimer(settle)
@@ -170,9 +167,15 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 		dirty := ch.take()
 		anyChange := false
 		fetched := logs.get() // one snapshot per pass, refreshed only when new lines arrive
+		late := !opts.Deadline.IsZero() && !now.Before(opts.Deadline)
+		recheck := recheckEvery(opts.Tick, nTiming)
+		if opts.Bake || late {
+			recheck = recheckEvery(opts.Tick, len(targets))
+		}
 		for i, t := range targets {
 			always := t.custom() || opts.Source != nil
-			timed := ticked && (opts.Bake || statuses[i].Verdict.Status != diagnose.Healthy) && now.Sub(judged[i]) >= recheck
+			timed := ticked && now.Sub(judged[i]) >= recheck &&
+				(opts.Bake || statuses[i].Verdict.Status != diagnose.Healthy && (timing[i] || late))
 			if ready[i] && !always && !dirty[i] && !timed {
 				continue
 			}
@@ -228,6 +231,14 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 				fetched = logs.get()
 				in.Logs = fetched
 				v = judge(in, opts.Thresholds)
+			}
+			if t := v.Unconfirmed != ""; t != timing[i] {
+				timing[i] = t
+				if t {
+					nTiming++
+				} else {
+					nTiming--
+				}
 			}
 			prev := statuses[i]
 			if v.Status != prev.Verdict.Status || v.Progress != prev.Verdict.Progress || v.Reason != prev.Verdict.Reason || v.Message != prev.Verdict.Message {
@@ -354,47 +365,6 @@ func (nc *nsCache) input(w runtime.Object) diagnose.Input {
 	return Collect(w, all(rss), all(pods), all(events))
 }
 
-// Collect picks, from a namespace's ReplicaSets, Pods and Events, what belongs to workload and returns the
-// diagnosis input for it (Now, Started, Deadline and Logs are the caller's). The lists may hold anything
-// else of the namespace: ownership, not label selectors, decides what belongs to the workload, because
-// selectors of different workloads may overlap and owner references never do. Both the tracker and the
-// guard gather their input here, so they judge the same objects.
-func Collect(workload runtime.Object, replicaSets iter.Seq[*appsv1.ReplicaSet], pods iter.Seq[*corev1.Pod], events iter.Seq[*corev1.Event]) diagnose.Input {
-	var in diagnose.Input
-	m, ok := workload.(metav1.Object)
-	if workload == nil || !ok {
-		return in
-	}
-	in.Workload = workload
-	uid := m.GetUID()
-	owners := map[types.UID]bool{uid: true}
-	involved := map[types.UID]bool{uid: true}
-	if _, isDeployment := workload.(*appsv1.Deployment); isDeployment {
-		for rs := range replicaSets {
-			if ref := metav1.GetControllerOfNoCopy(rs); ref != nil && ref.UID == uid {
-				in.ReplicaSets = append(in.ReplicaSets, *rs)
-				owners[rs.UID] = true
-				involved[rs.UID] = true
-			}
-		}
-	}
-	for p := range pods {
-		if ref := metav1.GetControllerOfNoCopy(p); ref != nil && owners[ref.UID] {
-			in.Pods = append(in.Pods, *p)
-			involved[p.UID] = true
-		}
-	}
-	for e := range events {
-		if involved[e.InvolvedObject.UID] {
-			in.Events = append(in.Events, *e)
-		}
-	}
-	sort.Slice(in.ReplicaSets, func(i, j int) bool { return in.ReplicaSets[i].Name < in.ReplicaSets[j].Name })
-	sort.Slice(in.Pods, func(i, j int) bool { return in.Pods[i].Name < in.Pods[j].Name })
-	sort.Slice(in.Events, func(i, j int) bool { return eventTime(in.Events[i]).Before(eventTime(in.Events[j])) })
-	return in
-}
-
 func get[T runtime.Object](inf cache.SharedIndexInformer, key string) (T, bool) {
 	var zero T
 	o, ok, err := inf.GetStore().GetByKey(key)
@@ -403,16 +373,4 @@ func get[T runtime.Object](inf cache.SharedIndexInformer, key string) (T, bool) 
 	}
 	t, ok := o.(T)
 	return t, ok
-}
-
-func eventTime(e corev1.Event) time.Time {
-	switch {
-	case e.Series != nil && !e.Series.LastObservedTime.IsZero():
-		return e.Series.LastObservedTime.Time
-	case !e.LastTimestamp.IsZero():
-		return e.LastTimestamp.Time
-	case !e.EventTime.IsZero():
-		return e.EventTime.Time
-	}
-	return e.CreationTimestamp.Time
 }

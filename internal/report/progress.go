@@ -27,8 +27,8 @@ type Progress struct {
 	now   func() time.Time
 	width func() int // terminal columns, 0 when unknown
 
-	last  map[workloadKey]string // non-TTY: the line last printed per workload
-	lines []string               // TTY: the block currently on screen, bottom-most output
+	last  map[workloadKey]shown // non-TTY: what was last printed per workload
+	lines []string              // TTY: the block currently on screen, bottom-most output
 	done  bool
 
 	// The labels of the workloads last shown: a release's list stays the same through a run, and naming
@@ -39,11 +39,20 @@ type Progress struct {
 
 type workloadKey struct{ namespace, kind, name string }
 
+// shown is what a workload's progress line is made of: an update whose fields are the same prints nothing,
+// and is found so without building the line again.
+type shown struct {
+	label                   string
+	status                  diagnose.Status
+	reason                  diagnose.Reason
+	message, progress, line string
+}
+
 func keyOf(w Workload) workloadKey { return workloadKey{w.Namespace, w.Kind, w.Name} }
 
 // NewProgress writes progress to out. tty selects in-place redrawing (see IsTerminal); now stamps CI lines.
 func NewProgress(out io.Writer, tty bool, now func() time.Time) *Progress {
-	p := &Progress{out: out, tty: tty, now: now, last: map[workloadKey]string{}, width: func() int { return 0 }}
+	p := &Progress{out: out, tty: tty, now: now, last: map[workloadKey]shown{}, width: func() int { return 0 }}
 	if f, ok := out.(*os.File); ok && tty {
 		// Lines longer than the terminal wrap, and the cursor-up count would then miss the extra rows.
 		p.width = func() int {
@@ -101,12 +110,18 @@ func (p *Progress) Update(ws []Workload) {
 	stamp := p.now().UTC().Format(time.RFC3339)
 	for i, w := range ws {
 		key := keyOf(w)
-		line := progressLine(labels[i], w)
-		if p.last[key] == line {
+		now := shown{label: labels[i], status: w.Status, reason: w.Reason, message: w.Message, progress: w.Progress}
+		before, ok := p.last[key]
+		if ok && before.label == now.label && before.status == now.status && before.reason == now.reason &&
+			before.message == now.message && before.progress == now.progress {
 			continue
 		}
-		p.last[key] = line
-		b.WriteString(stamp + " " + line + "\n")
+		now.line = progressLine(labels[i], w)
+		p.last[key] = now
+		if ok && before.line == now.line {
+			continue
+		}
+		b.WriteString(stamp + " " + now.line + "\n")
 	}
 	if b.Len() > 0 {
 		_, _ = io.WriteString(p.out, b.String())

@@ -53,7 +53,8 @@ func TestRealNodeRegistryBlip(t *testing.T) {
 	rc := realNode(t)
 	ns := rc.Namespace(t)
 	realV1(t, rc, ns)
-	img := pushApp(t, rc, "v2")
+	// A tag of this run's own: the node does not pull again an image it pulled before (-count=2 did).
+	img := pushApp(t, rc, ns+"-v2")
 	if err := rc.StopRegistry(); err != nil {
 		t.Fatal(err)
 	}

@@ -141,16 +141,13 @@ func (s *Store) listAll(ctx context.Context, namespace, app string) (records, pa
 	return records, parts, nil
 }
 
-func (s *Store) latestRevision(ctx context.Context, namespace, app string) (int, error) {
-	secs, err := s.list(ctx, namespace, app)
-	if err != nil {
-		return 0, err
-	}
+// latestOf is the highest revision among records, 0 when there are none.
+func latestOf(records []corev1.Secret) int {
 	latest := 0
-	for i := range secs {
-		latest = max(latest, revisionOf(&secs[i]))
+	for i := range records {
+		latest = max(latest, revisionOf(&records[i]))
 	}
-	return latest, nil
+	return latest
 }
 
 func revisionOf(sec *corev1.Secret) int {

@@ -97,14 +97,17 @@ func (s *Store) Create(ctx context.Context, r *Record) error {
 	r.UpdatedAt = now
 	secrets := s.c.Typed.CoreV1().Secrets(r.Namespace)
 	next := 0
+	// One listing serves the next revision's number and the prune after the write: the app's lock keeps
+	// other runs from creating records in between, and a record a racing writer adds is pruned next time.
+	var records, parts []corev1.Secret
 	for attempt := 0; ; attempt++ {
 		if next == 0 || attempt%4 == 3 {
 			// Re-list now and then: after many lost races someone may have jumped far ahead.
-			latest, err := s.latestRevision(ctx, r.Namespace, r.App)
-			if err != nil {
+			var err error
+			if records, parts, err = s.listAll(ctx, r.Namespace, r.App); err != nil {
 				return err
 			}
-			if latest >= next {
+			if latest := latestOf(records); latest >= next {
 				next = latest + 1
 			}
 		}
@@ -128,9 +131,10 @@ func (s *Store) Create(ctx context.Context, r *Record) error {
 			return kube.Classify(err, "recording release "+r.ID, s.c.Server)
 		}
 		s.remember(r, created)
+		records = append(records, *created)
 		break
 	}
-	return s.prune(ctx, r.Namespace, r.App, r.Revision)
+	return s.prune(ctx, r.Revision, records, parts)
 }
 
 // Update writes r. On a conflict (another process updated the record in between, e.g. an approval) it
@@ -234,14 +238,11 @@ func (s *Store) Modify(ctx context.Context, namespace, id string, fn func(*Recor
 
 // prune deletes the app's oldest records beyond HistoryMax, never the one just created (keep), any
 // unfinished one, or the newest successful one.
-func (s *Store) prune(ctx context.Context, namespace, app string, keep int) error {
+// secs and parts are the app's record and part Secrets as listed (listAll), the one just created included.
+func (s *Store) prune(ctx context.Context, keep int, secs, parts []corev1.Secret) error {
 	limit := s.HistoryMax
 	if limit <= 0 {
 		limit = DefaultHistoryMax
-	}
-	secs, parts, err := s.listAll(ctx, namespace, app)
-	if err != nil {
-		return err
 	}
 	if err := s.sweepParts(ctx, secs, parts); err != nil || len(secs) <= limit {
 		return err
@@ -260,13 +261,13 @@ func (s *Store) prune(ctx context.Context, namespace, app string, keep int) erro
 		if rev == keep || rev == newestOK || Outcome(secs[i].Labels[LabelOutcome]).Unfinished() {
 			continue
 		}
-		err := s.c.Typed.CoreV1().Secrets(namespace).Delete(ctx, secs[i].Name, metav1.DeleteOptions{
+		err := s.c.Typed.CoreV1().Secrets(secs[i].Namespace).Delete(ctx, secs[i].Name, metav1.DeleteOptions{
 			Preconditions: &metav1.Preconditions{UID: &secs[i].UID},
 		})
 		if err != nil && !apierrors.IsNotFound(err) {
 			return kube.Classify(err, "pruning old release record "+secs[i].Name, s.c.Server)
 		}
-		s.dropReplaced(ctx, namespace, strings.TrimPrefix(secs[i].Name, NamePrefix), secs[i].Annotations[AnnotationParts])
+		s.dropReplaced(ctx, secs[i].Namespace, strings.TrimPrefix(secs[i].Name, NamePrefix), secs[i].Annotations[AnnotationParts])
 		excess--
 	}
 	return nil

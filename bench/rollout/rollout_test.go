@@ -110,6 +110,12 @@ func prepare(b *testing.B, sc scenario) string {
 	return ns
 }
 
+// release deletes an iteration's namespaces and waits until they are gone: their pods hold the sandbox's
+// two nodes' CPU, and the next iteration's releases would otherwise be Unschedulable (-count=2 was void).
+func release(b *testing.B, namespaces ...string) {
+	must(b, runCmd(b, "", kubectl, append([]string{"delete", "namespace", "--wait", "--timeout=2m"}, namespaces...)...))
+}
+
 type timing struct {
 	name               string
 	rollguard, kubectl time.Duration
@@ -135,6 +141,7 @@ func BenchmarkTimeToVerdict(b *testing.B) {
 			must(b, runCmd(b, broken, kubectl, "apply", "-f", "-", "-n", nsK))
 			runCmd(b, "", kubectl, "rollout", "status", "deployment/web", "-n", nsK, "--timeout=60s")
 			t.kubectl = time.Since(start)
+			release(b, nsR, nsK)
 			return t
 		})
 		report(b, "time to verdict (broken apply → failure reported)", "rollguard deploy", "kubectl apply + rollout status --timeout=60s", results)
@@ -158,6 +165,7 @@ func BenchmarkBrokenToHealthyRollback(b *testing.B) {
 			must(b, runCmd(b, "", kubectl, "rollout", "undo", "deployment/web", "-n", nsK))
 			must(b, runCmd(b, "", kubectl, "rollout", "status", "deployment/web", "-n", nsK, "--timeout=120s"))
 			t.kubectl = time.Since(start)
+			release(b, nsR, nsK)
 			return t
 		})
 		report(b, "broken apply → healthy rollback", "rollguard deploy (auto-rollback)", "seed pipeline (rollout status 60s, undo, status)", results)

@@ -100,7 +100,9 @@ func (d *Deploy) onFailure(ctx context.Context, c *kube.Client, store *release.S
 		rec.Approval = &release.Approval{RequestedAt: time.Now().UTC()}
 		result.Outcome = report.PendingApproval
 		result.Rollback = &report.Rollback{Outcome: report.PendingApproval, Message: fmt.Sprintf("held: roll back with `rollguard rollback %s -n %s`", rec.ID, rec.Namespace)}
-		wctx, cancel := heldWrite(ctx)
+		// The held record is what lets any machine decide later: a signal arriving during its write must not
+		// cut it off (the API server may have stored it already) and turn a held release into an error.
+		wctx, cancel := recordContext(ctx)
 		defer cancel()
 		if err := finish(wctx, store, rec, release.PendingApproval); err != nil {
 			return result, err
@@ -110,7 +112,7 @@ func (d *Deploy) onFailure(ctx context.Context, c *kube.Client, store *release.S
 	case OnFailureApprove:
 		rec.Approval = &release.Approval{RequestedAt: time.Now().UTC()}
 		rec.Outcome = release.PendingApproval
-		wctx, cancel := heldWrite(ctx)
+		wctx, cancel := recordContext(ctx) // as for OnFailureHold
 		defer cancel()
 		if err := store.Update(wctx, rec); err != nil {
 			return result, err
@@ -286,11 +288,4 @@ func Decide(ctx context.Context, c *kube.Client, store *release.Store, ns, id st
 		r.Approval.By, r.Approval.At = by, time.Now().UTC()
 		return nil
 	})
-}
-
-// heldWrite is the context for writing a held (pending-approval) record: the record is what lets any machine
-// decide later, so a signal arriving while it is written must not cut the write off (the API server may
-// already have stored it) and turn a held release into an error; the run stops right after it instead.
-func heldWrite(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 }

@@ -48,11 +48,17 @@ func stopCause(ctx context.Context) error {
 	return context.Cause(ctx)
 }
 
+// recordContext is the context for a record write that a stopping run must still finish: the run's
+// cancellation does not cut it, a timeout bounds it.
+func recordContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+}
+
 // halt closes a stopped run without changing the cluster: the record says where it stopped and why, and
-// the result says the state and what to run next. Only the record is written, with a context of its own
-// since ctx is already cancelled.
+// the result says the state and what to run next. Only the record is written, with recordContext since
+// ctx is already cancelled.
 func halt(ctx context.Context, store *release.Store, rec *release.Record, result *report.Result, stage string, cause error) (*report.Result, error) {
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	wctx, cancel := recordContext(ctx)
 	defer cancel()
 	result.FinishedAt = time.Now()
 	where := fmt.Sprintf("-n %s", rec.Namespace)

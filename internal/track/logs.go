@@ -49,14 +49,15 @@ const maxOutputs = 3
 // new lines. The fetches run at once (at most 8): each is a round trip through the API server to a
 // kubelet, and the verdict waits for them, so one after another they would add a round trip per pod.
 func (l *logCache) want(ctx context.Context, pods []corev1.Pod) bool {
+	type reader func(ctx context.Context, namespace, pod, container string, lines int64) string
 	type fetch struct {
 		key, namespace, pod, container string
-		read                           func(ctx context.Context, namespace, pod, container string, lines int64) string
+		read                           reader
 	}
 	var todo []fetch
 	l.mu.Lock()
 	outputs := 0
-	add := func(key string, p *corev1.Pod, container string, read func(ctx context.Context, namespace, pod, container string, lines int64) string) {
+	add := func(key string, p *corev1.Pod, container string, read reader) {
 		if !l.fetched[key] {
 			l.fetched[key] = true
 			todo = append(todo, fetch{key, p.Namespace, p.Name, container, read})

@@ -15,7 +15,8 @@ import (
 
 // Where each failure reason is decided:
 //
-//	pods.go      ImagePullFailed, CrashLoop, ReadinessFailed                (container states of new pods)
+//	pods.go      ImagePullFailed, CrashLoop                                 (container states of new pods)
+//	readiness.go ReadinessFailed: running, never ready, past its probes and the app's history
 //	config.go    ConfigError, and whether a missing ConfigMap/Secret may still come
 //	pull.go      image missing (fails at once) vs registry unreachable (waits ImagePullGrace)
 //	startup.go   how long the previous revision took to become ready, and readiness gates

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 // ConfigError: the kubelet cannot create a container (CreateContainerConfigError, CreateContainerError).
@@ -73,8 +75,18 @@ func missingConfig(msg string) (ConfigRef, bool) {
 
 func (c containerCheck) configError() finding {
 	w := c.status.State.Waiting
-	failed := eventsWithReason(c.events, "Failed")
-	since := earliest(failed, c.pod.CreationTimestamp.Time)
+	// The grace counts from the kubelet's first failure to create the container ("Error: ..."; a failed
+	// pull is "Failed" too), not from the pod's creation: a slow pull before it must not eat the grace.
+	var failed []corev1.Event
+	for _, e := range eventsWithReason(c.events, "Failed") {
+		if strings.HasPrefix(e.Message, "Error: ") {
+			failed = append(failed, e)
+		}
+	}
+	since := c.pod.CreationTimestamp.Time // no event (yet, or dropped by the kubelet's rate limit)
+	if len(failed) > 0 {
+		since = earliest(failed, time.Time{})
+	}
 	what, fix := clip(w.Message), fmt.Sprintf("fix container %s's spec: %s", c.status.Name, clip(w.Message))
 	if w.Message == "" {
 		what = w.Reason
@@ -100,13 +112,15 @@ func (c containerCheck) configError() finding {
 			grace = c.th.QuotaGrace
 		}
 	}
-	return finding{
-		reason:    ConfigError,
-		confirmed: c.now.Sub(since)-cutOff(since) >= grace,
-		since:     since,
-		object:    c.object(),
-		message:   fmt.Sprintf("pod %s: container %s cannot be created: %s", c.pod.Name, c.status.Name, what),
-		fix:       fix,
-		evidence:  append([]Evidence{c.stateEvidence()}, eventEvidence(failed)...),
+	anchor := anchorKey("config", c.pod, c.status.Name, since)
+	f := finding{
+		reason:   ConfigError,
+		since:    since,
+		object:   c.object(),
+		message:  fmt.Sprintf("pod %s: container %s cannot be created: %s", c.pod.Name, c.status.Name, what),
+		fix:      fix,
+		evidence: append([]Evidence{c.stateEvidence()}, eventEvidence(failed)...),
+		anchor:   anchor,
 	}
+	return f.timed(c.now, waitFrom(since, anchor, c.seen), grace)
 }

@@ -86,11 +86,11 @@ func createFindings(r *rollout, ev events, now time.Time, th Thresholds) []findi
 		case !atOnce[reason]:
 			grace = th.RefusalGrace
 		}
-		f.confirmed = now.Sub(f.since) >= grace
+		*f = f.timed(now, f.since, grace)
 		if reason == QuotaExceeded && !r.terminating && r.advancing(now) {
 			// A new pod on its way to ready lets the controller remove an old one, which frees the quota
 			// the next pod needs: a rollout with room for one surge pod proceeds that way.
-			f.confirmed = false
+			f.confirmed, f.due = false, time.Time{}
 			f.message += " (waiting: new pods are becoming ready, which frees quota)"
 		}
 		out = append(out, *f)

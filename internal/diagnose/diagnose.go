@@ -28,6 +28,7 @@ import (
 //	job.go       JobFailed, VerificationFailed (a verify Job), Job progress (the Job's own conditions)
 //	bake.go      the bake window: restarts, crash loops and readiness lost after the release was healthy
 //	diagnose.go  Timeout, and which finding wins when several fire          (this file)
+//	wait.go      when a wait starts and ends: whole-second API times, the caller's sightings
 //	revision.go  which pods belong to the new revision;  events.go  event times, counts and lines
 //	fix.go       the generic remedy per reason (verdicts carry a concrete one from the rule that fired)
 
@@ -61,6 +62,10 @@ type Input struct {
 	// (MissingConfig), whether it exists now, keyed by ConfigRef.String(). A ref not in the map was not
 	// looked up (no permission, a caller that does not look): the diagnosis then waits as if it may appear.
 	Config map[string]bool
+	// Seen is when the caller first saw each state a rule counts a wait from, keyed as Verdict.Anchors
+	// names them: the state began no later than that, which bounds a time the API kept in whole seconds
+	// better than assuming the latest it can have been (wait.go). Nil: no sightings (a one-shot status).
+	Seen map[string]time.Time
 	// Verification marks a Job the release runs to verify itself once every workload is healthy (its verify
 	// phase): its failure is VerificationFailed, not JobFailed.
 	Verification bool
@@ -169,6 +174,10 @@ type finding struct {
 	// pulls failed so far (pull.go).
 	transient    bool
 	pullAttempts int32
+	// due is, for a finding a wait has not confirmed yet, when it will be if nothing changes; anchor is the
+	// Input.Seen key of the state that wait counts from, if the rule can use a sighting (wait.go).
+	due    time.Time
+	anchor string
 }
 
 // Diagnose decides whether the rollout in is Healthy, still Progressing, or Failed and why.
@@ -295,6 +304,14 @@ func decide(v Verdict, r *rollout, found []finding, now, deadline time.Time) Ver
 		if len(pending) > 0 {
 			v.Message += "; not failed yet: " + pending[0].message
 			v.Unconfirmed = pending[0].reason
+		}
+		for _, f := range pending {
+			if !f.due.IsZero() && (v.Due.IsZero() || f.due.Before(v.Due)) {
+				v.Due = f.due
+			}
+			if f.anchor != "" {
+				v.Anchors = append(v.Anchors, f.anchor)
+			}
 		}
 		v.Evidence = collect(pending)
 	}

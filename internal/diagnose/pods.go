@@ -31,7 +31,7 @@ func podFindings(r *rollout, ev events, in Input, th Thresholds) []finding {
 		}
 		specs := containerSpecs(p)
 		for _, cs := range containerStatuses(p) {
-			c := containerCheck{pod: p, spec: specs[cs.Name], status: cs, events: containerEvents(ev, p, cs.Name), now: in.Now, th: th, startup: startup, config: in.Config}
+			c := containerCheck{pod: p, spec: specs[cs.Name], status: cs, events: containerEvents(ev, p, cs.Name), now: in.Now, th: th, startup: startup, config: in.Config, seen: in.Seen}
 			if w := cs.State.Waiting; w != nil {
 				switch w.Reason {
 				case "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull":
@@ -69,6 +69,8 @@ type containerCheck struct {
 	startup history
 	// config is Input.Config: whether what the kubelet reported missing exists now.
 	config map[string]bool
+	// seen is Input.Seen: when the caller first saw the states waits count from.
+	seen map[string]time.Time
 }
 
 func (c containerCheck) object() string { return objectKey("Pod", c.pod.Name) }
@@ -96,9 +98,8 @@ func (c containerCheck) imagePull() finding {
 	detail = grpcPrefix.ReplaceAllString(detail, "") // the CRI's transport wrapping says nothing to a user
 	detail = withoutImageEchoes(detail, image)
 	kind := classifyPull(w.Reason, detail)
-	return finding{
+	f := finding{
 		reason:       ImagePullFailed,
-		confirmed:    kind.definitive() || c.now.Sub(since) >= c.th.ImagePullGrace,
 		since:        since,
 		object:       c.object(),
 		message:      fmt.Sprintf("pod %s: container %s cannot pull image %q: %s: %s", c.pod.Name, c.status.Name, image, kind, clip(detail)),
@@ -107,6 +108,11 @@ func (c containerCheck) imagePull() finding {
 		pullAttempts: attempts,
 		transient:    !kind.definitive(),
 	}
+	if kind.definitive() {
+		f.confirmed = true
+		return f
+	}
+	return f.timed(c.now, since, c.th.ImagePullGrace)
 }
 
 // judgePulls fails transient pull errors before the grace when every new pod has one and each has failed

@@ -109,6 +109,10 @@ func TestPrecisionVariations(t *testing.T) {
 			mutate: configFact("ConfigMap/app-config", false), status: Progressing},
 		{name: "a ConfigMap still missing fails after the config grace", dir: "config-error", after: 4 * time.Second,
 			mutate: configFact("ConfigMap/app-config", false), status: Failed, reason: ConfigError, mentions: []string{`ConfigMap "app-config" not found`}},
+		{name: "a slow pull before the config error does not eat the config grace", dir: "config-error", after: 2 * time.Second,
+			mutate: together(configFact("ConfigMap/app-config", false), podsCreatedEarlier(10*time.Second)), status: Progressing},
+		{name: "after a slow pull, the config grace counts from the kubelet's first failure", dir: "config-error", after: 4 * time.Second,
+			mutate: together(configFact("ConfigMap/app-config", false), podsCreatedEarlier(10*time.Second)), status: Failed, reason: ConfigError},
 		{name: "a ConfigMap that exists now waits for the kubelet's retry", dir: "config-error", after: 20 * time.Second,
 			mutate: configFact("ConfigMap/app-config", true), status: Progressing, mentions: []string{"it exists now"}},
 		{name: "a ConfigMap that exists now but is never picked up fails after the quota grace", dir: "config-error", after: 31 * time.Second,
@@ -174,6 +178,16 @@ func together(fs ...func(*testing.T, *Input)) func(*testing.T, *Input) {
 
 func autoscaler(a Autoscaler) func(*testing.T, *Input) {
 	return func(_ *testing.T, in *Input) { in.Autoscaler = a }
+}
+
+// podsCreatedEarlier moves every pod's creation d earlier, as a slow image pull before the container's
+// creation would.
+func podsCreatedEarlier(d time.Duration) func(*testing.T, *Input) {
+	return func(_ *testing.T, in *Input) {
+		for i := range in.Pods {
+			in.Pods[i].CreationTimestamp = metav1.NewTime(in.Pods[i].CreationTimestamp.Add(-d))
+		}
+	}
 }
 
 func knownStartup(d time.Duration) func(*testing.T, *Input) {

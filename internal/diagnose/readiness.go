@@ -73,33 +73,24 @@ func (c containerCheck) readiness(logs map[string]string) (finding, bool) {
 			ev = append(ev, Evidence{Object: c.object(), Text: fmt.Sprintf("container %s output: %s", cs.Name, l)})
 		}
 	}
-	return finding{
-		reason:    ReadinessFailed,
-		confirmed: c.now.Sub(unready)-cutOff(unready) >= wait,
-		since:     since,
-		object:    c.object(),
-		message:   msg,
+	anchor := anchorKey("unready", c.pod, cs.Name, unready)
+	f := finding{
+		reason:  ReadinessFailed,
+		since:   since,
+		object:  c.object(),
+		message: msg,
 		fix: fmt.Sprintf("the readiness probe (%s) of container %s keeps failing: %s, or raise initialDelaySeconds/failureThreshold if it needs longer to start",
 			describeProbe(c.spec.ReadinessProbe), cs.Name, check),
 		evidence: ev,
-	}, true
+		anchor:   anchor,
+	}
+	return f.timed(c.now, waitFrom(unready, anchor, c.seen), wait), true
 }
 
 // OutputKey is the Input.Logs key of what a running container has written so far (its current run, where
 // the plain "pod/container" key holds its previous, crashed one).
 func OutputKey(pod, container string) string {
 	return pod + "/" + container + " (running)"
-}
-
-// cutOff is how much later than recorded a time may really have been: the API keeps whole seconds, so a
-// container recorded as started at 10:00:05 may have started at 10:00:05.9. A wait is counted from the
-// latest it can have begun, so the rounding never fails a healthy container early (it eats most of a
-// one-second slack otherwise).
-func cutOff(t time.Time) time.Duration {
-	if t.Nanosecond() == 0 {
-		return time.Second
-	}
-	return 0
 }
 
 // probeBudget is how long a probe may fail before it counts, with the API defaults for unset fields

@@ -51,15 +51,15 @@ func scheduleFindings(r *rollout, ev events, in Input, th Thresholds) []finding 
 		scale := ev.about("Pod", p.Name, p.UID, "NotTriggerScaleUp", "TriggeredScaleUp")
 		evidence = append(evidence, eventEvidence(scale)...)
 		wait, why := scheduleWait(r, p, scale, in.Autoscaler, th)
-		out = append(out, finding{
-			reason:    Unschedulable,
-			confirmed: now.Sub(since) >= wait,
-			since:     since,
-			object:    objectKey("Pod", p.Name),
-			message:   fmt.Sprintf("pod %s cannot be scheduled: %s (%s)", p.Name, clip(withoutPreemption(msg)), why),
-			fix:       scheduleFix(p, msg),
-			evidence:  evidence,
-		})
+		f := finding{
+			reason:   Unschedulable,
+			since:    since,
+			object:   objectKey("Pod", p.Name),
+			message:  fmt.Sprintf("pod %s cannot be scheduled: %s (%s)", p.Name, clip(withoutPreemption(msg)), why),
+			fix:      scheduleFix(p, msg),
+			evidence: evidence,
+		}
+		out = append(out, f.timed(now, since, wait))
 	}
 	return out
 }

@@ -11,7 +11,7 @@ import (
 // its verdict carries Verdict.Unconfirmed (or the deadline has passed), so every rule that fails a rollout
 // as time passes must show its finding as unconfirmed first. Over every captured fixture: a Progressing
 // verdict without one stays what it is however much later it is judged, and one with one names the reason
-// it turns into, if it turns.
+// it turns into, if it turns, and when (Verdict.Due).
 func TestOnlyUnconfirmedVerdictsTurnWithTime(t *testing.T) {
 	dirs, err := os.ReadDir("testdata")
 	if err != nil {
@@ -41,6 +41,20 @@ func TestOnlyUnconfirmedVerdictsTurnWithTime(t *testing.T) {
 				t.Errorf("%s at +%s: progressing with nothing unconfirmed, yet %s %s an hour later", d.Name(), at, after.Status, after.Reason)
 			case before.Unconfirmed != "" && after.Status == Failed && after.Reason != before.Unconfirmed:
 				t.Logf("%s at +%s: unconfirmed %s turned into %s (another finding it was timing confirmed first)", d.Name(), at, before.Unconfirmed, after.Reason)
+			}
+			// The tracker judges again at Due: a verdict that fails as time passes says when, and it is so.
+			if after.Status == Failed && before.Due.IsZero() {
+				t.Errorf("%s at +%s: progressing with no due time, yet %s %s an hour later", d.Name(), at, after.Status, after.Reason)
+			}
+			if !before.Due.IsZero() {
+				in.Now = before.Due.Add(-time.Millisecond)
+				if v := Diagnose(in, DefaultThresholds()); v.Status != Progressing {
+					t.Errorf("%s at +%s: due at %s, yet already %s %s a millisecond before", d.Name(), at, before.Due, v.Status, v.Reason)
+				}
+				in.Now = before.Due
+				if v := Diagnose(in, DefaultThresholds()); v.Status != Failed {
+					t.Errorf("%s at +%s: due at %s, yet %s then", d.Name(), at, before.Due, v.Status)
+				}
 			}
 		}
 	}

@@ -70,6 +70,12 @@ type Verdict struct {
 	// finding first, so a caller that judges again when the objects change need re-judge on time alone
 	// only the verdicts that carry one (and any at the deadline).
 	Unconfirmed Reason `json:"-"`
+	// Due is, for a Progressing verdict, the earliest time a wait of its findings confirms a failure if
+	// nothing changes (zero: none does by time alone), so a caller can judge again exactly then.
+	Due time.Time `json:"-"`
+	// Anchors names the states its pending waits count from; a caller that judges again passes back when
+	// it first saw each (Input.Seen).
+	Anchors []string `json:"-"`
 }
 
 // Line renders the verdict on one line for logs, e.g.

@@ -104,6 +104,12 @@ func (g *Guard) run(k key, f *follower, rec *release.Record, pol Policy) {
 	}
 	ticker := time.NewTicker(g.opts.Tick)
 	defer ticker.Stop()
+	// As the tracker of a deploy does: a rule's wait is judged again when it ends, and counts from when the
+	// guard first saw the state it waits on (Verdict.Due, Verdict.Anchors).
+	var seen map[string]time.Time
+	due := time.NewTimer(time.Hour)
+	due.Stop()
+	defer due.Stop()
 	for {
 		w := newObject(k.kind)
 		err := g.cache.Get(ctx, types.NamespacedName{Namespace: k.namespace, Name: k.name}, w)
@@ -121,7 +127,12 @@ func (g *Guard) run(k key, f *follower, rec *release.Record, pol Policy) {
 			in.Deadline = started.Add(pol.Timeout)
 			// As the tracker of a deploy does: an unschedulable pod waits longer where nodes can be added.
 			in.Autoscaler = g.autoscaler(ctx)
+			in.Seen = seen
 			v := diagnose.Diagnose(in, pol.Thresholds)
+			seen = v.Sighted(seen, time.Now())
+			if !v.Due.IsZero() {
+				due.Reset(time.Until(v.Due))
+			}
 			switch v.Status {
 			case diagnose.Healthy:
 				g.healthy(ctx, k, w, rec, v)
@@ -141,6 +152,7 @@ func (g *Guard) run(k key, f *follower, rec *release.Record, pol Policy) {
 			// Otherwise the guard is stopping: the record stays tracking for the next leader to resume.
 			return
 		case <-ticker.C:
+		case <-due.C:
 		}
 	}
 }

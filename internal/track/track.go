@@ -148,9 +148,17 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 	// Tick (less often when many are timed: recheckEvery): during a bake, once the deadline has passed, and
 	// while a rule times a finding of it (timing, from Verdict.Unconfirmed: a grace window, a probe budget).
 	// Custom resources and a caller's Source are not traced to targets: they are judged on every pass.
+	// A wait a rule counts is re-judged when it ends (due, from Verdict.Due), not at the next tick; and
+	// each target remembers when it first saw the states its waits count from (seen, Verdict.Anchors): a
+	// state the API dates in whole seconds began no later than it was seen.
 	ready := make([]bool, len(targets))
 	judged := make([]time.Time, len(targets))
 	timing, nTiming := make([]bool, len(targets)), 0
+	due := make([]time.Time, len(targets))
+	seen := make([]map[string]time.Time, len(targets))
+	wake := time.NewTimer(time.Hour)
+	wake.Stop()
+	defer wake.Stop()
 	settle := settleFor(len(targets))
 	ticker := time.NewTicker(opts.Tick)
 	defer ticker.Stop()
@@ -175,7 +183,8 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 		for i, t := range targets {
 			always := t.custom() || opts.Source != nil
 			timed := ticked && now.Sub(judged[i]) >= recheck &&
-				(opts.Bake || statuses[i].Verdict.Status != diagnose.Healthy && (timing[i] || late))
+				(opts.Bake || statuses[i].Verdict.Status != diagnose.Healthy && (timing[i] || late)) ||
+				!due[i].IsZero() && !now.Before(due[i])
 			if ready[i] && !always && !dirty[i] && !timed {
 				continue
 			}
@@ -222,6 +231,7 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 			in.KnownStartup, in.Autoscaler = max(startups[i], opts.KnownStartup[t.String()]), autoscaler
 			in.Verification = t.Verify
 			in.Config = configs.facts(ctx, t.Namespace, in, now)
+			in.Seen = seen[i]
 			judge := diagnose.Diagnose
 			if opts.Bake {
 				judge = diagnose.Bake
@@ -231,6 +241,11 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 				fetched = logs.get()
 				in.Logs = fetched
 				v = judge(in, opts.Thresholds)
+			}
+			seen[i] = v.Sighted(seen[i], time.Now())
+			// A due that has passed but did not confirm (the objects changed meanwhile) waits for the tick.
+			if due[i] = v.Due; !v.Due.After(now) {
+				due[i] = time.Time{}
 			}
 			if t := v.Unconfirmed != ""; t != timing[i] {
 				timing[i] = t
@@ -258,6 +273,9 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 			return statuses, nil
 		}
 		ticked = false
+		if next := earliestDue(due); !next.IsZero() {
+			wake.Reset(time.Until(next))
+		}
 		select {
 		case <-ctx.Done():
 			return statuses, ctx.Err()
@@ -272,8 +290,20 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 			}
 		case <-ticker.C:
 			ticked = true
+		case <-wake.C:
 		}
 	}
+}
+
+// earliestDue is the first of the targets' due times (zero: none).
+func earliestDue(due []time.Time) time.Time {
+	var next time.Time
+	for _, d := range due {
+		if !d.IsZero() && (next.IsZero() || d.Before(next)) {
+			next = d
+		}
+	}
+	return next
 }
 
 // outcome says whether every target is judged healthy, and whether any has failed.

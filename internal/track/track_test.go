@@ -122,3 +122,30 @@ func TestTrackableIsGroupAware(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitEndsWhenDue: a rule's wait (here ConfigError's grace for a ConfigMap that never comes) is judged
+// again when it ends, whatever the tick: with a tick of an hour and nothing in the namespace changing after
+// the kubelet's first report, tracking still ends with the failure.
+func TestWaitEndsWhenDue(t *testing.T) {
+	ns := cluster.Namespace(t)
+	targets := createDeployments(t, ns, 1)
+	d, err := cluster.Client().AppsV1().Deployments(ns).Get(context.Background(), targets[0].Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Spec.Template.Labels[sandbox.ScenarioLabel] = sandbox.ScenarioConfigError
+	started := time.Now()
+	if _, err := cluster.Client().AppsV1().Deployments(ns).Update(context.Background(), d, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := countingClient(t, ns, new(atomic.Int64))
+	st, err := track.Track(ctx, c, targets, track.Options{Thresholds: diagnose.DefaultThresholds(), Started: started, Tick: time.Hour})
+	if err != nil {
+		t.Fatalf("tracking ended with %v, not with the failure", err)
+	}
+	if v := st[0].Verdict; v.Status != diagnose.Failed || v.Reason != diagnose.ConfigError {
+		t.Fatalf("%s %s: %s; want failed ConfigError", v.Status, v.Reason, v.Message)
+	}
+}

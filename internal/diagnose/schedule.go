@@ -36,12 +36,21 @@ func scheduleFindings(r *rollout, ev events, in Input, th Thresholds) []finding 
 		if cond == nil && len(failed) == 0 {
 			continue
 		}
-		var since time.Time
-		var msg string
+		// The grace counts from the scheduler's first failure: the earliest of the latest times each record
+		// of it allows (the condition's whole second, or when it was first seen; an event's own time).
+		var since, start time.Time
+		var msg, anchor string
 		var evidence []Evidence
 		if cond != nil {
 			since, msg = cond.LastTransitionTime.Time, cond.Message
 			evidence = append(evidence, condition{objectKey("Pod", p.Name), string(cond.Type), string(cond.Status), cond.Reason, clip(cond.Message), since}.evidence())
+			anchor = anchorKey("unschedulable", p, "", since)
+			start = waitFrom(since, anchor, in.Seen)
+		}
+		for _, e := range failed {
+			if t := firstSeen(e); start.IsZero() || t.Add(cutOff(t)).Before(start) {
+				start = t.Add(cutOff(t))
+			}
 		}
 		since = earliest(failed, since)
 		if len(failed) > 0 {
@@ -58,8 +67,9 @@ func scheduleFindings(r *rollout, ev events, in Input, th Thresholds) []finding 
 			message:  fmt.Sprintf("pod %s cannot be scheduled: %s (%s)", p.Name, clip(withoutPreemption(msg)), why),
 			fix:      scheduleFix(p, msg),
 			evidence: evidence,
+			anchor:   anchor,
 		}
-		out = append(out, f.timed(now, since, wait))
+		out = append(out, f.timed(now, start, wait))
 	}
 	return out
 }

@@ -34,8 +34,12 @@ func waitFrom(t time.Time, key string, seen map[string]time.Time) time.Time {
 	return start
 }
 
-// timed makes f a finding confirmed once wait has passed since start, due then.
+// timed makes f a finding confirmed once wait has passed since start, due then; with no wait, at once.
 func (f finding) timed(now, start time.Time, wait time.Duration) finding {
+	if wait <= 0 {
+		f.confirmed = true
+		return f
+	}
 	f.due = start.Add(wait)
 	f.confirmed = !now.Before(f.due)
 	return f

@@ -87,6 +87,7 @@ func workloads(st []track.Status) []report.Workload {
 	out := make([]report.Workload, len(st))
 	for i, s := range st {
 		out[i] = report.FromVerdict(s.Kind, s.Namespace, s.Name, s.Verdict, s.DetectedAt)
+		out[i].Revision, out[i].TemplateHash = s.Revision.Number, s.Revision.Hash
 	}
 	return out
 }

@@ -278,7 +278,7 @@ func (d *Deploy) trackPhase() Phase {
 func (d *Deploy) decide(ctx context.Context, s *State) error {
 	rec, result := s.Record, s.Result
 	recordVerdicts(rec, s.Workloads)
-	recordRevisions(ctx, s.Client, rec)
+	recordRevisions(ctx, s.Client, rec, s.Workloads)
 	result.Message = summary(s.Workloads)
 	if outcomeOf(s.Workloads) == report.Succeeded {
 		// A run whose lock was taken may have watched the next run's rollout become healthy: only the

@@ -122,19 +122,38 @@ func captureState(ctx context.Context, c *kube.Client, objs []*manifest.Object, 
 }
 
 // recordRevisions notes the revision each workload rolled out, which history uses to tell which release
-// a later rollback returned to.
-func recordRevisions(ctx context.Context, c *kube.Client, rec *release.Record) {
-	refs := make([]revision.Ref, len(rec.Workloads))
+// a later rollback returned to: as tracking saw it with the verdict (a Deployment, from the caches), else
+// read from the API (a consistent list of ReplicaSets or ControllerRevisions, tens of milliseconds).
+func recordRevisions(ctx context.Context, c *kube.Client, rec *release.Record, tracked []report.Workload) {
+	var refs []revision.Ref
+	var at []int
 	for i, w := range rec.Workloads {
-		refs[i] = revision.Ref{Kind: w.Kind, Namespace: w.Namespace, Name: w.Name}
+		if t, ok := trackedRevision(tracked, w); ok {
+			rec.Workloads[i].NewRevision, rec.Workloads[i].NewTemplateHash = t.Revision, t.TemplateHash
+			continue
+		}
+		refs, at = append(refs, revision.Ref{Kind: w.Kind, Namespace: w.Namespace, Name: w.Name}), append(at, i)
+	}
+	if len(refs) == 0 {
+		return
 	}
 	revs, err := revision.CurrentOf(ctx, c, refs)
 	if err != nil {
 		return
 	}
-	for i, r := range revs {
-		rec.Workloads[i].NewRevision, rec.Workloads[i].NewTemplateHash = r.Number, r.Hash
+	for j, r := range revs {
+		rec.Workloads[at[j]].NewRevision, rec.Workloads[at[j]].NewTemplateHash = r.Number, r.Hash
 	}
+}
+
+// trackedRevision is the tracked workload w with the revision tracking saw, if it saw one.
+func trackedRevision(tracked []report.Workload, w release.WorkloadState) (report.Workload, bool) {
+	for _, t := range tracked {
+		if t.Kind == w.Kind && t.Namespace == w.Namespace && t.Name == w.Name && t.Revision > 0 && t.TemplateHash != "" {
+			return t, true
+		}
+	}
+	return report.Workload{}, false
 }
 
 // recordVerdicts copies the tracked verdicts into the record's workloads.

@@ -100,7 +100,7 @@ func applyChange(ctx context.Context, s *State) error {
 func decideChange(ctx context.Context, s *State) error {
 	rec, result := s.Record, s.Result
 	recordVerdicts(rec, s.Workloads)
-	recordRevisions(ctx, s.Client, rec)
+	recordRevisions(ctx, s.Client, rec, s.Workloads)
 	rec.RestoresTo = madeBy(s.records, rec.Workloads[0])
 	result.Outcome, result.Message = outcomeOf(s.Workloads), summary(s.Workloads)
 	outcome := release.Succeeded

@@ -108,6 +108,10 @@ type Workload struct {
 	Startup time.Duration
 	// Phase is the release phase a Job ran in ("pre-deploy", "verify"); empty for the rollout itself.
 	Phase string
+	// Revision and TemplateHash are, when tracking saw them with the verdict, the revision the workload
+	// ran then (not printed; the release record's NewRevision and NewTemplateHash).
+	Revision     int64
+	TemplateHash string
 }
 
 // FromVerdict makes the report line for one workload from its diagnosis, detected at the given time.

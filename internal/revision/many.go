@@ -86,16 +86,22 @@ func deploymentRevisions(ctx context.Context, c *kube.Client, ns string) (map[st
 		}
 	}
 	out := make(map[string]Now, len(ds.Items))
-	for _, d := range ds.Items {
-		annotation := d.Annotations[Annotation]
-		rev, _ := strconv.ParseInt(annotation, 10, 64)
-		r := Now{Number: rev}
-		for _, rs := range byOwner[d.UID] {
-			if rev != 0 && rs.Annotations[Annotation] == annotation {
-				r.Hash = rs.Labels[appsv1.DefaultDeploymentUniqueLabelKey]
-			}
-		}
-		out[d.Name] = r
+	for i := range ds.Items {
+		out[ds.Items[i].Name] = OfDeployment(&ds.Items[i], byOwner[ds.Items[i].UID])
 	}
 	return out, nil
+}
+
+// OfDeployment is the revision Deployment d runs now, as Current reads it, from its ReplicaSets (others in
+// rss are skipped): a caller holding both in a cache needs no request.
+func OfDeployment(d *appsv1.Deployment, rss []*appsv1.ReplicaSet) Now {
+	annotation := d.Annotations[Annotation]
+	rev, _ := strconv.ParseInt(annotation, 10, 64)
+	r := Now{Number: rev}
+	for _, rs := range rss {
+		if rev != 0 && rs.Annotations[Annotation] == annotation && ControlledBy(rs, d.UID) {
+			r.Hash = rs.Labels[appsv1.DefaultDeploymentUniqueLabelKey]
+		}
+	}
+	return r
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/rollguard/rollguard/internal/diagnose"
 	"github.com/rollguard/rollguard/internal/kube"
+	"github.com/rollguard/rollguard/internal/revision"
 )
 
 // Target is one workload to follow.
@@ -52,6 +54,9 @@ type Status struct {
 	Verdict diagnose.Verdict
 	// DetectedAt is when rollguard saw the verdict become final (healthy or failed); zero while progressing.
 	DetectedAt time.Time
+	// Revision is, for a Deployment with a final verdict, the revision it ran then, from the caches
+	// (revision.OfDeployment): the release record names it without another read of the API.
+	Revision revision.Now
 }
 
 // Options tune a tracking run.
@@ -261,6 +266,7 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 				st := Status{Target: t, Verdict: v}
 				if v.Status != diagnose.Progressing {
 					st.DetectedAt = now
+					st.Revision = revisionOf(in)
 				}
 				statuses[i] = st
 				opts.Log.Debug("verdict", "workload", t.String(), "status", v.Status, "reason", v.Reason, "progress", v.Progress)
@@ -293,6 +299,28 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 		case <-wake.C:
 		}
 	}
+}
+
+// revisionOf is the revision a Deployment in the input runs, zero for other kinds and when the caches may
+// not say it yet: the controller numbers the new ReplicaSet and the Deployment in one sync before it
+// records that generation as observed, and the new one is the highest number.
+func revisionOf(in diagnose.Input) revision.Now {
+	d, ok := in.Workload.(*appsv1.Deployment)
+	if !ok || d.Status.ObservedGeneration < d.Generation {
+		return revision.Now{}
+	}
+	rss := make([]*appsv1.ReplicaSet, len(in.ReplicaSets))
+	highest := int64(0)
+	for i := range in.ReplicaSets {
+		rss[i] = &in.ReplicaSets[i]
+		if n, err := strconv.ParseInt(rss[i].Annotations[revision.Annotation], 10, 64); err == nil && revision.ControlledBy(rss[i], d.UID) {
+			highest = max(highest, n)
+		}
+	}
+	if r := revision.OfDeployment(d, rss); r.Number == highest && r.Hash != "" {
+		return r
+	}
+	return revision.Now{}
 }
 
 // earliestDue is the first of the targets' due times (zero: none).

@@ -12,11 +12,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/rest"
 
 	"github.com/rollguard/rollguard/internal/diagnose"
 	"github.com/rollguard/rollguard/internal/kube"
+	"github.com/rollguard/rollguard/internal/revision"
 	"github.com/rollguard/rollguard/internal/track"
 	"github.com/rollguard/rollguard/sandbox"
 )
@@ -125,17 +127,13 @@ func TestTrackableIsGroupAware(t *testing.T) {
 
 // TestWaitEndsWhenDue: a rule's wait (here ConfigError's grace for a ConfigMap that never comes) is judged
 // again when it ends, whatever the tick: with a tick of an hour and nothing in the namespace changing after
-// the kubelet's first report, tracking still ends with the failure.
+// the kubelet's first report, tracking still ends with the failure, naming the revision that failed.
 func TestWaitEndsWhenDue(t *testing.T) {
 	ns := cluster.Namespace(t)
 	targets := createDeployments(t, ns, 1)
-	d, err := cluster.Client().AppsV1().Deployments(ns).Get(context.Background(), targets[0].Name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Spec.Template.Labels[sandbox.ScenarioLabel] = sandbox.ScenarioConfigError
+	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"labels":{%q:%q}}}}}`, sandbox.ScenarioLabel, sandbox.ScenarioConfigError)
 	started := time.Now()
-	if _, err := cluster.Client().AppsV1().Deployments(ns).Update(context.Background(), d, metav1.UpdateOptions{}); err != nil {
+	if _, err := cluster.Client().AppsV1().Deployments(ns).Patch(context.Background(), targets[0].Name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -147,5 +145,13 @@ func TestWaitEndsWhenDue(t *testing.T) {
 	}
 	if v := st[0].Verdict; v.Status != diagnose.Failed || v.Reason != diagnose.ConfigError {
 		t.Fatalf("%s %s: %s; want failed ConfigError", v.Status, v.Reason, v.Message)
+	}
+	// The revision the caches showed with the verdict is the one the API says the Deployment runs.
+	n, hash, err := revision.Current(context.Background(), c, "Deployment", ns, targets[0].Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st[0].Revision; got.Number != n || got.Hash != hash || n != 2 {
+		t.Errorf("tracked revision %d %q, the API says %d %q; want revision 2", got.Number, got.Hash, n, hash)
 	}
 }

@@ -156,12 +156,18 @@ func (d *Deploy) record(ctx context.Context, s *State) error {
 	ci := manifest.DetectCI(s.getenv)
 	identity := make(chan string, 1)
 	go func() { identity <- release.Identity(ctx, s.Client, ci) }()
-	inherited, last, err := d.converge(ctx, s.Client, s.Store, s.Namespace, s.App)
-	if err == nil && last == nil {
-		last, err = s.Store.Latest(ctx, s.Namespace, s.App)
-	}
+	// One listing of the app's records serves converge and the new record's number (a list waits for
+	// the API server's cache); a converge that finished a rollback changed them, and Create lists again.
+	listing, err := s.Store.ListApp(ctx, s.Namespace, s.App)
 	if err != nil {
 		return stoppedBeforeChange(ctx, err)
+	}
+	inherited, last, changed, err := d.converge(ctx, s.Client, s.Store, listing)
+	if err != nil {
+		return stoppedBeforeChange(ctx, err)
+	}
+	if changed {
+		listing = nil
 	}
 	states, wstates, err := captureState(ctx, s.Client, s.Objects, inherited)
 	if err != nil {
@@ -172,7 +178,7 @@ func (d *Deploy) record(ctx context.Context, s *State) error {
 		ChangeCause: s.Cause, Objects: states, Workloads: wstates, Outcome: release.Applying,
 		RestoresTo: release.RestorePoint(last),
 	}
-	if err := s.Store.Create(ctx, rec); err != nil {
+	if err := s.Store.CreateListed(ctx, rec, listing); err != nil {
 		return stoppedBeforeChange(ctx, err)
 	}
 	// A killed or pending release is closed as failed; one that already says how it stopped keeps that.

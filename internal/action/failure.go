@@ -46,26 +46,28 @@ type Approval struct {
 // converge deals with what an earlier run left behind, before this run records anything. A run killed
 // mid-rollback is finished first. A release that did not end healthy (killed, failed without rollback,
 // awaiting a decision) hands over its recorded previous state: it is the last known-good state, and the
-// one this release must restore if it fails too. It also returns the app's latest record as it read it
-// (nil when it finished a rollback, which changed that record: read it again), so the caller need not.
-func (d *Deploy) converge(ctx context.Context, c *kube.Client, store *release.Store, ns, app string) (inherited, latest *release.Record, err error) {
-	last, err := store.Latest(ctx, ns, app)
+// one this release must restore if it fails too. It reads the app's records from listing (taken under the
+// app's lock) and returns the latest as well, so the caller need not; when it finished a rollback, which
+// changed the records (changed), the latest is read again.
+func (d *Deploy) converge(ctx context.Context, c *kube.Client, store *release.Store, listing *release.Listing) (inherited, latest *release.Record, changed bool, err error) {
+	last, err := listing.Latest(ctx, store)
 	if err != nil || last == nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	switch last.Outcome {
 	case release.RollingBack:
 		d.logger().Warn("finishing the rollback a killed run left unfinished", "release", last.ID)
 		if _, err := restoreAndVerify(ctx, c, store, last, d.Watch); err != nil {
-			return nil, nil, fmt.Errorf("finishing the interrupted rollback of %s: %w", last.ID, err)
+			return nil, nil, true, fmt.Errorf("finishing the interrupted rollback of %s: %w", last.ID, err)
 		}
-		return nil, nil, nil
+		latest, err = store.Latest(ctx, last.Namespace, last.App)
+		return nil, latest, true, err
 	case release.Applying, release.Tracking, release.PendingApproval, release.Failed, release.Rejected, release.RollbackFailed,
 		release.Interrupted, release.Superseded:
 		d.logger().Warn("previous release did not end healthy; keeping its recorded previous state", "release", last.ID, "outcome", last.Outcome)
-		return last, last, nil
+		return last, last, false, nil
 	}
-	return nil, last, nil
+	return nil, last, false, nil
 }
 
 // failApply handles an apply that failed after the dry-run passed (a race with another writer, a webhook):

@@ -78,11 +78,18 @@ func phaseOf(o *manifest.Object, install bool) (string, error) {
 	return phaseSkipped, nil
 }
 
+func hasHelmHook(o *manifest.Object) bool {
+	_, ok := o.GetAnnotations()[helmHook]
+	return ok
+}
+
 // planPhases sorts the release's objects into phases, drops the Helm hooks a deploy does not run and checks
 // the phase annotations (bad input before anything changes). Reads Objects, Store, Namespace, App.
 func (d *Deploy) planPhases(ctx context.Context, s *State) error {
 	install := true
-	if s.Store != nil {
+	// Only a Helm hook's phase depends on the app's history (pre-install or pre-upgrade): a release without
+	// one spares the list of its records (a consistent list, which waits for the API server's cache).
+	if s.Store != nil && slices.ContainsFunc(s.Objects, hasHelmHook) {
 		last, err := s.Store.Latest(ctx, s.Namespace, s.App)
 		if err != nil {
 			return err

@@ -91,6 +91,28 @@ func (s *Store) Unfinished(ctx context.Context, namespace, app string) (*Record,
 	})
 }
 
+// Listing is an app's record Secrets as one list read them. A run holding the app's lock reads its latest
+// record and creates the next from one listing (Latest, then Create with it): every list is a consistent
+// read, which waits up to a tenth of a second for the API server's cache on a busy cluster.
+type Listing struct {
+	namespace, app string
+	records, parts []corev1.Secret
+}
+
+// ListApp lists the app's records once, for Listing.Latest and Create.
+func (s *Store) ListApp(ctx context.Context, namespace, app string) (*Listing, error) {
+	records, parts, err := s.listAll(ctx, namespace, app)
+	if err != nil {
+		return nil, err
+	}
+	return &Listing{namespace: namespace, app: app, records: records, parts: parts}, nil
+}
+
+// Latest is Store.Latest as of the listing.
+func (l *Listing) Latest(ctx context.Context, s *Store) (*Record, error) {
+	return s.newestOf(ctx, l.records, func(*corev1.Secret) bool { return true })
+}
+
 // newest reads the app's record of the highest revision among those whose Secret (its labels) matches, or
 // returns nil, nil; only that record is decoded.
 func (s *Store) newest(ctx context.Context, namespace, app string, match func(*corev1.Secret) bool) (*Record, error) {
@@ -98,6 +120,10 @@ func (s *Store) newest(ctx context.Context, namespace, app string, match func(*c
 	if err != nil {
 		return nil, err
 	}
+	return s.newestOf(ctx, secs, match)
+}
+
+func (s *Store) newestOf(ctx context.Context, secs []corev1.Secret, match func(*corev1.Secret) bool) (*Record, error) {
 	var newest *corev1.Secret
 	for i := range secs {
 		if match(&secs[i]) && (newest == nil || revisionOf(&secs[i]) > revisionOf(newest)) {

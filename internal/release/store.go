@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -81,6 +82,12 @@ func ValidateApp(app string) error {
 // revisions: the Secret's name is the revision, and the one that loses the race to create it takes the
 // next number.
 func (s *Store) Create(ctx context.Context, r *Record) error {
+	return s.CreateListed(ctx, r, nil)
+}
+
+// CreateListed is Create numbering from l, a listing of r's app taken under the app's lock since its last
+// change (nil: list now), instead of listing the records again.
+func (s *Store) CreateListed(ctx context.Context, r *Record, l *Listing) error {
 	if err := ValidateApp(r.App); err != nil {
 		return err
 	}
@@ -104,7 +111,9 @@ func (s *Store) Create(ctx context.Context, r *Record) error {
 		if next == 0 || attempt%4 == 3 {
 			// Re-list now and then: after many lost races someone may have jumped far ahead.
 			var err error
-			if records, parts, err = s.listAll(ctx, r.Namespace, r.App); err != nil {
+			if l != nil && attempt == 0 && l.namespace == r.Namespace && l.app == r.App {
+				records, parts = slices.Clone(l.records), slices.Clone(l.parts)
+			} else if records, parts, err = s.listAll(ctx, r.Namespace, r.App); err != nil {
 				return err
 			}
 			if latest := latestOf(records); latest >= next {

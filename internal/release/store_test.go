@@ -451,3 +451,37 @@ func TestCapture(t *testing.T) {
 		t.Error("Capture(nil) is not nil")
 	}
 }
+
+// One listing serves the latest record and the next one's number; a listing that another writer has
+// overtaken since (a record created after it) still gives the new record a revision of its own.
+func TestCreateFromListing(t *testing.T) {
+	ctx := context.Background()
+	ns := cluster.Namespace(t)
+	s := NewStore(connect(t, ns))
+	for range 2 {
+		if err := s.Create(ctx, newRecord(ns, "web")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := s.ListApp(ctx, ns, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if latest, err := l.Latest(ctx, s); err != nil || latest == nil || latest.ID != "web.v2" {
+		t.Fatalf("latest of the listing = %v, %v; want web.v2", latest, err)
+	}
+	r := newRecord(ns, "web")
+	if err := s.CreateListed(ctx, r, l); err != nil || r.ID != "web.v3" {
+		t.Fatalf("created %s, %v; want web.v3", r.ID, err)
+	}
+	if err := s.Create(ctx, newRecord(ns, "web")); err != nil { // web.v4, after the listing
+		t.Fatal(err)
+	}
+	stale := newRecord(ns, "web")
+	if err := s.CreateListed(ctx, stale, l); err != nil || stale.ID != "web.v5" {
+		t.Errorf("created from an overtaken listing: %s, %v; want web.v5", stale.ID, err)
+	}
+	if list, err := s.List(ctx, ns, "web"); err != nil || len(list) != 5 {
+		t.Errorf("%d records, %v; want 5", len(list), err)
+	}
+}

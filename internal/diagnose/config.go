@@ -5,8 +5,6 @@ import (
 	"regexp"
 	"strings"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
 )
 
 // ConfigError: the kubelet cannot create a container (CreateContainerConfigError, CreateContainerError).
@@ -77,12 +75,7 @@ func (c containerCheck) configError() finding {
 	w := c.status.State.Waiting
 	// The grace counts from the kubelet's first failure to create the container ("Error: ..."; a failed
 	// pull is "Failed" too), not from the pod's creation: a slow pull before it must not eat the grace.
-	var failed []corev1.Event
-	for _, e := range eventsWithReason(c.events, "Failed") {
-		if strings.HasPrefix(e.Message, "Error: ") {
-			failed = append(failed, e)
-		}
-	}
+	failed := eventsSaying(c.events, "Failed", "Error: ")
 	since := c.pod.CreationTimestamp.Time // no event (yet, or dropped by the kubelet's rate limit)
 	if len(failed) > 0 {
 		since = earliest(failed, time.Time{})

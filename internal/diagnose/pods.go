@@ -299,6 +299,18 @@ func eventsWithReason(list []corev1.Event, reasons ...string) []corev1.Event {
 	return out
 }
 
+// eventsSaying is eventsWithReason(list, reason) narrowed to the events whose message starts with one of
+// prefixes: a reason the kubelet gives to several kinds of trouble ("Failed", "Unhealthy").
+func eventsSaying(list []corev1.Event, reason string, prefixes ...string) []corev1.Event {
+	var out []corev1.Event
+	for _, e := range eventsWithReason(list, reason) {
+		if slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(e.Message, p) }) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // secretAssignment matches "password=hunter2"-style pairs so crash logs never leak credentials into a report.
 var secretAssignment = regexp.MustCompile(`(?i)\b([\w.-]*(?:password|passwd|secret|token|api[_-]?key|credential)[\w.-]*)(["']?\s*[:=]\s*)("[^"]*"|'[^']*'|\S+)`)
 

@@ -49,12 +49,7 @@ func (c containerCheck) readiness(logs map[string]string) (finding, bool) {
 		}
 	}
 	wait, allows := readinessWait(c.spec, c.startup, rerun, c.th)
-	var probes []corev1.Event
-	for _, e := range eventsWithReason(c.events, "Unhealthy") {
-		if strings.HasPrefix(e.Message, "Readiness probe") || strings.HasPrefix(e.Message, "Startup probe") {
-			probes = append(probes, e)
-		}
-	}
+	probes := eventsSaying(c.events, "Unhealthy", "Readiness probe", "Startup probe")
 	since := earliest(probes, unready)
 	age := c.now.Sub(unready).Round(time.Second)
 	msg := fmt.Sprintf("pod %s: container %s running for %s but not ready (%s)", c.pod.Name, cs.Name, age, allows)

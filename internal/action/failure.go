@@ -50,7 +50,7 @@ type Approval struct {
 // app's lock) and returns the latest as well, so the caller need not; when it finished a rollback, which
 // changed the records (changed), the latest is read again.
 func (d *Deploy) converge(ctx context.Context, c *kube.Client, store *release.Store, listing *release.Listing) (inherited, latest *release.Record, changed bool, err error) {
-	last, err := listing.Latest(ctx, store)
+	last, err := listing.Latest(ctx)
 	if err != nil || last == nil {
 		return nil, nil, false, err
 	}

@@ -95,6 +95,7 @@ func (s *Store) Unfinished(ctx context.Context, namespace, app string) (*Record,
 // record and creates the next from one listing (Latest, then Create with it): every list is a consistent
 // read, which waits up to a tenth of a second for the API server's cache on a busy cluster.
 type Listing struct {
+	store          *Store
 	namespace, app string
 	records, parts []corev1.Secret
 }
@@ -105,12 +106,12 @@ func (s *Store) ListApp(ctx context.Context, namespace, app string) (*Listing, e
 	if err != nil {
 		return nil, err
 	}
-	return &Listing{namespace: namespace, app: app, records: records, parts: parts}, nil
+	return &Listing{store: s, namespace: namespace, app: app, records: records, parts: parts}, nil
 }
 
 // Latest is Store.Latest as of the listing.
-func (l *Listing) Latest(ctx context.Context, s *Store) (*Record, error) {
-	return s.newestOf(ctx, l.records, func(*corev1.Secret) bool { return true })
+func (l *Listing) Latest(ctx context.Context) (*Record, error) {
+	return l.store.newestOf(ctx, l.records, func(*corev1.Secret) bool { return true })
 }
 
 // newest reads the app's record of the highest revision among those whose Secret (its labels) matches, or

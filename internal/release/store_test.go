@@ -467,7 +467,7 @@ func TestCreateFromListing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if latest, err := l.Latest(ctx, s); err != nil || latest == nil || latest.ID != "web.v2" {
+	if latest, err := l.Latest(ctx); err != nil || latest == nil || latest.ID != "web.v2" {
 		t.Fatalf("latest of the listing = %v, %v; want web.v2", latest, err)
 	}
 	r := newRecord(ns, "web")

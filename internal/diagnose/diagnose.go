@@ -306,7 +306,8 @@ func decide(v Verdict, r *rollout, found []finding, now, deadline time.Time) Ver
 			v.Unconfirmed = pending[0].reason
 		}
 		for _, f := range pending {
-			if !f.due.IsZero() && (v.Due.IsZero() || f.due.Before(v.Due)) {
+			// Only a due time still ahead: a caller waking at one already past would judge again at once.
+			if f.due.After(now) && (v.Due.IsZero() || f.due.Before(v.Due)) {
 				v.Due = f.due
 			}
 			if f.anchor != "" {

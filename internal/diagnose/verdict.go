@@ -71,7 +71,8 @@ type Verdict struct {
 	// only the verdicts that carry one (and any at the deadline).
 	Unconfirmed Reason `json:"-"`
 	// Due is, for a Progressing verdict, the earliest time a wait of its findings confirms a failure if
-	// nothing changes (zero: none does by time alone), so a caller can judge again exactly then.
+	// nothing changes (zero: none does by time alone), so a caller can judge again exactly then; always
+	// after Input.Now.
 	Due time.Time `json:"-"`
 	// Anchors names the states its pending waits count from; a caller that judges again passes back when
 	// it first saw each (Input.Seen).

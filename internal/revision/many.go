@@ -92,6 +92,27 @@ func deploymentRevisions(ctx context.Context, c *kube.Client, ns string) (map[st
 	return out, nil
 }
 
+// OfCachedDeployment is OfDeployment for d and rss read from a cache, which may lag the controller:
+// settled only when the controller has synced d's generation (it numbers the new ReplicaSet and the
+// Deployment in one sync before it records the generation as observed) and the revision is the highest
+// of d's ReplicaSets, as a new one's is.
+func OfCachedDeployment(d *appsv1.Deployment, rss []appsv1.ReplicaSet) (r Now, settled bool) {
+	if d.Status.ObservedGeneration < d.Generation {
+		return Now{}, false
+	}
+	owned := make([]*appsv1.ReplicaSet, 0, len(rss))
+	highest := int64(0)
+	for i := range rss {
+		if ControlledBy(&rss[i], d.UID) {
+			owned = append(owned, &rss[i])
+			n, _ := strconv.ParseInt(rss[i].Annotations[Annotation], 10, 64)
+			highest = max(highest, n)
+		}
+	}
+	r = OfDeployment(d, owned)
+	return r, r.Number == highest && r.Hash != ""
+}
+
 // OfDeployment is the revision Deployment d runs now, as Current reads it, from its ReplicaSets (others in
 // rss are skipped): a caller holding both in a cache needs no request.
 func OfDeployment(d *appsv1.Deployment, rss []*appsv1.ReplicaSet) Now {

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strconv"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -247,11 +246,7 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 				in.Logs = fetched
 				v = judge(in, opts.Thresholds)
 			}
-			seen[i] = v.Sighted(seen[i], time.Now())
-			// A due that has passed but did not confirm (the objects changed meanwhile) waits for the tick.
-			if due[i] = v.Due; !v.Due.After(now) {
-				due[i] = time.Time{}
-			}
+			seen[i], due[i] = v.Sighted(seen[i], time.Now()), v.Due
 			if t := v.Unconfirmed != ""; t != timing[i] {
 				timing[i] = t
 				if t {
@@ -302,23 +297,12 @@ func Track(ctx context.Context, c *kube.Client, targets []Target, opts Options) 
 }
 
 // revisionOf is the revision a Deployment in the input runs, zero for other kinds and when the caches may
-// not say it yet: the controller numbers the new ReplicaSet and the Deployment in one sync before it
-// records that generation as observed, and the new one is the highest number.
+// not say it yet (revision.OfCachedDeployment).
 func revisionOf(in diagnose.Input) revision.Now {
-	d, ok := in.Workload.(*appsv1.Deployment)
-	if !ok || d.Status.ObservedGeneration < d.Generation {
-		return revision.Now{}
-	}
-	rss := make([]*appsv1.ReplicaSet, len(in.ReplicaSets))
-	highest := int64(0)
-	for i := range in.ReplicaSets {
-		rss[i] = &in.ReplicaSets[i]
-		if n, err := strconv.ParseInt(rss[i].Annotations[revision.Annotation], 10, 64); err == nil && revision.ControlledBy(rss[i], d.UID) {
-			highest = max(highest, n)
+	if d, ok := in.Workload.(*appsv1.Deployment); ok {
+		if r, settled := revision.OfCachedDeployment(d, in.ReplicaSets); settled {
+			return r
 		}
-	}
-	if r := revision.OfDeployment(d, rss); r.Number == highest && r.Hash != "" {
-		return r
 	}
 	return revision.Now{}
 }

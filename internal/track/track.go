@@ -54,7 +54,7 @@ type Status struct {
 	// DetectedAt is when rollguard saw the verdict become final (healthy or failed); zero while progressing.
 	DetectedAt time.Time
 	// Revision is, for a Deployment with a final verdict, the revision it ran then, from the caches
-	// (revision.OfDeployment): the release record names it without another read of the API.
+	// (revision.OfCachedDeployment): the release record names it without another read of the API.
 	Revision revision.Now
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rollguard/rollguard/internal/crashpoint"
 	"github.com/rollguard/rollguard/internal/release"
+	"github.com/rollguard/rollguard/sandbox"
 )
 
 const (
@@ -85,9 +86,13 @@ func TestGuard(t *testing.T) {
 
 	// A rollguard deploy in a guarded namespace, held on failure: the guard must neither roll it back nor
 	// record it (checked at the end, once the guard has had the other scenarios' time to misbehave).
+	// Its v2 fails by ConfigError, after the 3 s config grace, not by ImagePullFailed: the deploy must still
+	// hold the lock when the guard reconciles the change, and an image missing from the registry ends the
+	// deploy within a few tenths of a second of its apply, which a loaded CI machine's guard did not match.
 	owned := guardedNamespace(t)
 	deployV1(t, owned)
-	if r := rollguard(t, releaseV2Broken(), "deploy", "-f", "-", "-n", owned, "--on-failure", "hold", "--timeout", "2m"); r.code != 5 {
+	slowV2 := strings.Replace(releaseV2Broken(), "scenario: "+sandbox.ScenarioImagePullFailure, "scenario: "+sandbox.ScenarioConfigError, 1)
+	if r := rollguard(t, slowV2, "deploy", "-f", "-", "-n", owned, "--on-failure", "hold", "--timeout", "2m"); r.code != 5 || !strings.Contains(r.stdout+r.stderr, "ConfigError") {
 		t.Fatalf("held deploy: exit %d, want 5\n%s", r.code, r.stderr)
 	}
 	if n := g.metric(t, `rollguard_guard_skipped_total{reason="deploy-lock"}`); n == 0 {
